@@ -1,0 +1,108 @@
+//! Our side of the MusicGen benchmark (scripts/bench/musicgen runs it next to
+//! transformers): ms per decoder step, T5 and EnCodec time, and how close reduced
+//! precision stays to f32. Prints one JSON line.
+//!
+//!     cargo bench --features ssr --bench musicgen -- MODEL_DIR PROMPT STEPS FRAMES DTYPES
+
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use candle_core::{DType, Device};
+use snapsong::ml::device::parse_dtype;
+use snapsong::ml::generate::{GenerateOptions, Length, MusicGen};
+use snapsong::ml::hub;
+use snapsong::ml::sampling::SamplingConfig;
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+fn main() -> Result<()> {
+    // cargo bench passes "--bench" first; skip flags.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let [model_dir, prompt, steps, frames, dtypes] = args.as_slice() else {
+        anyhow::bail!("usage: musicgen MODEL_DIR PROMPT STEPS FRAMES DTYPES(f32,bf16,…)");
+    };
+    let steps: usize = steps.parse().context("STEPS")?;
+    let frames: usize = frames.parse().context("FRAMES")?;
+    let files = hub::resolve(model_dir)?;
+    let opts = GenerateOptions {
+        length: Length::MaxNewTokens(steps),
+        guidance_scale: 3.0,
+        sampling: SamplingConfig {
+            greedy: true,
+            ..SamplingConfig::default()
+        },
+    };
+    let never = AtomicBool::new(false);
+    let mut out = serde_json::Map::new();
+    let mut f32_codes = None;
+    let mut f32_logits = None;
+    for name in dtypes.split(',') {
+        let dtype = parse_dtype(name)?;
+        let t = Instant::now();
+        let mut model = MusicGen::load(&files, dtype, &Device::Cpu)?;
+        let load_s = t.elapsed().as_secs_f64();
+        model.encode_prompt(prompt)?; // warm-up
+        let t = Instant::now();
+        model.encode_prompt(prompt)?;
+        let t5_ms = t.elapsed().as_secs_f64() * 1000.0;
+        let warm = GenerateOptions {
+            length: Length::MaxNewTokens(8),
+            ..opts.clone()
+        };
+        model.generate_codes(prompt, &warm, &mut |_| {}, &never)?;
+        let t = Instant::now();
+        let codes = model.generate_codes(prompt, &opts, &mut |_| {}, &never)?;
+        let gen_ms = t.elapsed().as_secs_f64() * 1000.0 - t5_ms;
+        let mut r = serde_json::json!({
+            "load_s": load_s, "t5_ms": t5_ms, "ms_per_step": gen_ms / steps as f64,
+        });
+        if dtype == DType::F32 {
+            // EnCodec always runs in f32: time it once, on random codes.
+            let k = model.num_codebooks();
+            let random: Vec<Vec<u32>> = (0..k)
+                .map(|c| {
+                    (0..frames)
+                        .map(|f| ((f * 7919 + c * 104729) % 2048) as u32)
+                        .collect()
+                })
+                .collect();
+            model.decode(&random[..])?; // warm-up (first-touch allocations)
+            let t = Instant::now();
+            let audio = model.decode(&random)?;
+            r["encodec_ms"] = (t.elapsed().as_secs_f64() * 1000.0).into();
+            r["encodec_samples"] = audio.len().into();
+            r["greedy_codes"] = serde_json::to_value(&codes)?;
+            f32_logits = Some(model.teacher_forced_logits(prompt, &codes, 3.0)?);
+            f32_codes = Some(codes);
+        } else if let (Some(ref_codes), Some(ref_logits)) = (&f32_codes, &f32_logits) {
+            let same = codes
+                .iter()
+                .flatten()
+                .zip(ref_codes.iter().flatten())
+                .filter(|(a, b)| a == b)
+                .count();
+            r["codes_equal_to_f32"] =
+                format!("{same}/{}", ref_codes.iter().map(Vec::len).sum::<usize>()).into();
+            let logits = model.teacher_forced_logits(prompt, ref_codes, 3.0)?;
+            let cos: Vec<f64> = logits
+                .iter()
+                .zip(ref_logits)
+                .map(|(a, b)| cosine(a, b))
+                .collect();
+            r["logits_cosine_min"] = cos.iter().cloned().fold(1.0, f64::min).into();
+            r["logits_cosine_mean"] = (cos.iter().sum::<f64>() / cos.len() as f64).into();
+        }
+        out.insert(name.to_string(), r);
+    }
+    println!("{}", serde_json::Value::Object(out));
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! Snapsong: photo → caption/mood → prompt → MusicGen → song.
+//!
+//! One crate, two builds: `ssr` (server, CLI, models) and `hydrate` (the browser bundle).
+pub mod app;
+
+#[cfg(feature = "ssr")]
+pub mod ml;
+
+/// Browser entry point: hydrate the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

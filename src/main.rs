@@ -1,0 +1,172 @@
+//! The `snapsong` command line: generate songs, and manage models.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use snapsong::ml::{
+    device::{parse_device, parse_dtype},
+    generate::{GenerateOptions, Length, MusicGen},
+    hub,
+    sampling::SamplingConfig,
+    tiny, wav,
+};
+
+#[derive(Parser)]
+#[command(name = "snapsong", version, about = "Turn a photo into a song")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Text prompt → song (WAV), with MusicGen.
+    Generate(GenerateArgs),
+    /// Manage models.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Write a tiny random-weight MusicGen (its songs are noise) for demos and tests.
+    MakeTiny {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// Model directory (transformers layout) or Hugging Face repo id.
+    #[arg(long, default_value = "facebook/musicgen-small")]
+    model: String,
+    #[arg(long)]
+    prompt: String,
+    /// Length of the song in seconds (at most 30).
+    #[arg(long, conflicts_with = "max_new_tokens")]
+    duration: Option<f64>,
+    /// Decoder steps, exactly as transformers' max_new_tokens.
+    #[arg(long)]
+    max_new_tokens: Option<usize>,
+    #[arg(long, default_value_t = 3.0)]
+    guidance: f64,
+    #[arg(long, default_value_t = 250)]
+    top_k: usize,
+    #[arg(long, default_value_t = 0.0)]
+    top_p: f64,
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f64,
+    /// Random seed (a random one is picked and printed when absent).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Argmax decoding instead of sampling.
+    #[arg(long)]
+    greedy: bool,
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write the audio codes as JSON: {"codes": [[…frames…] × codebooks]}.
+    #[arg(long)]
+    codes_out: Option<PathBuf>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Generate(a) => generate(a),
+        Command::Models(ModelsCommand::MakeTiny { out, seed }) => {
+            tiny::write_tiny_musicgen(&out, seed).map(|()| {
+                eprintln!(
+                    "wrote a tiny random MusicGen (noise, for tests) to {}",
+                    out.display()
+                )
+            })
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn generate(a: GenerateArgs) -> Result<()> {
+    let dtype = parse_dtype(&a.dtype)?;
+    let device = parse_device(&a.device)?;
+    let length = match (a.duration, a.max_new_tokens) {
+        (_, Some(n)) => Length::MaxNewTokens(n),
+        (Some(s), None) => Length::Seconds(s),
+        (None, None) => Length::Seconds(10.0),
+    };
+    let seed = a.seed.unwrap_or_else(rand::random);
+    let opts = GenerateOptions {
+        length,
+        guidance_scale: a.guidance,
+        sampling: SamplingConfig {
+            greedy: a.greedy,
+            temperature: a.temperature,
+            top_k: a.top_k,
+            top_p: a.top_p,
+            seed,
+        },
+    };
+    opts.sampling.validate()?;
+    if a.prompt.trim().is_empty() {
+        anyhow::bail!("the prompt is empty: describe the music you want");
+    }
+
+    let t0 = Instant::now();
+    let files = hub::resolve(&a.model)?;
+    if tiny::is_tiny(&files.config) {
+        eprintln!(
+            "note: {} is a tiny random-weight model: its output is noise",
+            a.model
+        );
+    }
+    let mut model = MusicGen::load(&files, dtype, &device)?;
+    let steps = model.max_new_tokens(&opts.length)?;
+    eprintln!(
+        "loaded {} in {:.1}s; {steps} decoder steps, seed {seed}",
+        a.model,
+        t0.elapsed().as_secs_f64()
+    );
+
+    let t1 = Instant::now();
+    let mut report = |p: snapsong::ml::generate::Progress| {
+        if p.step % 10 == 0 || p.step == p.total {
+            eprint!("\rgenerating {}/{}", p.step, p.total);
+            let _ = std::io::stderr().flush();
+        }
+    };
+    let codes = model.generate_codes(&a.prompt, &opts, &mut report, &AtomicBool::new(false))?;
+    let gen_s = t1.elapsed().as_secs_f64();
+    eprintln!(
+        "\rgenerated {steps} steps in {gen_s:.2}s ({:.1} ms/step)",
+        gen_s * 1000.0 / steps as f64
+    );
+
+    let t2 = Instant::now();
+    let samples = model.decode(&codes)?;
+    eprintln!(
+        "decoded {} samples in {:.2}s",
+        samples.len(),
+        t2.elapsed().as_secs_f64()
+    );
+    wav::write_wav(&a.out, &samples, model.sample_rate())?;
+    if let Some(path) = &a.codes_out {
+        let json = serde_json::json!({ "codes": codes });
+        std::fs::write(path, serde_json::to_vec(&json)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!("{}", a.out.display());
+    Ok(())
+}

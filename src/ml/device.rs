@@ -1,0 +1,61 @@
+//! Where and in what precision the models run.
+
+use anyhow::{bail, Result};
+use candle_core::{DType, Device};
+
+/// `cpu` or `cuda` (`cuda:N` for another GPU). CUDA needs the `cuda` cargo feature.
+pub fn parse_device(s: &str) -> Result<Device> {
+    let s = s.trim().to_ascii_lowercase();
+    match s.as_str() {
+        "cpu" => Ok(Device::Cpu),
+        _ if s == "cuda" || s.starts_with("cuda:") => {
+            let ordinal = match s.strip_prefix("cuda:") {
+                Some(n) => n.parse::<usize>().map_err(|_| {
+                    anyhow::anyhow!("bad CUDA device {s:?}: expected cuda or cuda:N")
+                })?,
+                None => 0,
+            };
+            if !candle_core::utils::cuda_is_available() {
+                bail!("device {s:?} asked for, but this build has no CUDA support (rebuild with `--features cuda`)");
+            }
+            Ok(Device::new_cuda(ordinal)?)
+        }
+        _ => bail!("unknown device {s:?}: expected cpu or cuda"),
+    }
+}
+
+/// `f32`, `f16` or `bf16`.
+pub fn parse_dtype(s: &str) -> Result<DType> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "f32" | "float32" => Ok(DType::F32),
+        "f16" | "float16" | "half" => Ok(DType::F16),
+        "bf16" | "bfloat16" => Ok(DType::BF16),
+        other => bail!("unknown dtype {other:?}: expected f32, f16 or bf16"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dtypes_parse_and_unknown_is_refused() {
+        assert_eq!(parse_dtype("F16").unwrap(), DType::F16);
+        assert_eq!(parse_dtype("bf16").unwrap(), DType::BF16);
+        let e = parse_dtype("int3").unwrap_err().to_string();
+        assert!(e.contains("unknown dtype"), "{e}");
+    }
+
+    #[test]
+    fn devices_parse() {
+        assert!(parse_device("cpu").unwrap().is_cpu());
+        assert!(parse_device("tpu")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown device"));
+        if !candle_core::utils::cuda_is_available() {
+            let e = parse_device("cuda").unwrap_err().to_string();
+            assert!(e.contains("no CUDA support"), "{e}");
+        }
+    }
+}

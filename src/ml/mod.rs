@@ -1,0 +1,12 @@
+//! Models, with no knowledge of HTTP. Text → codes → waveform lives in `t5`, `musicgen`,
+//! `encodec`, tied together by `generate`; weights are found by `hub`.
+pub mod device;
+pub mod encodec;
+pub mod generate;
+pub mod hub;
+pub mod linear;
+pub mod musicgen;
+pub mod sampling;
+pub mod t5;
+pub mod tiny;
+pub mod wav;

@@ -1,0 +1,113 @@
+//! The `snapsong` CLI contract (DESIGN.md), run as a real process.
+#![cfg(feature = "ssr")]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_snapsong"))
+}
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/musicgen")
+        .join(name)
+}
+
+#[test]
+fn greedy_generate_writes_transformers_codes_and_a_wav() {
+    let out = tempfile::tempdir().unwrap();
+    let wav = out.path().join("song.wav");
+    let codes = out.path().join("codes.json");
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("proj_4cb").join("reference.json")).unwrap(),
+    )
+    .unwrap();
+    let status = bin()
+        .args(["generate", "--model"])
+        .arg(fixture("proj_4cb"))
+        .args(["--prompt", meta["prompt"].as_str().unwrap()])
+        .args(["--max-new-tokens", &meta["max_new_tokens"].to_string()])
+        .args(["--greedy", "--guidance", "3.0", "--out"])
+        .arg(&wav)
+        .arg("--codes-out")
+        .arg(&codes)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let r = candle_core::safetensors::load(
+        fixture("proj_4cb").join("reference.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let want: Vec<Vec<i64>> = r["cfg3.codes"].to_vec2().unwrap();
+    let got: serde_json::Value = serde_json::from_slice(&std::fs::read(&codes).unwrap()).unwrap();
+    let got: Vec<Vec<i64>> = serde_json::from_value(got["codes"].clone()).unwrap();
+    assert_eq!(got, want);
+
+    let reader = hound::WavReader::open(&wav).unwrap();
+    assert_eq!(reader.spec().sample_rate, 32_000);
+    assert_eq!(
+        reader.len() as u64,
+        meta["runs"]["cfg3"]["samples"].as_u64().unwrap()
+    );
+}
+
+#[test]
+fn bad_arguments_fail_with_a_message() {
+    let out = tempfile::tempdir().unwrap();
+    let wav = out.path().join("x.wav");
+    let cases: [(&[&str], &str); 4] = [
+        (&["--dtype", "int3"], "unknown dtype"),
+        (&["--duration", "0"], "duration must be"),
+        (&["--duration", "45"], "duration must be"),
+        (&["--device", "tpu"], "unknown device"),
+    ];
+    for (args, msg) in cases {
+        let o = bin()
+            .args(["generate", "--model"])
+            .arg(fixture("proj_4cb"))
+            .args(["--prompt", "piano", "--out"])
+            .arg(&wav)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(msg), "{args:?}: {err}");
+        assert!(!wav.exists(), "nothing written on error");
+    }
+}
+
+#[test]
+fn tiny_model_is_made_locally_and_generates() {
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("tiny");
+    let st = bin()
+        .args(["models", "make-tiny", "--out"])
+        .arg(&model)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let wav = d.path().join("t.wav");
+    let o = bin()
+        .args(["generate", "--model"])
+        .arg(&model)
+        .args([
+            "--prompt",
+            "calm piano at night",
+            "--duration",
+            "1",
+            "--seed",
+            "3",
+            "--out",
+        ])
+        .arg(&wav)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("noise"));
+    let reader = hound::WavReader::open(&wav).unwrap();
+    assert_eq!(reader.len(), 32_000, "1 s at 32 kHz");
+}

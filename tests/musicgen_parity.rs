@@ -1,0 +1,160 @@
+//! MusicGen parity with transformers on tiny random-weight models (fixtures made by
+//! scripts/parity/make_fixtures.py): same greedy codes, same waveform, same T5 states.
+#![cfg(feature = "ssr")]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use candle_core::{DType, Device, Tensor};
+use snapsong::ml::generate::{GenerateOptions, Length, MusicGen};
+use snapsong::ml::hub;
+use snapsong::ml::sampling::SamplingConfig;
+
+const FIXTURES: [&str; 3] = ["proj_4cb", "noproj_oldnorm", "3cb_pth_causal"];
+
+fn dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/musicgen")
+        .join(name)
+}
+
+fn reference(name: &str) -> (HashMap<String, Tensor>, serde_json::Value) {
+    let r = candle_core::safetensors::load(dir(name).join("reference.safetensors"), &Device::Cpu)
+        .unwrap();
+    let meta = std::fs::read_to_string(dir(name).join("reference.json")).unwrap();
+    (r, serde_json::from_str(&meta).unwrap())
+}
+
+fn load(name: &str, dtype: DType) -> MusicGen {
+    let files = hub::resolve(dir(name).to_str().unwrap()).unwrap();
+    MusicGen::load(&files, dtype, &Device::Cpu).unwrap()
+}
+
+fn greedy(steps: usize, guidance: f64) -> GenerateOptions {
+    GenerateOptions {
+        length: Length::MaxNewTokens(steps),
+        guidance_scale: guidance,
+        sampling: SamplingConfig {
+            greedy: true,
+            ..SamplingConfig::default()
+        },
+    }
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn greedy_codes_and_waveform_match_transformers() {
+    for name in FIXTURES {
+        let (r, meta) = reference(name);
+        let mut model = load(name, DType::F32);
+        let prompt = meta["prompt"].as_str().unwrap();
+        let steps = meta["max_new_tokens"].as_u64().unwrap() as usize;
+        for (label, guidance) in [("cfg3", 3.0), ("cfg1", 1.0)] {
+            let want: Vec<Vec<u32>> = r[&format!("{label}.codes")]
+                .to_dtype(DType::U32)
+                .unwrap()
+                .to_vec2()
+                .unwrap();
+            let mut seen = Vec::new();
+            let codes = model
+                .generate_codes(
+                    prompt,
+                    &greedy(steps, guidance),
+                    &mut |p| seen.push(p.step),
+                    &AtomicBool::new(false),
+                )
+                .unwrap();
+            assert_eq!(
+                codes, want,
+                "{name} {label}: codes differ from transformers"
+            );
+            assert_eq!(
+                seen,
+                (1..=steps).collect::<Vec<_>>(),
+                "one progress report per step"
+            );
+
+            let audio = model.decode(&codes).unwrap();
+            let want_audio: Vec<f32> = r[&format!("{label}.audio")].to_vec1().unwrap();
+            assert_eq!(
+                audio.len(),
+                want_audio.len(),
+                "{name} {label}: sample count"
+            );
+            let hop: usize = meta["runs"][label]["samples"].as_u64().unwrap() as usize
+                / meta["runs"][label]["frames"].as_u64().unwrap() as usize;
+            assert_eq!(audio.len(), codes[0].len() * hop, "frames × hop samples");
+            let d = max_abs_diff(&audio, &want_audio);
+            assert!(d <= 1e-4, "{name} {label}: waveform max |Δ| = {d}");
+        }
+    }
+}
+
+#[test]
+fn t5_states_match_transformers() {
+    for name in FIXTURES {
+        let (r, meta) = reference(name);
+        let mut model = load(name, DType::F32);
+        let got = model
+            .encode_prompt(meta["prompt"].as_str().unwrap())
+            .unwrap()
+            .squeeze(0)
+            .unwrap();
+        let want = &r["t5_hidden"];
+        assert_eq!(got.dims(), want.dims(), "{name}: T5 output shape");
+        let d: f32 = (got - want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(d <= 1e-4, "{name}: T5 max |Δ| = {d}");
+    }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+#[test]
+fn half_precision_logits_stay_close_to_f32() {
+    for name in FIXTURES {
+        let (r, meta) = reference(name);
+        let prompt = meta["prompt"].as_str().unwrap();
+        let codes: Vec<Vec<u32>> = r["cfg3.codes"]
+            .to_dtype(DType::U32)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        let reference = load(name, DType::F32)
+            .teacher_forced_logits(prompt, &codes, 3.0)
+            .unwrap();
+        assert_eq!(reference.len(), codes.iter().map(Vec::len).sum::<usize>());
+        for (dtype, min_cos) in [(DType::BF16, 0.99), (DType::F16, 0.999)] {
+            let got = load(name, dtype)
+                .teacher_forced_logits(prompt, &codes, 3.0)
+                .unwrap();
+            let worst = got
+                .iter()
+                .zip(&reference)
+                .map(|(a, b)| cosine(a, b))
+                .fold(1.0, f64::min);
+            assert!(
+                worst >= min_cos,
+                "{name} {dtype:?}: worst logits cosine {worst}"
+            );
+        }
+    }
+}
