@@ -8,8 +8,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use candle_core::{DType, Device};
-use snapsong::ml::device::parse_dtype;
+use candle_core::Device;
+use snapsong::ml::device::{parse_precision, Precision};
 use snapsong::ml::generate::{GenerateOptions, Length, MusicGen};
 use snapsong::ml::hub;
 use snapsong::ml::sampling::SamplingConfig;
@@ -46,9 +46,9 @@ fn main() -> Result<()> {
     let mut f32_codes = None;
     let mut f32_logits = None;
     for name in dtypes.split(',') {
-        let dtype = parse_dtype(name)?;
+        let precision = parse_precision(name)?;
         let t = Instant::now();
-        let mut model = MusicGen::load(&files, dtype, &Device::Cpu)?;
+        let mut model = MusicGen::load(&files, precision, &Device::Cpu)?;
         let load_s = t.elapsed().as_secs_f64();
         model.encode_prompt(prompt)?; // warm-up
         let t = Instant::now();
@@ -65,7 +65,7 @@ fn main() -> Result<()> {
         let mut r = serde_json::json!({
             "load_s": load_s, "t5_ms": t5_ms, "ms_per_step": gen_ms / steps as f64,
         });
-        if dtype == DType::F32 {
+        if precision == Precision::F32 {
             // EnCodec always runs in f32: time it once, on random codes.
             let k = model.num_codebooks();
             let random: Vec<Vec<u32>> = (0..k)

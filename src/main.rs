@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use snapsong::ml::{
-    device::{parse_device, parse_dtype},
+    device::{parse_device, parse_precision},
     generate::{GenerateOptions, Length, MusicGen},
     hub,
     sampling::SamplingConfig,
@@ -69,6 +69,7 @@ struct GenerateArgs {
     /// Argmax decoding instead of sampling.
     #[arg(long)]
     greedy: bool,
+    /// Decoder precision: f32, f16, bf16, or q8_0 (8-bit weights; fastest on a CPU).
     #[arg(long, default_value = "f32")]
     dtype: String,
     #[arg(long, default_value = "cpu")]
@@ -100,7 +101,7 @@ fn main() {
 }
 
 fn generate(a: GenerateArgs) -> Result<()> {
-    let dtype = parse_dtype(&a.dtype)?;
+    let precision = parse_precision(&a.dtype)?;
     let device = parse_device(&a.device)?;
     let length = match (a.duration, a.max_new_tokens) {
         (_, Some(n)) => Length::MaxNewTokens(n),
@@ -132,7 +133,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
             a.model
         );
     }
-    let mut model = MusicGen::load(&files, dtype, &device)?;
+    let mut model = MusicGen::load(&files, precision, &device)?;
     let steps = model.max_new_tokens(&opts.length)?;
     eprintln!(
         "loaded {} in {:.1}s; {steps} decoder steps, seed {seed}",

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use candle_core::{DType, Device};
+use candle_core::Device;
+use snapsong::ml::device::Precision;
 use snapsong::ml::generate::{Cancelled, GenerateOptions, Length, MusicGen};
 use snapsong::ml::hub;
 
@@ -23,7 +24,7 @@ fn copy_fixture() -> tempfile::TempDir {
 
 fn try_load(dir: &Path) -> anyhow::Result<MusicGen> {
     let files = hub::resolve(dir.to_str().unwrap())?;
-    MusicGen::load(&files, DType::F32, &Device::Cpu)
+    MusicGen::load(&files, Precision::F32, &Device::Cpu)
 }
 
 fn err(r: anyhow::Result<impl Sized>) -> String {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use candle_core::{DType, Device, Tensor};
+use snapsong::ml::device::Precision;
 use snapsong::ml::generate::{GenerateOptions, Length, MusicGen};
 use snapsong::ml::hub;
 use snapsong::ml::sampling::SamplingConfig;
@@ -26,9 +27,9 @@ fn reference(name: &str) -> (HashMap<String, Tensor>, serde_json::Value) {
     (r, serde_json::from_str(&meta).unwrap())
 }
 
-fn load(name: &str, dtype: DType) -> MusicGen {
+fn load(name: &str, precision: Precision) -> MusicGen {
     let files = hub::resolve(dir(name).to_str().unwrap()).unwrap();
-    MusicGen::load(&files, dtype, &Device::Cpu).unwrap()
+    MusicGen::load(&files, precision, &Device::Cpu).unwrap()
 }
 
 fn greedy(steps: usize, guidance: f64) -> GenerateOptions {
@@ -53,7 +54,7 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 fn greedy_codes_and_waveform_match_transformers() {
     for name in FIXTURES {
         let (r, meta) = reference(name);
-        let mut model = load(name, DType::F32);
+        let mut model = load(name, Precision::F32);
         let prompt = meta["prompt"].as_str().unwrap();
         let steps = meta["max_new_tokens"].as_u64().unwrap() as usize;
         for (label, guidance) in [("cfg3", 3.0), ("cfg1", 1.0)] {
@@ -101,7 +102,7 @@ fn greedy_codes_and_waveform_match_transformers() {
 fn t5_states_match_transformers() {
     for name in FIXTURES {
         let (r, meta) = reference(name);
-        let mut model = load(name, DType::F32);
+        let mut model = load(name, Precision::F32);
         let got = model
             .encode_prompt(meta["prompt"].as_str().unwrap())
             .unwrap()
@@ -138,12 +139,16 @@ fn half_precision_logits_stay_close_to_f32() {
             .unwrap()
             .to_vec2()
             .unwrap();
-        let reference = load(name, DType::F32)
+        let reference = load(name, Precision::F32)
             .teacher_forced_logits(prompt, &codes, 3.0)
             .unwrap();
         assert_eq!(reference.len(), codes.iter().map(Vec::len).sum::<usize>());
-        for (dtype, min_cos) in [(DType::BF16, 0.99), (DType::F16, 0.999)] {
-            let got = load(name, dtype)
+        for (precision, min_cos) in [
+            (Precision::BF16, 0.99),
+            (Precision::F16, 0.999),
+            (Precision::Q8_0, 0.99),
+        ] {
+            let got = load(name, precision)
                 .teacher_forced_logits(prompt, &codes, 3.0)
                 .unwrap();
             let worst = got
@@ -153,7 +158,7 @@ fn half_precision_logits_stay_close_to_f32() {
                 .fold(1.0, f64::min);
             assert!(
                 worst >= min_cos,
-                "{name} {dtype:?}: worst logits cosine {worst}"
+                "{name} {precision:?}: worst logits cosine {worst}"
             );
         }
     }

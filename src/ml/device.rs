@@ -1,6 +1,7 @@
 //! Where and in what precision the models run.
 
 use anyhow::{bail, Result};
+use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device};
 
 /// `cpu` or `cuda` (`cuda:N` for another GPU). CUDA needs the `cuda` cargo feature.
@@ -24,6 +25,44 @@ pub fn parse_device(s: &str) -> Result<Device> {
     }
 }
 
+/// How the MusicGen decoder LM holds its weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    F16,
+    BF16,
+    /// 8-bit block-quantized weights, f32 activations: the fast choice on a CPU.
+    Q8_0,
+}
+
+impl Precision {
+    /// The dtype activations (and unquantized weights) use.
+    pub fn dtype(self) -> DType {
+        match self {
+            Precision::F32 | Precision::Q8_0 => DType::F32,
+            Precision::F16 => DType::F16,
+            Precision::BF16 => DType::BF16,
+        }
+    }
+
+    pub fn quantization(self) -> Option<GgmlDType> {
+        (self == Precision::Q8_0).then_some(GgmlDType::Q8_0)
+    }
+}
+
+/// `f32`, `f16`, `bf16` or `q8_0`.
+pub fn parse_precision(s: &str) -> Result<Precision> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "q8_0" | "q8" => Ok(Precision::Q8_0),
+        other => match parse_dtype(other) {
+            Ok(DType::F16) => Ok(Precision::F16),
+            Ok(DType::BF16) => Ok(Precision::BF16),
+            Ok(_) => Ok(Precision::F32),
+            Err(_) => bail!("unknown dtype {other:?}: expected f32, f16, bf16 or q8_0"),
+        },
+    }
+}
+
 /// `f32`, `f16` or `bf16`.
 pub fn parse_dtype(s: &str) -> Result<DType> {
     match s.trim().to_ascii_lowercase().as_str() {
@@ -44,6 +83,12 @@ mod tests {
         assert_eq!(parse_dtype("bf16").unwrap(), DType::BF16);
         let e = parse_dtype("int3").unwrap_err().to_string();
         assert!(e.contains("unknown dtype"), "{e}");
+        assert_eq!(parse_precision("q8_0").unwrap(), Precision::Q8_0);
+        assert_eq!(parse_precision("bf16").unwrap().dtype(), DType::BF16);
+        assert!(parse_precision("int3")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown dtype"));
     }
 
     #[test]

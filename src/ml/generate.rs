@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Module, Tensor};
 use serde::Deserialize;
 
+use super::device::Precision;
 use super::encodec::{EncodecConfig, EncodecDecoder};
 use super::hub::ModelFiles;
 use super::linear::Linear;
@@ -81,9 +82,10 @@ pub struct MusicGen {
 }
 
 impl MusicGen {
-    /// Load from a directory or hub repo id. `dtype` applies to the decoder LM, where the
-    /// time goes; T5 and EnCodec stay f32 (T5 overflows in f16).
-    pub fn load(files: &ModelFiles, dtype: DType, device: &Device) -> Result<Self> {
+    /// Load from a directory or hub repo id. `precision` applies to the decoder LM, where
+    /// the time goes; T5 and EnCodec stay f32 (T5 overflows in f16).
+    pub fn load(files: &ModelFiles, precision: Precision, device: &Device) -> Result<Self> {
+        let dtype = precision.dtype();
         let cfg: MusicgenConfig = files.read_config()?;
         check_config(&cfg)?;
         let tokenizer = tokenizers::Tokenizer::from_file(files.tokenizer_path()?)
@@ -111,7 +113,8 @@ impl MusicGen {
             None
         };
         let decoder =
-            MusicgenDecoder::load(vb.pp("decoder"), &cfg.decoder).with_context(mismatch)?;
+            MusicgenDecoder::load(vb.pp("decoder"), &cfg.decoder, precision.quantization())
+                .with_context(mismatch)?;
         let codec = EncodecDecoder::load(
             vb.pp("audio_encoder"),
             &cfg.audio_encoder,

@@ -6,6 +6,7 @@
 //! The weights are immutable and shared; everything that changes while generating (the
 //! self-attention KV cache, the cross-attention K/V over the text) lives in [`DecoderState`].
 
+use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Activation, Embedding, LayerNorm, VarBuilder};
 use serde::Deserialize;
@@ -85,12 +86,17 @@ struct Attention {
 }
 
 impl Attention {
-    fn load(vb: VarBuilder, dim: usize, heads: usize) -> candle_core::Result<Self> {
+    fn load(
+        vb: VarBuilder,
+        dim: usize,
+        heads: usize,
+        q: Option<GgmlDType>,
+    ) -> candle_core::Result<Self> {
         Ok(Self {
-            q: Linear::load(vb.pp("q_proj"), dim, dim, false)?,
-            k: Linear::load(vb.pp("k_proj"), dim, dim, false)?,
-            v: Linear::load(vb.pp("v_proj"), dim, dim, false)?,
-            out: Linear::load(vb.pp("out_proj"), dim, dim, false)?,
+            q: Linear::load_as(vb.pp("q_proj"), dim, dim, false, q)?,
+            k: Linear::load_as(vb.pp("k_proj"), dim, dim, false, q)?,
+            v: Linear::load_as(vb.pp("v_proj"), dim, dim, false, q)?,
+            out: Linear::load_as(vb.pp("out_proj"), dim, dim, false, q)?,
             heads,
             head_dim: dim / heads,
         })
@@ -149,15 +155,19 @@ fn layer_norm(vb: VarBuilder, dim: usize) -> candle_core::Result<LayerNorm> {
 }
 
 impl DecoderLayer {
-    fn load(vb: VarBuilder, cfg: &DecoderConfig) -> candle_core::Result<Self> {
+    fn load(
+        vb: VarBuilder,
+        cfg: &DecoderConfig,
+        q: Option<GgmlDType>,
+    ) -> candle_core::Result<Self> {
         let d = cfg.hidden_size;
         Ok(Self {
-            self_attn: Attention::load(vb.pp("self_attn"), d, cfg.num_attention_heads)?,
+            self_attn: Attention::load(vb.pp("self_attn"), d, cfg.num_attention_heads, q)?,
             self_attn_layer_norm: layer_norm(vb.pp("self_attn_layer_norm"), d)?,
-            encoder_attn: Attention::load(vb.pp("encoder_attn"), d, cfg.num_attention_heads)?,
+            encoder_attn: Attention::load(vb.pp("encoder_attn"), d, cfg.num_attention_heads, q)?,
             encoder_attn_layer_norm: layer_norm(vb.pp("encoder_attn_layer_norm"), d)?,
-            fc1: Linear::load(vb.pp("fc1"), d, cfg.ffn_dim, false)?,
-            fc2: Linear::load(vb.pp("fc2"), cfg.ffn_dim, d, false)?,
+            fc1: Linear::load_as(vb.pp("fc1"), d, cfg.ffn_dim, false, q)?,
+            fc2: Linear::load_as(vb.pp("fc2"), cfg.ffn_dim, d, false, q)?,
             final_layer_norm: layer_norm(vb.pp("final_layer_norm"), d)?,
             act: cfg.activation_function,
         })
@@ -221,18 +231,23 @@ pub struct MusicgenDecoder {
 
 impl MusicgenDecoder {
     /// `vb` points at the `decoder` prefix of a `MusicgenForConditionalGeneration`
-    /// checkpoint (or the root of a `MusicgenForCausalLM` one).
-    pub fn load(vb: VarBuilder, cfg: &DecoderConfig) -> candle_core::Result<Self> {
+    /// checkpoint (or the root of a `MusicgenForCausalLM` one). With `quantize`, every
+    /// projection's weight is quantized and activations stay in `vb`'s dtype (f32).
+    pub fn load(
+        vb: VarBuilder,
+        cfg: &DecoderConfig,
+        quantize: Option<GgmlDType>,
+    ) -> candle_core::Result<Self> {
         let d = cfg.hidden_size;
         let m = vb.pp("model").pp("decoder");
         let embed_tokens = (0..cfg.num_codebooks)
             .map(|i| candle_nn::embedding(cfg.vocab_size + 1, d, m.pp("embed_tokens").pp(i)))
             .collect::<candle_core::Result<_>>()?;
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| DecoderLayer::load(m.pp("layers").pp(i), cfg))
+            .map(|i| DecoderLayer::load(m.pp("layers").pp(i), cfg, quantize))
             .collect::<candle_core::Result<_>>()?;
         let lm_heads = (0..cfg.num_codebooks)
-            .map(|i| Linear::load(vb.pp("lm_heads").pp(i), d, cfg.vocab_size, false))
+            .map(|i| Linear::load_as(vb.pp("lm_heads").pp(i), d, cfg.vocab_size, false, quantize))
             .collect::<candle_core::Result<_>>()?;
         Ok(Self {
             embed_tokens,
