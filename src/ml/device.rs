@@ -1,7 +1,6 @@
 //! Where and in what precision the models run.
 
 use anyhow::{bail, Result};
-use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device};
 
 /// `cpu` or `cuda` (`cuda:N` for another GPU). CUDA needs the `cuda` cargo feature.
@@ -43,10 +42,6 @@ impl Precision {
             Precision::F16 => DType::F16,
             Precision::BF16 => DType::BF16,
         }
-    }
-
-    pub fn quantization(self) -> Option<GgmlDType> {
-        (self == Precision::Q8_0).then_some(GgmlDType::Q8_0)
     }
 }
 

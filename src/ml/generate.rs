@@ -85,7 +85,13 @@ impl MusicGen {
     /// Load from a directory or hub repo id. `precision` applies to the decoder LM, where
     /// the time goes; T5 and EnCodec stay f32 (T5 overflows in f16).
     pub fn load(files: &ModelFiles, precision: Precision, device: &Device) -> Result<Self> {
-        let dtype = precision.dtype();
+        // On the CPU only the projection weights change precision (activations stay f32,
+        // see host_matmul); elsewhere the whole decoder runs in the chosen dtype.
+        let dtype = if device.is_cpu() {
+            DType::F32
+        } else {
+            precision.dtype()
+        };
         let cfg: MusicgenConfig = files.read_config()?;
         check_config(&cfg)?;
         let tokenizer = tokenizers::Tokenizer::from_file(files.tokenizer_path()?)
@@ -112,9 +118,8 @@ impl MusicGen {
         } else {
             None
         };
-        let decoder =
-            MusicgenDecoder::load(vb.pp("decoder"), &cfg.decoder, precision.quantization())
-                .with_context(mismatch)?;
+        let decoder = MusicgenDecoder::load(vb.pp("decoder"), &cfg.decoder, precision)
+            .with_context(mismatch)?;
         let codec = EncodecDecoder::load(
             vb.pp("audio_encoder"),
             &cfg.audio_encoder,

@@ -1,88 +1,110 @@
-//! A linear layer that always multiplies as one 2-D matrix product: (…, in) is flattened
-//! to (n, in) first, so the CPU backend runs one GEMM instead of one per batch entry.
-//! Optionally the weight is quantized (Q8_0): on a CPU, decoding one step is bound by
-//! reading the weights from memory, and Q8_0 reads ~3.8× fewer bytes than f32.
+//! A linear layer y = x · Wᵀ + b. On the CPU the weight is held row-major in the chosen
+//! precision and multiplied by `host_matmul` (bound by memory, not compute, when decoding);
+//! on other devices it is a candle tensor (or a quantized candle matrix for Q8_0).
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-use candle_core::{DType, Module, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 
+use super::device::Precision;
+use super::host_matmul::{matmul_t, HostWeight};
+
 enum Weight {
-    /// The checkpoint's (out, in) weight stored transposed, (in, out) and contiguous, so
-    /// every call is a plain row-major GEMM.
-    Dense(Tensor),
-    /// Quantized (out, in); multiplies f32 activations.
-    Quantized(QMatMul, usize),
+    Host(HostWeight),
+    /// (out, in) on a device, in the activations' dtype.
+    Device(Tensor),
+    Quantized(QMatMul),
 }
 
 pub struct Linear {
     weight: Weight,
     bias: Option<Tensor>,
+    in_dim: usize,
+    out_dim: usize,
+    device: Device,
 }
 
 impl Linear {
+    /// Full precision, in `vb`'s dtype.
     pub fn load(
         vb: VarBuilder,
         in_dim: usize,
         out_dim: usize,
         bias: bool,
     ) -> candle_core::Result<Self> {
-        Self::load_as(vb, in_dim, out_dim, bias, None)
+        let precision = match vb.dtype() {
+            DType::F16 => Precision::F16,
+            DType::BF16 => Precision::BF16,
+            _ => Precision::F32,
+        };
+        Self::load_as(vb, in_dim, out_dim, bias, precision)
     }
 
-    /// Load, quantizing the weight to `quantize` when given (and the width allows it).
+    /// Load with the weight stored in `precision`. Q8_0 falls back to f32 when `in_dim`
+    /// is not a whole number of blocks.
     pub fn load_as(
         vb: VarBuilder,
         in_dim: usize,
         out_dim: usize,
         bias: bool,
-        quantize: Option<GgmlDType>,
+        precision: Precision,
     ) -> candle_core::Result<Self> {
+        let device = vb.device().clone();
+        let w32 =
+            || vb.get_with_hints_dtype((out_dim, in_dim), "weight", Default::default(), DType::F32);
+        let weight = if device.is_cpu() {
+            let w = w32()?.flatten_all()?;
+            Weight::Host(match precision {
+                Precision::F32 => HostWeight::F32(w.to_vec1()?),
+                Precision::F16 => HostWeight::F16(w.to_dtype(DType::F16)?.to_vec1()?),
+                Precision::BF16 => HostWeight::BF16(w.to_dtype(DType::BF16)?.to_vec1()?),
+                Precision::Q8_0 => {
+                    let v: Vec<f32> = w.to_vec1()?;
+                    HostWeight::quantize_q8(&v, in_dim).unwrap_or(HostWeight::F32(v))
+                }
+            })
+        } else if precision == Precision::Q8_0 && in_dim % GgmlDType::Q8_0.block_size() == 0 {
+            Weight::Quantized(QMatMul::from_qtensor(QTensor::quantize(
+                &w32()?,
+                GgmlDType::Q8_0,
+            )?)?)
+        } else {
+            Weight::Device(vb.get((out_dim, in_dim), "weight")?)
+        };
+        // On the CPU activations are f32 whatever the weights are.
+        let bias_dtype = if device.is_cpu() {
+            DType::F32
+        } else {
+            precision.dtype()
+        };
         let bias = if bias {
-            Some(vb.get(out_dim, "bias")?)
+            Some(vb.get_with_hints_dtype(out_dim, "bias", Default::default(), bias_dtype)?)
         } else {
             None
         };
-        let weight = match quantize {
-            Some(q) if in_dim % q.block_size() == 0 => {
-                let w = vb.get_with_hints_dtype(
-                    (out_dim, in_dim),
-                    "weight",
-                    Default::default(),
-                    DType::F32,
-                )?;
-                let qt = QTensor::quantize(&w, q)?;
-                Weight::Quantized(QMatMul::from_qtensor(qt)?, out_dim)
-            }
-            _ => Weight::Dense(vb.get((out_dim, in_dim), "weight")?.t()?.contiguous()?),
-        };
-        Ok(Self { weight, bias })
-    }
-
-    pub fn new(weight: Tensor, bias: Option<Tensor>) -> candle_core::Result<Self> {
         Ok(Self {
-            weight: Weight::Dense(weight.t()?.contiguous()?),
+            weight,
             bias,
+            in_dim,
+            out_dim,
+            device,
         })
-    }
-
-    fn out_dim(&self) -> candle_core::Result<usize> {
-        match &self.weight {
-            Weight::Dense(w) => w.dim(1),
-            Weight::Quantized(_, out) => Ok(*out),
-        }
     }
 }
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let dims = x.dims();
-        let in_dim = dims[dims.len() - 1];
-        let rows = x.elem_count() / in_dim;
-        let x2 = x.reshape((rows, in_dim))?;
+        let rows = x.elem_count() / self.in_dim;
+        let x2 = x.reshape((rows, self.in_dim))?;
         let y = match &self.weight {
-            Weight::Dense(w) => x2.matmul(w)?,
-            Weight::Quantized(q, _) => q.forward(&x2)?,
+            Weight::Host(w) => {
+                let xs: Vec<f32> = x2.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+                let y = matmul_t(w, &xs, rows, self.in_dim, self.out_dim);
+                Tensor::from_vec(y, (rows, self.out_dim), &self.device)?.to_dtype(x.dtype())?
+            }
+            Weight::Device(w) => x2.matmul(&w.t()?)?,
+            Weight::Quantized(q) => q.forward(&x2)?,
         };
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
@@ -90,7 +112,7 @@ impl Module for Linear {
         };
         let mut out_dims = dims.to_vec();
         let last = out_dims.len() - 1;
-        out_dims[last] = self.out_dim()?;
+        out_dims[last] = self.out_dim;
         y.reshape(out_dims)
     }
 }

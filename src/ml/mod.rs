@@ -3,6 +3,7 @@
 pub mod device;
 pub mod encodec;
 pub mod generate;
+pub mod host_matmul;
 pub mod hub;
 pub mod linear;
 pub mod musicgen;

@@ -6,7 +6,7 @@
 //! The weights are immutable and shared; everything that changes while generating (the
 //! self-attention KV cache, the cross-attention K/V over the text) lives in [`DecoderState`].
 
-use candle_core::quantized::GgmlDType;
+use super::device::Precision;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Activation, Embedding, LayerNorm, VarBuilder};
 use serde::Deserialize;
@@ -86,12 +86,7 @@ struct Attention {
 }
 
 impl Attention {
-    fn load(
-        vb: VarBuilder,
-        dim: usize,
-        heads: usize,
-        q: Option<GgmlDType>,
-    ) -> candle_core::Result<Self> {
+    fn load(vb: VarBuilder, dim: usize, heads: usize, q: Precision) -> candle_core::Result<Self> {
         Ok(Self {
             q: Linear::load_as(vb.pp("q_proj"), dim, dim, false, q)?,
             k: Linear::load_as(vb.pp("k_proj"), dim, dim, false, q)?,
@@ -155,11 +150,7 @@ fn layer_norm(vb: VarBuilder, dim: usize) -> candle_core::Result<LayerNorm> {
 }
 
 impl DecoderLayer {
-    fn load(
-        vb: VarBuilder,
-        cfg: &DecoderConfig,
-        q: Option<GgmlDType>,
-    ) -> candle_core::Result<Self> {
+    fn load(vb: VarBuilder, cfg: &DecoderConfig, q: Precision) -> candle_core::Result<Self> {
         let d = cfg.hidden_size;
         Ok(Self {
             self_attn: Attention::load(vb.pp("self_attn"), d, cfg.num_attention_heads, q)?,
@@ -231,12 +222,12 @@ pub struct MusicgenDecoder {
 
 impl MusicgenDecoder {
     /// `vb` points at the `decoder` prefix of a `MusicgenForConditionalGeneration`
-    /// checkpoint (or the root of a `MusicgenForCausalLM` one). With `quantize`, every
-    /// projection's weight is quantized and activations stay in `vb`'s dtype (f32).
+    /// checkpoint (or the root of a `MusicgenForCausalLM` one). Projection weights are
+    /// stored in `precision`; everything else in `vb`'s dtype.
     pub fn load(
         vb: VarBuilder,
         cfg: &DecoderConfig,
-        quantize: Option<GgmlDType>,
+        precision: Precision,
     ) -> candle_core::Result<Self> {
         let d = cfg.hidden_size;
         let m = vb.pp("model").pp("decoder");
@@ -244,10 +235,10 @@ impl MusicgenDecoder {
             .map(|i| candle_nn::embedding(cfg.vocab_size + 1, d, m.pp("embed_tokens").pp(i)))
             .collect::<candle_core::Result<_>>()?;
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| DecoderLayer::load(m.pp("layers").pp(i), cfg, quantize))
+            .map(|i| DecoderLayer::load(m.pp("layers").pp(i), cfg, precision))
             .collect::<candle_core::Result<_>>()?;
         let lm_heads = (0..cfg.num_codebooks)
-            .map(|i| Linear::load_as(vb.pp("lm_heads").pp(i), d, cfg.vocab_size, false, quantize))
+            .map(|i| Linear::load_as(vb.pp("lm_heads").pp(i), d, cfg.vocab_size, false, precision))
             .collect::<candle_core::Result<_>>()?;
         Ok(Self {
             embed_tokens,

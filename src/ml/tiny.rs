@@ -71,7 +71,11 @@ pub fn write_tiny_musicgen(dir: &Path, seed: u64) -> Result<()> {
     )?;
     drop(t5);
     Linear::load(vb.pp("enc_to_dec_proj"), 32, 32, true)?;
-    MusicgenDecoder::load(vb.pp("decoder"), &cfg.decoder, None)?;
+    MusicgenDecoder::load(
+        vb.pp("decoder"),
+        &cfg.decoder,
+        super::device::Precision::F32,
+    )?;
     EncodecDecoder::load(
         vb.pp("audio_encoder"),
         &cfg.audio_encoder,

@@ -1,0 +1,340 @@
+//! CPU matrix products for the decoder's projections: y = x · Wᵀ with W kept row-major
+//! (out, in) as in the checkpoint, in f32, f16, bf16 or Q8_0.
+//!
+//! Why not candle's matmul: a decoding step multiplies 2 rows (guidance) by ~300 M weights,
+//! so the cost is reading the weights once from memory. candle's GEMM picks a tiny
+//! compute kernel for 2 rows and widens bf16 weights to f32 on every call. Here each weight
+//! row is streamed once, converted in registers, and dotted with every input row; rows of
+//! W are split across threads.
+
+use half::{bf16, f16};
+use rayon::prelude::*;
+
+/// Values per Q8_0 block (one f32 scale each).
+pub const Q8_BLOCK: usize = 32;
+
+pub enum HostWeight {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+    BF16(Vec<bf16>),
+    /// Symmetric 8-bit: value = q · scale, one scale per block of 32 along `in`.
+    Q8 {
+        q: Vec<i8>,
+        scales: Vec<f32>,
+    },
+}
+
+impl HostWeight {
+    /// Quantize a row-major (out, in) f32 matrix; `in` must be a multiple of 32.
+    pub fn quantize_q8(w: &[f32], in_dim: usize) -> Option<Self> {
+        if in_dim % Q8_BLOCK != 0 {
+            return None;
+        }
+        let mut q = Vec::with_capacity(w.len());
+        let mut scales = Vec::with_capacity(w.len() / Q8_BLOCK);
+        for block in w.chunks_exact(Q8_BLOCK) {
+            let max = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let scale = max / 127.0;
+            let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+            scales.push(scale);
+            q.extend(
+                block
+                    .iter()
+                    .map(|v| (v * inv).round().clamp(-127.0, 127.0) as i8),
+            );
+        }
+        Some(HostWeight::Q8 { q, scales })
+    }
+}
+
+/// A weight element type the kernels can widen to f32, eight at a time.
+pub trait Lanes: Copy + Send + Sync {
+    fn to_f32(self) -> f32;
+    /// Eight consecutive values at `p` as f32.
+    ///
+    /// # Safety
+    /// `p` must point at eight readable values.
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ))]
+    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256;
+}
+
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "f16c"
+))]
+use std::arch::x86_64::*;
+
+impl Lanes for f32 {
+    fn to_f32(self) -> f32 {
+        self
+    }
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ))]
+    unsafe fn load8(p: *const Self) -> __m256 {
+        _mm256_loadu_ps(p)
+    }
+}
+
+impl Lanes for f16 {
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ))]
+    unsafe fn load8(p: *const Self) -> __m256 {
+        _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+    }
+}
+
+impl Lanes for bf16 {
+    fn to_f32(self) -> f32 {
+        bf16::to_f32(self)
+    }
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ))]
+    unsafe fn load8(p: *const Self) -> __m256 {
+        // bf16 is the top half of an f32.
+        let wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(p as *const __m128i));
+        _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16))
+    }
+}
+
+impl Lanes for i8 {
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ))]
+    unsafe fn load8(p: *const Self) -> __m256 {
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i)))
+    }
+}
+
+/// Σ w[i]·x[i] over the shorter of the two.
+#[inline]
+fn dot<T: Lanes>(w: &[T], x: &[f32]) -> f32 {
+    let n = w.len().min(x.len());
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ))]
+    let (done, mut sum) = {
+        let done = n - n % 32;
+        // SAFETY: every load reads 8 values at an offset < done ≤ n from both slices.
+        unsafe {
+            let (wp, xp) = (w.as_ptr(), x.as_ptr());
+            let mut acc = [_mm256_setzero_ps(); 4];
+            let mut i = 0;
+            while i < done {
+                for (j, a) in acc.iter_mut().enumerate() {
+                    let o = i + 8 * j;
+                    *a = _mm256_fmadd_ps(T::load8(wp.add(o)), _mm256_loadu_ps(xp.add(o)), *a);
+                }
+                i += 32;
+            }
+            let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+            (done, hsum(v))
+        }
+    };
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    )))]
+    let (done, mut sum) = (0, 0f32);
+    for i in done..n {
+        sum += w[i].to_f32() * x[i];
+    }
+    sum
+}
+
+/// One weight row (one output) against every input row.
+fn row<T: Lanes>(w: &[T], xs: &[f32], in_dim: usize, out: &mut [f32]) {
+    for (m, o) in out.iter_mut().enumerate() {
+        *o = dot(w, &xs[m * in_dim..(m + 1) * in_dim]);
+    }
+}
+
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma",
+    target_feature = "f16c"
+))]
+#[inline]
+unsafe fn hsum(v: __m256) -> f32 {
+    let mut lanes = [0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), v);
+    lanes.iter().sum()
+}
+
+/// Σ over blocks of scale · (q · x), keeping the sums in vector registers throughout.
+#[inline]
+fn dot_q8(q: &[i8], scales: &[f32], x: &[f32]) -> f32 {
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    ))]
+    {
+        let blocks = (q.len().min(x.len()) / Q8_BLOCK).min(scales.len());
+        // SAFETY: block b reads q and x at [32b, 32b + 32), inside both slices.
+        unsafe {
+            let mut acc = _mm256_setzero_ps();
+            for (b, &scale) in scales.iter().enumerate().take(blocks) {
+                let (qp, xp) = (q.as_ptr().add(b * Q8_BLOCK), x.as_ptr().add(b * Q8_BLOCK));
+                let mut v = _mm256_mul_ps(i8::load8(qp), _mm256_loadu_ps(xp));
+                v = _mm256_fmadd_ps(i8::load8(qp.add(8)), _mm256_loadu_ps(xp.add(8)), v);
+                v = _mm256_fmadd_ps(i8::load8(qp.add(16)), _mm256_loadu_ps(xp.add(16)), v);
+                v = _mm256_fmadd_ps(i8::load8(qp.add(24)), _mm256_loadu_ps(xp.add(24)), v);
+                acc = _mm256_fmadd_ps(v, _mm256_set1_ps(scale), acc);
+            }
+            hsum(acc)
+        }
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    )))]
+    q.chunks_exact(Q8_BLOCK)
+        .zip(x.chunks_exact(Q8_BLOCK))
+        .zip(scales)
+        .map(|((qb, xb), s)| dot(qb, xb) * s)
+        .sum()
+}
+
+fn row_q8(q: &[i8], scales: &[f32], xs: &[f32], in_dim: usize, out: &mut [f32]) {
+    for (m, o) in out.iter_mut().enumerate() {
+        *o = dot_q8(q, scales, &xs[m * in_dim..(m + 1) * in_dim]);
+    }
+}
+
+/// y (rows, out) = xs (rows, in) · Wᵀ, W (out, in).
+pub fn matmul_t(
+    w: &HostWeight,
+    xs: &[f32],
+    rows: usize,
+    in_dim: usize,
+    out_dim: usize,
+) -> Vec<f32> {
+    // Computed as (out, rows) — one weight row at a time — then transposed, so threads
+    // write disjoint contiguous chunks.
+    let mut yt = vec![0f32; out_dim * rows];
+    let per_task = (out_dim / (4 * rayon::current_num_threads().max(1))).max(16);
+    yt.par_chunks_mut(per_task * rows)
+        .enumerate()
+        .for_each(|(task, chunk)| {
+            let n0 = task * per_task;
+            for (i, out) in chunk.chunks_mut(rows).enumerate() {
+                let n = n0 + i;
+                let span = n * in_dim..(n + 1) * in_dim;
+                match w {
+                    HostWeight::F32(v) => row(&v[span], xs, in_dim, out),
+                    HostWeight::F16(v) => row(&v[span], xs, in_dim, out),
+                    HostWeight::BF16(v) => row(&v[span], xs, in_dim, out),
+                    HostWeight::Q8 { q, scales } => {
+                        let blocks = in_dim / Q8_BLOCK;
+                        row_q8(
+                            &q[span],
+                            &scales[n * blocks..(n + 1) * blocks],
+                            xs,
+                            in_dim,
+                            out,
+                        )
+                    }
+                }
+            }
+        });
+    if rows == 1 {
+        return yt;
+    }
+    let mut y = vec![0f32; rows * out_dim];
+    for n in 0..out_dim {
+        for m in 0..rows {
+            y[m * out_dim + n] = yt[n * rows + m];
+        }
+    }
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(w: &[f32], xs: &[f32], rows: usize, k: usize, n: usize) -> Vec<f32> {
+        let mut y = vec![0f32; rows * n];
+        for m in 0..rows {
+            for j in 0..n {
+                y[m * n + j] = (0..k).map(|i| xs[m * k + i] * w[j * k + i]).sum();
+            }
+        }
+        y
+    }
+
+    fn data(len: usize, seed: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0)
+            .collect()
+    }
+
+    fn max_rel(a: &[f32], b: &[f32]) -> f32 {
+        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+            / scale
+    }
+
+    #[test]
+    fn every_storage_matches_the_naive_product() {
+        // Odd sizes on purpose: a tail after the SIMD chunks and after the spans.
+        for (rows, k, n) in [(1, 64, 7), (2, 320, 33), (3, 96, 130)] {
+            let w = data(n * k, 1);
+            let xs = data(rows * k, 2);
+            let want = naive(&w, &xs, rows, k, n);
+            let f32w = HostWeight::F32(w.clone());
+            assert!(max_rel(&matmul_t(&f32w, &xs, rows, k, n), &want) < 1e-5);
+            let f16w = HostWeight::F16(w.iter().map(|&v| f16::from_f32(v)).collect());
+            assert!(max_rel(&matmul_t(&f16w, &xs, rows, k, n), &want) < 2e-3);
+            let bf16w = HostWeight::BF16(w.iter().map(|&v| bf16::from_f32(v)).collect());
+            assert!(max_rel(&matmul_t(&bf16w, &xs, rows, k, n), &want) < 1e-2);
+            let q8 = HostWeight::quantize_q8(&w, k).unwrap();
+            assert!(max_rel(&matmul_t(&q8, &xs, rows, k, n), &want) < 2e-2);
+        }
+    }
+
+    #[test]
+    fn q8_needs_whole_blocks() {
+        assert!(HostWeight::quantize_q8(&[0.0; 40], 20).is_none());
+    }
+}
