@@ -202,9 +202,48 @@ impl Conv {
         let ideal = (n_frames.ceil() as usize - 1) * self.stride + self.effective_kernel - total;
         let extra = ideal.saturating_sub(len);
         let x = pad1d(x, self.pad_left, self.pad_right + extra, self.mode)?;
-        let y = x.conv1d(&self.weight, 0, self.stride, self.dilation, 1)?;
+        let (cout, cin, k) = self.weight.dims3()?;
+        let y = if k == 1 && self.stride == 1 {
+            // A 1×1 conv is a matrix product; candle's conv would build an im2col copy.
+            self.weight
+                .reshape((cout, cin))?
+                .broadcast_matmul(&x.contiguous()?)?
+        } else if cout == 1 && self.stride == 1 && x.device().is_cpu() {
+            conv_to_one_channel(&x, &self.weight, self.dilation)?
+        } else {
+            x.conv1d(&self.weight, 0, self.stride, self.dilation, 1)?
+        };
         y.broadcast_add(&self.bias.reshape((1, (), 1))?)
     }
+}
+
+/// A stride-1 conv with a single output channel (EnCodec's last layer), computed as one
+/// multiply-add sweep per (input channel, tap): im2col here would copy the whole
+/// waveform-length signal once per tap and channel (hundreds of MB for 15 s of audio).
+fn conv_to_one_channel(
+    x: &Tensor,
+    weight: &Tensor,
+    dilation: usize,
+) -> candle_core::Result<Tensor> {
+    let (b, cin, len) = x.dims3()?;
+    let k = weight.dim(2)?;
+    let out_len = len - (k - 1) * dilation;
+    let xs: Vec<f32> = x.contiguous()?.flatten_all()?.to_vec1()?;
+    let w: Vec<f32> = weight.flatten_all()?.to_vec1()?;
+    let mut y = vec![0f32; b * out_len];
+    for (bi, yb) in y.chunks_exact_mut(out_len).enumerate() {
+        for c in 0..cin {
+            let row = &xs[(bi * cin + c) * len..(bi * cin + c + 1) * len];
+            for tap in 0..k {
+                let wv = w[c * k + tap];
+                let src = &row[tap * dilation..tap * dilation + out_len];
+                for (o, v) in yb.iter_mut().zip(src) {
+                    *o += wv * v;
+                }
+            }
+        }
+    }
+    Tensor::from_vec(y, (b, 1, out_len), x.device())
 }
 
 /// Pad the last dim; reflect like torch, with transformers' trick for inputs shorter than
