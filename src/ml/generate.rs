@@ -351,7 +351,7 @@ fn check_config(cfg: &MusicgenConfig) -> Result<()> {
     }
     if d.num_codebooks == 0
         || d.num_attention_heads == 0
-        || d.hidden_size % d.num_attention_heads != 0
+        || !d.hidden_size.is_multiple_of(d.num_attention_heads)
     {
         bail!("config.json: decoder hidden_size must be a multiple of num_attention_heads");
     }

@@ -27,7 +27,7 @@ pub enum HostWeight {
 impl HostWeight {
     /// Quantize a row-major (out, in) f32 matrix; `in` must be a multiple of 32.
     pub fn quantize_q8(w: &[f32], in_dim: usize) -> Option<Self> {
-        if in_dim % Q8_BLOCK != 0 {
+        if !in_dim.is_multiple_of(Q8_BLOCK) {
             return None;
         }
         let mut q = Vec::with_capacity(w.len());
@@ -135,7 +135,7 @@ impl Lanes for i8 {
 
 /// Σ w[i]·x[i] over the shorter of the two.
 #[inline]
-fn dot<T: Lanes>(w: &[T], x: &[f32]) -> f32 {
+pub fn dot<T: Lanes>(w: &[T], x: &[f32]) -> f32 {
     let n = w.len().min(x.len());
     #[cfg(all(
         target_arch = "x86_64",

@@ -63,7 +63,9 @@ impl Linear {
                     HostWeight::quantize_q8(&v, in_dim).unwrap_or(HostWeight::F32(v))
                 }
             })
-        } else if precision == Precision::Q8_0 && in_dim % GgmlDType::Q8_0.block_size() == 0 {
+        } else if precision == Precision::Q8_0
+            && in_dim.is_multiple_of(GgmlDType::Q8_0.block_size())
+        {
             Weight::Quantized(QMatMul::from_qtensor(QTensor::quantize(
                 &w32()?,
                 GgmlDType::Q8_0,
@@ -89,6 +91,13 @@ impl Linear {
             out_dim,
             device,
         })
+    }
+}
+
+impl Linear {
+    /// Replace the bias (for heads whose bias is stored apart from the weight).
+    pub fn set_bias(&mut self, bias: Tensor) {
+        self.bias = Some(bias);
     }
 }
 

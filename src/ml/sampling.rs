@@ -32,7 +32,7 @@ impl Default for SamplingConfig {
 
 impl SamplingConfig {
     pub fn validate(&self) -> Result<()> {
-        if !self.greedy && !(self.temperature.is_finite() && self.temperature > 0.0) {
+        if !(self.greedy || self.temperature.is_finite() && self.temperature > 0.0) {
             bail!(
                 "temperature must be a positive number, got {}",
                 self.temperature
