@@ -1,4 +1,4 @@
-//! The `snapsong` command line: generate songs, and manage models.
+//! The `snapsong` command line: generate songs, caption photos, and manage models.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,9 +8,10 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use snapsong::ml::{
+    blip::Captioner,
     device::{parse_device, parse_precision},
     generate::{GenerateOptions, Length, MusicGen},
-    hub,
+    hub, photo,
     sampling::SamplingConfig,
     tiny, wav,
 };
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Text prompt → song (WAV), with MusicGen.
     Generate(GenerateArgs),
+    /// Photo → caption, with BLIP (printed on stdout).
+    Caption(CaptionArgs),
     /// Manage models.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -81,10 +84,30 @@ struct GenerateArgs {
     codes_out: Option<PathBuf>,
 }
 
+#[derive(Args)]
+struct CaptionArgs {
+    /// Model directory (transformers layout) or Hugging Face repo id.
+    #[arg(long, default_value = "Salesforce/blip-image-captioning-large")]
+    model: String,
+    /// The photo (JPEG, PNG, WebP or GIF).
+    image: PathBuf,
+    #[arg(long, default_value_t = 30)]
+    max_new_tokens: usize,
+    /// Also write {"caption": …, "tokens": […]} (tokens after [DEC], with [SEP]).
+    #[arg(long)]
+    tokens_out: Option<PathBuf>,
+    /// f32, f16 or bf16 (the caption decoder's weights on a CPU; everything on a GPU).
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(a) => generate(a),
+        Command::Caption(a) => caption(a),
         Command::Models(ModelsCommand::MakeTiny { out, seed }) => {
             tiny::write_tiny_musicgen(&out, seed).map(|()| {
                 eprintln!(
@@ -98,6 +121,36 @@ fn main() {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+fn caption(a: CaptionArgs) -> Result<()> {
+    let precision = parse_precision(&a.dtype)?;
+    let device = parse_device(&a.device)?;
+    if a.max_new_tokens == 0 {
+        anyhow::bail!("--max-new-tokens must be at least 1");
+    }
+    let bytes =
+        std::fs::read(&a.image).with_context(|| format!("cannot read {}", a.image.display()))?;
+    let photo = photo::decode(&bytes, &photo::Limits::default())
+        .with_context(|| format!("{} was refused", a.image.display()))?;
+    let files = hub::resolve(&a.model)?;
+    let t = Instant::now();
+    let model = Captioner::load(&files, precision, &device)?;
+    eprintln!(
+        "loaded {} in {:.1} s",
+        files.source,
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    let caption = model.caption(&photo.image, a.max_new_tokens)?;
+    eprintln!("captioned in {:.0} ms", t.elapsed().as_secs_f64() * 1000.0);
+    if let Some(path) = &a.tokens_out {
+        let json = serde_json::json!({ "caption": caption.text, "tokens": caption.tokens });
+        std::fs::write(path, json.to_string())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!("{}", caption.text);
+    Ok(())
 }
 
 fn generate(a: GenerateArgs) -> Result<()> {
@@ -143,7 +196,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
 
     let t1 = Instant::now();
     let mut report = |p: snapsong::ml::generate::Progress| {
-        if p.step % 10 == 0 || p.step == p.total {
+        if p.step.is_multiple_of(10) || p.step == p.total {
             eprint!("\rgenerating {}/{}", p.step, p.total);
             let _ = std::io::stderr().flush();
         }

@@ -1,5 +1,8 @@
 //! Models, with no knowledge of HTTP. Text → codes → waveform lives in `t5`, `musicgen`,
-//! `encodec`, tied together by `generate`; weights are found by `hub`.
+//! `encodec`, tied together by `generate`; photo → caption in `photo` (intake),
+//! `vision_input` (pixels), `blip` + `blip_text`; weights are found by `hub`.
+pub mod blip;
+pub mod blip_text;
 pub mod device;
 pub mod encodec;
 pub mod generate;
@@ -7,7 +10,9 @@ pub mod host_matmul;
 pub mod hub;
 pub mod linear;
 pub mod musicgen;
+pub mod photo;
 pub mod sampling;
 pub mod t5;
 pub mod tiny;
+pub mod vision_input;
 pub mod wav;

@@ -1,0 +1,93 @@
+//! BLIP captioning against transformers on tiny random models
+//! (scripts/parity/make_blip_fixtures.py): same pixel tensor in, same greedy tokens out.
+#![cfg(feature = "ssr")]
+
+use std::path::PathBuf;
+
+use candle_core::{Device, Tensor};
+use snapsong::ml::blip::Captioner;
+use snapsong::ml::device::Precision;
+use snapsong::ml::hub;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/blip")
+        .join(name)
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    let a: Vec<f32> = a.flatten_all().expect("flat").to_vec1().expect("vec");
+    let b: Vec<f32> = b.flatten_all().expect("flat").to_vec1().expect("vec");
+    assert_eq!(a.len(), b.len(), "element count");
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn greedy_captions_match_transformers() {
+    for name in ["wide_vision", "same_width"] {
+        let dir = fixture(name);
+        let files = hub::resolve(dir.to_str().expect("utf-8 path")).expect("resolve");
+        let model = Captioner::load(&files, Precision::F32, &Device::Cpu).expect("load");
+        let refs = candle_core::safetensors::load(dir.join("reference.safetensors"), &Device::Cpu)
+            .expect("references");
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("reference.json")).expect("json"))
+                .expect("parse");
+        let want: Vec<u32> = serde_json::from_value(json["tokens"].clone()).expect("tokens");
+        let max_new = json["max_new_tokens"].as_u64().expect("max") as usize;
+
+        let pixels = &refs["pixel_values"];
+        let image = model.image_states(pixels).expect("vision");
+        let d = max_abs_diff(&image.squeeze(0).expect("squeeze"), &refs["image_embeds"]);
+        assert!(d <= 1e-4, "{name}: vision states max |Δ| {d}");
+        let first = model.first_logits(&image).expect("first step");
+        let d = max_abs_diff(&first, &refs["first_logits"]);
+        assert!(d <= 1e-4, "{name}: first logits max |Δ| {d}");
+
+        let caption = model.caption_pixels(pixels, max_new).expect("caption");
+        assert_eq!(caption.tokens, want, "{name}: greedy tokens");
+        assert!(!caption.text.is_empty(), "{name}: decoded text");
+    }
+}
+
+#[test]
+fn half_precision_captions_stay_close() {
+    let dir = fixture("wide_vision");
+    let files = hub::resolve(dir.to_str().expect("utf-8 path")).expect("resolve");
+    let refs = candle_core::safetensors::load(dir.join("reference.safetensors"), &Device::Cpu)
+        .expect("references");
+    let f32_model = Captioner::load(&files, Precision::F32, &Device::Cpu).expect("f32");
+    let image = f32_model
+        .image_states(&refs["pixel_values"])
+        .expect("vision");
+    let reference = f32_model.first_logits(&image).expect("f32 logits");
+    for p in [Precision::F16, Precision::BF16] {
+        let m = Captioner::load(&files, p, &Device::Cpu).expect("load");
+        let logits = m.first_logits(&image).expect("logits");
+        let d = max_abs_diff(&logits, &reference);
+        let scale = max_abs_diff(&reference, &reference.zeros_like().expect("zeros"));
+        assert!(
+            d <= 0.02 * scale,
+            "{p:?}: max |Δ| {d} vs logit scale {scale}"
+        );
+    }
+}
+
+#[test]
+fn a_photo_is_captioned_end_to_end() {
+    let dir = fixture("same_width");
+    let files = hub::resolve(dir.to_str().expect("utf-8 path")).expect("resolve");
+    let model = Captioner::load(&files, Precision::F32, &Device::Cpu).expect("load");
+    let bytes = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos/landscape.jpg"),
+    )
+    .expect("photo");
+    let photo = snapsong::ml::photo::decode(&bytes, &Default::default()).expect("decode");
+    let a = model.caption(&photo.image, 8).expect("caption");
+    let b = model.caption(&photo.image, 8).expect("caption again");
+    assert_eq!(a, b, "greedy captions are deterministic");
+    assert!(!a.tokens.is_empty() && a.tokens.len() <= 8);
+}
