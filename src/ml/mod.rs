@@ -1,8 +1,9 @@
 //! Models, with no knowledge of HTTP. Text → codes → waveform lives in `t5`, `musicgen`,
 //! `encodec`, tied together by `generate`; photo → caption in `photo` (intake),
-//! `vision_input` (pixels), `blip` + `blip_text`; weights are found by `hub`.
+//! `vision_input` (pixels), `blip` + `blip_text`, `clip`; weights are found by `hub`.
 pub mod blip;
 pub mod blip_text;
+pub mod clip;
 pub mod device;
 pub mod encodec;
 pub mod generate;

@@ -1,0 +1,210 @@
+//! CLIP zero-shot scoring (`openai/clip-vit-base-patch32` by default): how well a photo
+//! matches each label text. candle-transformers' `ClipModel` is exact for the OpenAI
+//! checkpoints (quick-GELU, pooling at the end token, which has the largest id), so it is
+//! reused; this file reads transformers' `config.json` into it, tokenizes, and keeps the
+//! label embeddings once computed.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_transformers::models::clip::{
+    self, text_model::Activation, text_model::ClipTextConfig, vision_model::ClipVisionConfig,
+};
+use image::RgbImage;
+use serde::Deserialize;
+
+use super::hub::ModelFiles;
+use super::vision_input::{clip_pixels, to_tensor};
+
+#[derive(Debug, Deserialize)]
+struct TextCfg {
+    vocab_size: usize,
+    hidden_size: usize,
+    intermediate_size: usize,
+    max_position_embeddings: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    #[serde(default = "quick_gelu")]
+    hidden_act: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct VisionCfg {
+    hidden_size: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    image_size: usize,
+    patch_size: usize,
+    #[serde(default = "quick_gelu")]
+    hidden_act: String,
+}
+
+fn quick_gelu() -> String {
+    "quick_gelu".into()
+}
+fn d_logit_scale() -> f32 {
+    2.6592
+}
+
+/// The parts of transformers' `CLIPConfig` the model needs.
+#[derive(Debug, Deserialize)]
+struct ClipJson {
+    text_config: TextCfg,
+    vision_config: VisionCfg,
+    projection_dim: usize,
+    #[serde(default = "d_logit_scale")]
+    logit_scale_init_value: f32,
+}
+
+impl ClipJson {
+    fn to_candle(&self) -> Result<clip::ClipConfig> {
+        for act in [&self.text_config.hidden_act, &self.vision_config.hidden_act] {
+            if act != "quick_gelu" {
+                bail!("CLIP models with hidden_act {act:?} are not supported (only quick_gelu)");
+            }
+        }
+        let t = &self.text_config;
+        let v = &self.vision_config;
+        Ok(clip::ClipConfig {
+            text_config: ClipTextConfig {
+                vocab_size: t.vocab_size,
+                embed_dim: t.hidden_size,
+                activation: Activation::QuickGelu,
+                intermediate_size: t.intermediate_size,
+                max_position_embeddings: t.max_position_embeddings,
+                pad_with: None,
+                num_hidden_layers: t.num_hidden_layers,
+                num_attention_heads: t.num_attention_heads,
+                projection_dim: self.projection_dim,
+            },
+            vision_config: ClipVisionConfig {
+                embed_dim: v.hidden_size,
+                activation: Activation::QuickGelu,
+                intermediate_size: v.intermediate_size,
+                num_hidden_layers: v.num_hidden_layers,
+                num_attention_heads: v.num_attention_heads,
+                projection_dim: self.projection_dim,
+                num_channels: 3,
+                image_size: v.image_size,
+                patch_size: v.patch_size,
+            },
+            logit_scale_init_value: self.logit_scale_init_value,
+            image_size: v.image_size,
+        })
+    }
+}
+
+pub struct ClipScorer {
+    model: clip::ClipModel,
+    tokenizer: tokenizers::Tokenizer,
+    image_size: usize,
+    max_tokens: usize,
+    logit_scale: f32,
+    /// Normalised text embeddings by label text: computed once per process.
+    cache: Mutex<HashMap<String, Vec<f32>>>,
+    device: Device,
+}
+
+impl ClipScorer {
+    /// CLIP runs in f32: it is small, and scores feed decisions, not audio.
+    pub fn load(files: &ModelFiles, device: &Device) -> Result<Self> {
+        let json: ClipJson = files.read_config()?;
+        let cfg = json.to_candle()?;
+        let tokenizer = tokenizers::Tokenizer::from_file(files.tokenizer_path()?)
+            .map_err(|e| anyhow::anyhow!("cannot read the tokenizer of {}: {e}", files.source))?;
+        let vb = files.var_builder(DType::F32, device)?;
+        let model = clip::ClipModel::new(vb.clone(), &cfg).with_context(|| {
+            format!(
+                "the weights of {} do not match its config.json",
+                files.source
+            )
+        })?;
+        let logit_scale = if vb.contains_tensor("logit_scale") {
+            vb.get((), "logit_scale")?.to_scalar::<f32>()?
+        } else {
+            cfg.logit_scale_init_value
+        };
+        Ok(Self {
+            model,
+            tokenizer,
+            image_size: cfg.image_size,
+            max_tokens: json.text_config.max_position_embeddings,
+            logit_scale: logit_scale.exp(),
+            cache: Mutex::new(HashMap::new()),
+            device: device.clone(),
+        })
+    }
+
+    /// Token ids of a label text, with the start and end tokens.
+    pub fn token_ids(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| anyhow::anyhow!("cannot tokenize {text:?}: {e}"))?;
+        let ids = enc.get_ids().to_vec();
+        if ids.len() > self.max_tokens {
+            bail!(
+                "label {text:?} is longer than CLIP's {} tokens",
+                self.max_tokens
+            );
+        }
+        Ok(ids)
+    }
+
+    /// Unit-length embeddings of `texts`, (n, projection_dim); cached per text.
+    pub fn text_embeddings(&self, texts: &[&str]) -> Result<Tensor> {
+        let mut rows = Vec::with_capacity(texts.len());
+        for text in texts {
+            let cached = self.cache.lock().ok().and_then(|c| c.get(*text).cloned());
+            let row = match cached {
+                Some(r) => r,
+                None => {
+                    let ids = self.token_ids(text)?;
+                    let ids = Tensor::new(ids.as_slice(), &self.device)?.unsqueeze(0)?;
+                    let e = clip::div_l2_norm(&self.model.get_text_features(&ids)?)?;
+                    let r: Vec<f32> = e.flatten_all()?.to_vec1()?;
+                    if let Ok(mut c) = self.cache.lock() {
+                        c.insert(text.to_string(), r.clone());
+                    }
+                    r
+                }
+            };
+            rows.push(Tensor::new(row.as_slice(), &self.device)?);
+        }
+        Ok(Tensor::stack(&rows, 0)?)
+    }
+
+    /// Unit-length image embedding (1, projection_dim) of a pixel tensor.
+    pub fn image_embedding(&self, pixels: &Tensor) -> Result<Tensor> {
+        Ok(clip::div_l2_norm(&self.model.get_image_features(pixels)?)?)
+    }
+
+    /// The processor's pixel tensor for a photo.
+    pub fn pixels(&self, photo: &RgbImage) -> Result<Tensor> {
+        let s = self.image_size;
+        Ok(to_tensor(
+            clip_pixels(photo, s as u32, s as u32),
+            s,
+            s,
+            &self.device,
+        )?)
+    }
+
+    /// CLIP's logits (scale × cosine) of one image embedding against each text.
+    pub fn logits(&self, image: &Tensor, texts: &[&str]) -> Result<Vec<f32>> {
+        let text = self.text_embeddings(texts)?;
+        let cos = image.matmul(&text.t()?)?.flatten_all()?.to_vec1::<f32>()?;
+        Ok(cos.into_iter().map(|c| c * self.logit_scale).collect())
+    }
+}
+
+/// Softmax of logits: the zero-shot probability of each label within its group.
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+    let sum: f32 = exps.iter().sum();
+    exps.into_iter().map(|e| e / sum).collect()
+}

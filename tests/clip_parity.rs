@@ -1,0 +1,44 @@
+//! CLIP zero-shot logits against transformers on a tiny random model
+//! (scripts/parity/make_clip_fixtures.py): same token ids, logits within 1e-4.
+#![cfg(feature = "ssr")]
+
+use std::path::PathBuf;
+
+use candle_core::Device;
+use snapsong::ml::clip::{softmax, ClipScorer};
+use snapsong::ml::hub;
+
+#[test]
+fn zero_shot_logits_match_transformers() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip/tiny");
+    let files = hub::resolve(dir.to_str().expect("utf-8 path")).expect("resolve");
+    let clip = ClipScorer::load(&files, &Device::Cpu).expect("load");
+    let refs = candle_core::safetensors::load(dir.join("reference.safetensors"), &Device::Cpu)
+        .expect("references");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("reference.json")).expect("json"))
+            .expect("parse");
+    let labels: Vec<String> = serde_json::from_value(json["labels"].clone()).expect("labels");
+    let ids: Vec<Vec<u32>> = serde_json::from_value(json["ids"].clone()).expect("ids");
+    for (label, want) in labels.iter().zip(&ids) {
+        assert_eq!(&clip.token_ids(label).expect("tokenize"), want, "{label}");
+    }
+    let texts: Vec<&str> = labels.iter().map(String::as_str).collect();
+    let image = clip.image_embedding(&refs["pixel_values"]).expect("image");
+    let logits = clip.logits(&image, &texts).expect("logits");
+    let want: Vec<f32> = refs["logits_per_image"]
+        .flatten_all()
+        .expect("flat")
+        .to_vec1()
+        .expect("vec");
+    for (got, want) in logits.iter().zip(&want) {
+        assert!(
+            (got - want).abs() <= 1e-4,
+            "logit {got} vs transformers {want}"
+        );
+    }
+    // Cached text embeddings give the same answer the second time.
+    assert_eq!(clip.logits(&image, &texts).expect("again"), logits);
+    let p = softmax(&logits);
+    assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+}
