@@ -1,4 +1,5 @@
-//! The `snapsong` command line: generate songs, caption photos, and manage models.
+//! The `snapsong` command line: generate songs, caption photos, compose prompts, and
+//! manage models.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,9 +10,10 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use snapsong::ml::{
     blip::Captioner,
-    device::{parse_device, parse_precision},
+    clip::ClipScorer,
+    device::{parse_device, parse_precision, Precision},
     generate::{GenerateOptions, Length, MusicGen},
-    hub, photo,
+    hints, hub, photo, prompt,
     sampling::SamplingConfig,
     tiny, wav,
 };
@@ -29,6 +31,8 @@ enum Command {
     Generate(GenerateArgs),
     /// Photo → caption, with BLIP (printed on stdout).
     Caption(CaptionArgs),
+    /// Photo (or words only) + choices → the MusicGen prompt (printed on stdout).
+    Compose(ComposeArgs),
     /// Manage models.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -103,11 +107,42 @@ struct CaptionArgs {
     device: String,
 }
 
+#[derive(Args)]
+struct ComposeArgs {
+    /// The photo; leave out for words-only mode.
+    image: Option<PathBuf>,
+    #[arg(long)]
+    genre: Option<String>,
+    #[arg(long)]
+    mood: Option<String>,
+    /// Tempo in BPM (40–220); automatic when absent.
+    #[arg(long)]
+    bpm: Option<u32>,
+    /// Comma-separated instrument ids, e.g. piano,strings.
+    #[arg(long, value_delimiter = ',')]
+    instruments: Vec<String>,
+    /// A free-text line added to the prompt.
+    #[arg(long)]
+    text: Option<String>,
+    /// BLIP model (directory or repo id); "none" skips the caption.
+    #[arg(long, default_value = "Salesforce/blip-image-captioning-large")]
+    caption_model: String,
+    /// CLIP model (directory or repo id); "none" skips mood/genre scoring.
+    #[arg(long, default_value = "openai/clip-vit-base-patch32")]
+    clip_model: String,
+    /// Print the whole explanation (hints, parts and their sources) as JSON.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(a) => generate(a),
         Command::Caption(a) => caption(a),
+        Command::Compose(a) => compose(a),
         Command::Models(ModelsCommand::MakeTiny { out, seed }) => {
             tiny::write_tiny_musicgen(&out, seed).map(|()| {
                 eprintln!(
@@ -150,6 +185,43 @@ fn caption(a: CaptionArgs) -> Result<()> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     println!("{}", caption.text);
+    Ok(())
+}
+
+fn compose(a: ComposeArgs) -> Result<()> {
+    let device = parse_device(&a.device)?;
+    let choices = prompt::Choices {
+        genre: a.genre,
+        mood: a.mood,
+        bpm: a.bpm,
+        instruments: a.instruments,
+        text: a.text,
+    };
+    let hints = match &a.image {
+        None => prompt::Hints::default(),
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let photo = photo::decode(&bytes, &photo::Limits::default())
+                .with_context(|| format!("{} was refused", path.display()))?;
+            let captioner = match a.caption_model.as_str() {
+                "none" => None,
+                m => Some(Captioner::load(&hub::resolve(m)?, Precision::F32, &device)?),
+            };
+            let clip = match a.clip_model.as_str() {
+                "none" => None,
+                m => Some(ClipScorer::load(&hub::resolve(m)?, &device)?),
+            };
+            hints::photo_hints(&photo.image, captioner.as_ref(), clip.as_ref())?
+        }
+    };
+    let composed = prompt::compose(&hints, &choices)?;
+    if a.json {
+        let json = serde_json::json!({ "hints": hints, "choices": choices, "composed": composed });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        println!("{}", composed.prompt);
+    }
     Ok(())
 }
 

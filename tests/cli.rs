@@ -111,3 +111,89 @@ fn tiny_model_is_made_locally_and_generates() {
     let reader = hound::WavReader::open(&wav).unwrap();
     assert_eq!(reader.len(), 32_000, "1 s at 32 kHz");
 }
+
+fn root(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+#[test]
+fn caption_and_compose_from_a_photo() {
+    let out = tempfile::tempdir().unwrap();
+    let tokens = out.path().join("tokens.json");
+    let photo = root("tests/fixtures/photos/landscape.jpg");
+    let o = bin()
+        .args(["caption", "--model"])
+        .arg(root("tests/fixtures/blip/same_width"))
+        .arg(&photo)
+        .args(["--max-new-tokens", "6", "--tokens-out"])
+        .arg(&tokens)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&tokens).unwrap()).unwrap();
+    let caption = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(caption.trim(), json["caption"].as_str().unwrap());
+    assert!(json["tokens"].as_array().unwrap().len() <= 6);
+
+    let o = bin()
+        .arg("compose")
+        .arg(&photo)
+        .arg("--caption-model")
+        .arg(root("tests/fixtures/blip/same_width"))
+        .arg("--clip-model")
+        .arg(root("tests/fixtures/clip/tiny"))
+        .args(["--genre", "jazz", "--bpm", "90", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let prompt = json["composed"]["prompt"].as_str().unwrap();
+    assert!(prompt.starts_with("smooth jazz track, "), "{prompt}");
+    assert!(prompt.contains(", 90 bpm"), "{prompt}");
+    assert_eq!(json["hints"]["moods"].as_array().unwrap().len(), 14);
+    assert!(
+        json["hints"]["palette"]["colours"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 2
+    );
+}
+
+#[test]
+fn compose_words_only_and_bad_input() {
+    let o = bin()
+        .args([
+            "compose",
+            "--mood",
+            "calm",
+            "--text",
+            "a quiet lake at dawn",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let prompt = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        prompt.contains("calm and peaceful") && prompt.trim().ends_with("a quiet lake at dawn")
+    );
+
+    let o = bin()
+        .args(["compose", "--genre", "polka-metal"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown genre"));
+
+    let o = bin()
+        .arg("caption")
+        .arg(root("tests/fixtures/photos/text.jpg"))
+        .args(["--model"])
+        .arg(root("tests/fixtures/blip/same_width"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not an image"), "{err}");
+}

@@ -44,7 +44,7 @@ tok.save(os.path.join(OUT, "tokenizer.json"))
 torch.manual_seed(3)
 cfg = CLIPConfig(
     text_config=dict(vocab_size=tok.get_vocab_size(), hidden_size=32, intermediate_size=64,
-                     num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=32,
+                     num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=77,
                      bos_token_id=bos, eos_token_id=2, pad_token_id=eos, hidden_act="quick_gelu"),
     vision_config=dict(hidden_size=48, intermediate_size=96, num_hidden_layers=2,
                        num_attention_heads=4, image_size=32, patch_size=8, hidden_act="quick_gelu"),

@@ -8,6 +8,7 @@ pub mod clip;
 pub mod device;
 pub mod encodec;
 pub mod generate;
+pub mod hints;
 pub mod host_matmul;
 pub mod hub;
 pub mod linear;
