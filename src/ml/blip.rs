@@ -184,8 +184,7 @@ pub struct Captioner {
 impl Captioner {
     pub fn load(files: &ModelFiles, precision: Precision, device: &Device) -> Result<Self> {
         let cfg: BlipConfig = files.read_config()?;
-        let tokenizer = tokenizers::Tokenizer::from_file(files.tokenizer_path()?)
-            .map_err(|e| anyhow::anyhow!("cannot read the tokenizer of {}: {e}", files.source))?;
+        let tokenizer = files.tokenizer()?;
         // The ViT is compute-bound: f32 on the CPU (candle's GEMM), the chosen dtype on a GPU.
         let dtype = if device.is_cpu() {
             DType::F32
@@ -193,12 +192,7 @@ impl Captioner {
             precision.dtype()
         };
         let vb = files.var_builder(dtype, device)?;
-        let mismatch = || {
-            format!(
-                "the weights of {} do not match its config.json",
-                files.source
-            )
-        };
+        let mismatch = || files.mismatch();
         let vision =
             VisionModel::load(vb.pp("vision_model"), &cfg.vision_config).with_context(mismatch)?;
         let text = TextDecoder::load(vb.pp("text_decoder"), &cfg.text_config, precision)

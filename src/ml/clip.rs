@@ -113,15 +113,9 @@ impl ClipScorer {
     pub fn load(files: &ModelFiles, device: &Device) -> Result<Self> {
         let json: ClipJson = files.read_config()?;
         let cfg = json.to_candle()?;
-        let tokenizer = tokenizers::Tokenizer::from_file(files.tokenizer_path()?)
-            .map_err(|e| anyhow::anyhow!("cannot read the tokenizer of {}: {e}", files.source))?;
+        let tokenizer = files.tokenizer()?;
         let vb = files.var_builder(DType::F32, device)?;
-        let model = clip::ClipModel::new(vb.clone(), &cfg).with_context(|| {
-            format!(
-                "the weights of {} do not match its config.json",
-                files.source
-            )
-        })?;
+        let model = clip::ClipModel::new(vb.clone(), &cfg).with_context(|| files.mismatch())?;
         let logit_scale = if vb.contains_tensor("logit_scale") {
             vb.get((), "logit_scale")?.to_scalar::<f32>()?
         } else {

@@ -94,15 +94,9 @@ impl MusicGen {
         };
         let cfg: MusicgenConfig = files.read_config()?;
         check_config(&cfg)?;
-        let tokenizer = tokenizers::Tokenizer::from_file(files.tokenizer_path()?)
-            .map_err(|e| anyhow::anyhow!("cannot read the tokenizer of {}: {e}", files.source))?;
+        let tokenizer = files.tokenizer()?;
         let vb = files.var_builder(dtype, device)?;
-        let mismatch = || {
-            format!(
-                "the weights of {} do not match its config.json",
-                files.source
-            )
-        };
+        let mismatch = || files.mismatch();
         let text = T5Encoder::load(
             vb.pp("text_encoder").set_dtype(DType::F32),
             &cfg.text_encoder,

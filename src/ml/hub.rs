@@ -36,10 +36,22 @@ impl ModelFiles {
         })
     }
 
-    pub fn tokenizer_path(&self) -> Result<&Path> {
-        self.tokenizer
+    /// The model's `tokenizer.json`, loaded, with the model named in any error.
+    pub fn tokenizer(&self) -> Result<tokenizers::Tokenizer> {
+        let path = self
+            .tokenizer
             .as_deref()
-            .with_context(|| format!("model {} has no tokenizer.json", self.source))
+            .with_context(|| format!("model {} has no tokenizer.json", self.source))?;
+        tokenizers::Tokenizer::from_file(path)
+            .map_err(|e| anyhow::anyhow!("cannot read the tokenizer of {}: {e}", self.source))
+    }
+
+    /// The error context for weights that do not fit the config (names the model).
+    pub fn mismatch(&self) -> String {
+        format!(
+            "the weights of {} do not match its config.json",
+            self.source
+        )
     }
 
     /// A VarBuilder over the weights, converting to `dtype` as tensors are read.

@@ -158,15 +158,11 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Photo, PhotoError> {
     let format = sniff(bytes)?;
     if format == Format::Jpeg && !jpeg_is_complete(bytes) {
         // The JPEG decoder fills a cut-off scan with grey; refuse it instead.
-        return Err(PhotoError::Corrupt {
-            format: format.name(),
-            detail: "the file is cut off before the end of the image".into(),
-        });
+        return Err(corrupt(
+            format,
+            "the file is cut off before the end of the image",
+        ));
     }
-    let corrupt = |e: image::ImageError| PhotoError::Corrupt {
-        format: format.name(),
-        detail: e.to_string(),
-    };
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
     // Sides are checked below from the header, for a clearer message; the allocation
     // bound stays with the decoder as a second line of defence.
@@ -188,12 +184,9 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Photo, PhotoError> {
         });
     }
     if width == 0 || height == 0 {
-        return Err(PhotoError::Corrupt {
-            format: format.name(),
-            detail: "it has no pixels".into(),
-        });
+        return Err(corrupt(format, "it has no pixels"));
     }
-    let orientation = decoder.orientation().map_err(corrupt)?;
+    let orientation = decoder.orientation().map_err(|e| refusal(e, format))?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| refusal(e, format))?;
     image.apply_orientation(orientation);
     Ok(Photo {
@@ -232,10 +225,14 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
 fn refusal(e: image::ImageError, format: Format) -> PhotoError {
     match e {
         image::ImageError::Limits(_) => PhotoError::OverLimits,
-        other => PhotoError::Corrupt {
-            format: format.name(),
-            detail: other.to_string(),
-        },
+        other => corrupt(format, other),
+    }
+}
+
+fn corrupt(format: Format, detail: impl ToString) -> PhotoError {
+    PhotoError::Corrupt {
+        format: format.name(),
+        detail: detail.to_string(),
     }
 }
 

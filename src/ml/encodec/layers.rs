@@ -344,8 +344,11 @@ impl Lstm {
             let mut c = vec![0f32; h_dim];
             let mut out = Vec::with_capacity(t_len * h_dim);
             for t in 0..t_len {
-                let rec = matmul_t(&layer.w_hh, &h, 1, h_dim, 4 * h_dim);
-                let g: Vec<f32> = xi.row(t).iter().zip(&rec).map(|(a, b)| a + b).collect();
+                // Gates: the recurrent product, plus this frame's input projection, in place.
+                let mut g = matmul_t(&layer.w_hh, &h, 1, h_dim, 4 * h_dim);
+                for (v, x) in g.iter_mut().zip(xi.row(t)) {
+                    *v += x;
+                }
                 // torch's gate order: input, forget, cell, output.
                 for j in 0..h_dim {
                     let i = sigmoid(g[j]);
