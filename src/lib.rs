@@ -1,7 +1,13 @@
+#![recursion_limit = "256"]
 //! Snapsong: photo → caption/mood → prompt → MusicGen → song.
 //!
 //! One crate, two builds: `ssr` (server, CLI, models) and `hydrate` (the browser bundle).
+pub mod api;
 pub mod app;
+pub mod vocabulary;
+
+#[cfg(feature = "ssr")]
+pub mod server;
 
 #[cfg(feature = "ssr")]
 pub mod ml;

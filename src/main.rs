@@ -27,6 +27,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the web app (pages, REST API, worker) on SQLite or Postgres.
+    Serve(snapsong::server::config::ServeConfig),
     /// Text prompt → song (WAV), with MusicGen.
     Generate(GenerateArgs),
     /// Photo → caption, with BLIP (printed on stdout).
@@ -140,6 +142,7 @@ struct ComposeArgs {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(cfg) => serve(cfg),
         Command::Generate(a) => generate(a),
         Command::Caption(a) => caption(a),
         Command::Compose(a) => compose(a),
@@ -186,6 +189,19 @@ fn caption(a: CaptionArgs) -> Result<()> {
     }
     println!("{}", caption.text);
     Ok(())
+}
+
+fn serve(cfg: snapsong::server::config::ServeConfig) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
+        )
+        .init();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(snapsong::server::serve(cfg))
 }
 
 fn compose(a: ComposeArgs) -> Result<()> {

@@ -1,15 +1,66 @@
-//! The Leptos UI, rendered on the server (ssr) and hydrated in the browser (hydrate).
+//! The Leptos UI, rendered on the server (ssr) and hydrated in the browser (hydrate):
+//! the shell, the routes and the site chrome. Pages live in `pages/`, reusable pieces
+//! (player, progress, share) in `components/`.
+
+pub mod components;
+pub mod pages;
+
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes, A};
+use leptos_router::{path, SsrMode};
+
+use pages::{LibraryPage, NotFound, PlaylistPage, SongPage, UploadPage};
+
+/// The HTML document around the app.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
 
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
-        <Title text="Snapsong"/>
-        <main>
-            <h1>"Snapsong"</h1>
-            <p>"Turn a photo into a song."</p>
-        </main>
+        <Stylesheet id="leptos" href="/pkg/snapsong.css"/>
+        <Title formatter=|t: String| if t.is_empty() { "Snapsong".to_string() } else { format!("{t} · Snapsong") }/>
+        <Router>
+            <header class="site-header">
+                <A href="/" attr:class="brand">
+                    <span class="brand-mark" aria-hidden="true">"♪"</span>
+                    "Snapsong"
+                </A>
+                <nav>
+                    <A href="/">"New song"</A>
+                    <A href="/library">"My library"</A>
+                </nav>
+            </header>
+            <main class="page">
+                <Routes fallback=NotFound>
+                    <Route path=path!("/") view=UploadPage/>
+                    <Route path=path!("/s/:slug") view=SongPage ssr=SsrMode::Async/>
+                    <Route path=path!("/p/:slug") view=PlaylistPage ssr=SsrMode::Async/>
+                    <Route path=path!("/library") view=LibraryPage/>
+                </Routes>
+            </main>
+            <footer class="site-footer">
+                "Made on this host with BLIP, CLIP and MusicGen. MusicGen weights: CC-BY-NC 4.0."
+            </footer>
+        </Router>
     }
 }

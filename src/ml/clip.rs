@@ -51,7 +51,7 @@ fn d_logit_scale() -> f32 {
 
 /// The parts of transformers' `CLIPConfig` the model needs.
 #[derive(Debug, Deserialize)]
-struct ClipJson {
+pub struct ClipJson {
     text_config: TextCfg,
     vision_config: VisionCfg,
     projection_dim: usize,
@@ -60,7 +60,7 @@ struct ClipJson {
 }
 
 impl ClipJson {
-    fn to_candle(&self) -> Result<clip::ClipConfig> {
+    pub fn to_candle(&self) -> Result<clip::ClipConfig> {
         for act in [&self.text_config.hidden_act, &self.vision_config.hidden_act] {
             if act != "quick_gelu" {
                 bail!("CLIP models with hidden_act {act:?} are not supported (only quick_gelu)");

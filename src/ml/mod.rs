@@ -20,5 +20,5 @@ pub mod sampling;
 pub mod t5;
 pub mod tiny;
 pub mod vision_input;
-pub mod vocabulary;
+pub use crate::vocabulary;
 pub mod wav;

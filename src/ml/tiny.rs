@@ -1,12 +1,16 @@
 //! A tiny MusicGen with random weights, made locally with no download, so the app, demos
 //! and tests can run the real pipeline end to end. Its output is noise, and it says so.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
+use super::blip::{BlipConfig, VisionModel};
+use super::blip_text::TextDecoder;
+use super::clip::ClipJson;
+use super::device::Precision;
 use super::encodec::EncodecDecoder;
 use super::generate::MusicgenConfig;
 use super::linear::Linear;
@@ -71,34 +75,14 @@ pub fn write_tiny_musicgen(dir: &Path, seed: u64) -> Result<()> {
     )?;
     drop(t5);
     Linear::load(vb.pp("enc_to_dec_proj"), 32, 32, true)?;
-    MusicgenDecoder::load(
-        vb.pp("decoder"),
-        &cfg.decoder,
-        super::device::Precision::F32,
-    )?;
+    MusicgenDecoder::load(vb.pp("decoder"), &cfg.decoder, Precision::F32)?;
     EncodecDecoder::load(
         vb.pp("audio_encoder"),
         &cfg.audio_encoder,
         cfg.decoder.num_codebooks,
     )?;
 
-    {
-        let data = varmap
-            .data()
-            .lock()
-            .map_err(|_| anyhow::anyhow!("var map poisoned"))?;
-        let mut names: Vec<&String> = data.keys().collect();
-        names.sort(); // a fixed order, so the same seed gives the same model
-        for (i, name) in names.into_iter().enumerate() {
-            let var = &data[name];
-            let noise = seeded_noise(
-                var.as_tensor().shape().elem_count(),
-                seed.wrapping_add(i as u64),
-            );
-            let t = Tensor::from_vec(noise, var.as_tensor().shape(), &Device::Cpu)?;
-            var.set(&t)?;
-        }
-    }
+    randomize(&varmap, seed)?;
     varmap.save(dir.join("model.safetensors"))?;
     std::fs::write(
         dir.join("config.json"),
@@ -106,6 +90,98 @@ pub fn write_tiny_musicgen(dir: &Path, seed: u64) -> Result<()> {
     )?;
     std::fs::write(dir.join("tokenizer.json"), TOKENIZER_JSON)?;
     Ok(())
+}
+
+/// Replace every registered tensor with seeded noise, in name order (so the same seed
+/// gives the same model).
+fn randomize(varmap: &VarMap, seed: u64) -> Result<()> {
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| anyhow::anyhow!("var map poisoned"))?;
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    for (i, name) in names.into_iter().enumerate() {
+        let var = &data[name];
+        let noise = seeded_noise(
+            var.as_tensor().shape().elem_count(),
+            seed.wrapping_add(i as u64),
+        );
+        var.set(&Tensor::from_vec(
+            noise,
+            var.as_tensor().shape(),
+            &Device::Cpu,
+        )?)?;
+    }
+    Ok(())
+}
+
+/// Tiny BLIP and CLIP: the committed parity fixtures' shapes and tokenizers, fresh noise.
+const BLIP_CONFIG: &str = include_str!("../../tests/fixtures/blip/wide_vision/config.json");
+const BLIP_TOKENIZER: &str = include_str!("../../tests/fixtures/blip/wide_vision/tokenizer.json");
+const CLIP_CONFIG: &str = include_str!("../../tests/fixtures/clip/tiny/config.json");
+const CLIP_TOKENIZER: &str = include_str!("../../tests/fixtures/clip/tiny/tokenizer.json");
+
+fn marked(config: &str) -> Result<String> {
+    let mut json: serde_json::Value = serde_json::from_str(config)?;
+    json["_name_or_path"] = TINY_MARKER.into();
+    Ok(serde_json::to_string_pretty(&json)?)
+}
+
+fn save(dir: &Path, varmap: &VarMap, config: String, tokenizer: &str) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    varmap.save(dir.join("model.safetensors"))?;
+    std::fs::write(dir.join("config.json"), config)?;
+    std::fs::write(dir.join("tokenizer.json"), tokenizer)?;
+    Ok(())
+}
+
+/// Write a tiny random BLIP captioner to `dir`.
+pub fn write_tiny_blip(dir: &Path, seed: u64) -> Result<()> {
+    let cfg: BlipConfig = serde_json::from_str(BLIP_CONFIG)?;
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    VisionModel::load(vb.pp("vision_model"), &cfg.vision_config)?;
+    TextDecoder::load(vb.pp("text_decoder"), &cfg.text_config, Precision::F32)?;
+    randomize(&varmap, seed)?;
+    save(dir, &varmap, marked(BLIP_CONFIG)?, BLIP_TOKENIZER)
+}
+
+/// Write a tiny random CLIP to `dir`.
+pub fn write_tiny_clip(dir: &Path, seed: u64) -> Result<()> {
+    let json: ClipJson = serde_json::from_str(CLIP_CONFIG)?;
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    candle_transformers::models::clip::ClipModel::new(vb, &json.to_candle()?)?;
+    randomize(&varmap, seed)?;
+    save(dir, &varmap, marked(CLIP_CONFIG)?, CLIP_TOKENIZER)
+}
+
+/// Where `ensure_tiny_set` put the three models.
+pub struct TinySet {
+    pub musicgen: PathBuf,
+    pub blip: PathBuf,
+    pub clip: PathBuf,
+}
+
+/// Make the tiny model set under `root` unless it is already there.
+pub fn ensure_tiny_set(root: &Path) -> Result<TinySet> {
+    let set = TinySet {
+        musicgen: root.join("musicgen"),
+        blip: root.join("blip"),
+        clip: root.join("clip"),
+    };
+    let missing = |d: &Path| !d.join("model.safetensors").exists();
+    if missing(&set.musicgen) {
+        write_tiny_musicgen(&set.musicgen, 1)?;
+    }
+    if missing(&set.blip) {
+        write_tiny_blip(&set.blip, 2)?;
+    }
+    if missing(&set.clip) {
+        write_tiny_clip(&set.clip, 3)?;
+    }
+    Ok(set)
 }
 
 /// Deterministic noise in [-0.5, 0.5) × 0.4 (xorshift), independent of any global RNG.

@@ -1,0 +1,100 @@
+//! Server functions for the song pages: read a song, retry it, make another like it.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "ssr")]
+use super::types::is_slug;
+use super::types::SongView;
+
+/// What the song page needs: the song and the public address for absolute share links.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SongPage {
+    pub song: SongView,
+    pub base_url: String,
+}
+
+#[server(prefix = "/api/fn")]
+pub async fn get_song(slug: String) -> Result<Option<SongPage>, ServerFnError> {
+    if !is_slug(&slug) {
+        return Ok(None);
+    }
+    let (state, owner) = super::caller().await?;
+    let Some(row) = state
+        .db()
+        .song_by_slug(&slug)
+        .await
+        .map_err(super::internal)?
+    else {
+        return Ok(None);
+    };
+    let position = match row.status.as_str() {
+        "queued" => Some(
+            state
+                .db()
+                .queue_position(&row)
+                .await
+                .map_err(super::internal)?,
+        ),
+        _ => None,
+    };
+    Ok(Some(SongPage {
+        song: row.view(Some(&owner.hash), position),
+        base_url: super::base_url(&state).await,
+    }))
+}
+
+/// Put a failed song back in the queue (its owner only).
+#[server(prefix = "/api/fn")]
+pub async fn retry_song(slug: String) -> Result<(), ServerFnError> {
+    let (state, owner) = super::caller().await?;
+    let row = match is_slug(&slug) {
+        true => state
+            .db()
+            .song_by_slug(&slug)
+            .await
+            .map_err(super::internal)?,
+        false => None,
+    };
+    let row = row.ok_or_else(|| ServerFnError::new("no such song"))?;
+    if row.owner_hash != owner.hash {
+        return Err(ServerFnError::new(
+            "only the person who made this song can retry it",
+        ));
+    }
+    state.db().requeue(&row.id).await.map_err(super::internal)?;
+    state.queue.wake.notify_one();
+    Ok(())
+}
+
+/// A new song from an existing one: the same photo and choices with a new seed, or (with
+/// `prompt`) a hand-edited prompt. Anyone may do this from a shared page: the new song
+/// is theirs. Returns the new song's slug.
+#[server(prefix = "/api/fn")]
+pub async fn remake_song(slug: String, prompt: Option<String>) -> Result<String, ServerFnError> {
+    use crate::server::songs::{create, PhotoSource};
+    let (state, owner) = super::caller().await?;
+    let row = match is_slug(&slug) {
+        true => state
+            .db()
+            .song_by_slug(&slug)
+            .await
+            .map_err(super::internal)?,
+        false => None,
+    };
+    let row = row.ok_or_else(|| ServerFnError::new("no such song"))?;
+    let mut options = row.options();
+    options.seed = None;
+    if let Some(p) = prompt {
+        options.prompt = Some(p);
+    }
+    let source = if row.has_photo != 0 {
+        PhotoSource::CopyOf(&row.id)
+    } else {
+        PhotoSource::None
+    };
+    let (_, slug) = create(&state, &owner.hash, source, options)
+        .await
+        .map_err(|r| ServerFnError::new(r.message))?;
+    Ok(slug)
+}

@@ -1,0 +1,62 @@
+//! Everything the server can be told, in one place: CLI flags, each with an environment
+//! variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::api::types::DEFAULT_MAX_UPLOAD_BYTES;
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "SNAPSONG_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+    /// sqlite:FILE (default) or postgres://…
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite:snapsong.db")]
+    pub database_url: String,
+    /// Photos, covers and songs are kept here.
+    #[arg(long, env = "SNAPSONG_MEDIA_DIR", default_value = "media")]
+    pub media_dir: PathBuf,
+    /// Use tiny random models made locally (no download; songs are noise, and say so).
+    #[arg(long, env = "SNAPSONG_TINY_MODELS")]
+    pub tiny_models: bool,
+    /// MusicGen: hub repo id or local directory.
+    #[arg(
+        long,
+        env = "SNAPSONG_MUSICGEN_MODEL",
+        default_value = "facebook/musicgen-small"
+    )]
+    pub musicgen_model: String,
+    /// BLIP captioner: hub repo id, local directory, or "none".
+    #[arg(
+        long,
+        env = "SNAPSONG_CAPTION_MODEL",
+        default_value = "Salesforce/blip-image-captioning-large"
+    )]
+    pub caption_model: String,
+    /// CLIP: hub repo id, local directory, or "none".
+    #[arg(
+        long,
+        env = "SNAPSONG_CLIP_MODEL",
+        default_value = "openai/clip-vit-base-patch32"
+    )]
+    pub clip_model: String,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, env = "SNAPSONG_DEVICE", default_value = "cpu")]
+    pub device: String,
+    /// f32, f16, bf16 or q8_0 (MusicGen decoder and BLIP text weights).
+    #[arg(long, env = "SNAPSONG_DTYPE", default_value = "f32")]
+    pub dtype: String,
+    /// Largest upload (bytes) the server reads.
+    #[arg(long, env = "SNAPSONG_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
+    pub max_upload_bytes: usize,
+    /// The public address for links in share cards (e.g. https://songs.example.com);
+    /// by default it is taken from each request's Host header.
+    #[arg(long, env = "SNAPSONG_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Where cargo-leptos put the site (wasm, css); set by `cargo leptos` itself.
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: String,
+}

@@ -1,0 +1,357 @@
+//! The database: one sqlx `AnyPool` over SQLite (default, WAL) or Postgres, migrated at
+//! start from `migrations/`. Songs live here; playlists in `playlists.rs`.
+
+use anyhow::{Context, Result};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor, FromRow};
+
+use crate::api::types::{MadeFrom, Progress, SongOptions, SongView, Status};
+
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) pool: AnyPool,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Db {
+    /// Connect (creating a SQLite file if needed) and bring the schema up to date.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        let url = if sqlite && !url.contains("mode=") && !url.contains(":memory:") {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}mode=rwc")
+        } else {
+            url.to_string()
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 8 } else { 16 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // WAL: readers never wait for the worker's writes. A busy timeout
+                        // instead of "database is locked" errors under load.
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = NORMAL",
+                            "PRAGMA busy_timeout = 5000",
+                            "PRAGMA foreign_keys = ON",
+                        ] {
+                            conn.execute(pragma).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .with_context(|| format!("cannot open the database {}", redact(&url)))?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .context("cannot migrate the database")?;
+        Ok(Self { pool })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub async fn insert_song(&self, s: &NewSong<'_>) -> Result<()> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO songs (id, slug, owner_hash, status, stage, options, seed, has_photo, \
+             title, noise, created_ms, updated_ms) \
+             VALUES ($1, $2, $3, 'queued', 'queued', $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(s.id)
+        .bind(s.slug)
+        .bind(s.owner_hash)
+        .bind(serde_json::to_string(s.options)?)
+        .bind(s.seed as i64)
+        .bind(s.has_photo as i64)
+        .bind(s.title)
+        .bind(s.noise as i64)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn song_by_id(&self, id: &str) -> Result<Option<SongRow>> {
+        Ok(sqlx::query_as("SELECT * FROM songs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn song_by_slug(&self, slug: &str) -> Result<Option<SongRow>> {
+        Ok(sqlx::query_as("SELECT * FROM songs WHERE slug = $1")
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn songs_of(&self, owner_hash: &str) -> Result<Vec<SongRow>> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM songs WHERE owner_hash = $1 ORDER BY created_ms DESC LIMIT 500",
+        )
+        .bind(owner_hash)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Jobs waiting ahead of a queued song.
+    pub async fn queue_position(&self, row: &SongRow) -> Result<u32> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM songs WHERE status IN ('queued', 'running') \
+             AND (created_ms < $1 OR (created_ms = $2 AND id < $3))",
+        )
+        .bind(row.created_ms)
+        .bind(row.created_ms)
+        .bind(&row.id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n as u32)
+    }
+
+    pub async fn count_waiting(&self) -> Result<(u32, u32)> {
+        let (queued, running): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(CASE WHEN status = 'queued' THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END), 0) FROM songs",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((queued as u32, running as u32))
+    }
+
+    /// Take the oldest queued job, if any, marking it running (one statement, so two
+    /// workers never take the same job).
+    pub async fn claim_next(&self) -> Result<Option<SongRow>> {
+        let now = now_ms();
+        Ok(sqlx::query_as(
+            "UPDATE songs SET status = 'running', stage = 'reading', progress = 0, step = 0, \
+             total = 0, attempts = attempts + 1, error = NULL, started_ms = $1, updated_ms = $2 \
+             WHERE id = (SELECT id FROM songs WHERE status = 'queued' \
+                         ORDER BY created_ms, id LIMIT 1) \
+             AND status = 'queued' RETURNING *",
+        )
+        .bind(now)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn set_progress(&self, id: &str, p: &Progress) -> Result<()> {
+        sqlx::query(
+            "UPDATE songs SET stage = $1, step = $2, total = $3, progress = $4, updated_ms = $5 \
+             WHERE id = $6 AND status = 'running'",
+        )
+        .bind(&p.stage)
+        .bind(p.step as i64)
+        .bind(p.total as i64)
+        .bind(p.progress as f64)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// What the composer made, stored as soon as it is known.
+    pub async fn set_made_from(&self, id: &str, made: &MadeOf) -> Result<()> {
+        sqlx::query(
+            "UPDATE songs SET caption = $1, prompt = $2, parts = $3, palette = $4, title = $5, \
+             updated_ms = $6 WHERE id = $7",
+        )
+        .bind(&made.caption)
+        .bind(&made.prompt)
+        .bind(serde_json::to_string(&made.parts)?)
+        .bind(serde_json::to_string(&made.palette)?)
+        .bind(&made.title)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn finish(&self, id: &str) -> Result<()> {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE songs SET status = 'ready', stage = 'done', progress = 1, finished_ms = $1, \
+             updated_ms = $2 WHERE id = $3",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn fail(&self, id: &str, error: &str) -> Result<()> {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE songs SET status = 'failed', error = $1, finished_ms = $2, updated_ms = $3 \
+             WHERE id = $4",
+        )
+        .bind(error)
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Put a job back in the queue (a retry, or one interrupted by a shutdown).
+    pub async fn requeue(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE songs SET status = 'queued', stage = 'queued', progress = 0, step = 0, \
+             total = 0, error = NULL, updated_ms = $1 \
+             WHERE id = $2 AND status IN ('failed', 'running')",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// At start: jobs left running by a crash go back to the queue, or fail (with a retry
+    /// offered) once they have been tried `max_attempts` times. Returns (requeued, failed).
+    pub async fn recover_interrupted(&self, max_attempts: u32) -> Result<(u64, u64)> {
+        let now = now_ms();
+        let failed = sqlx::query(
+            "UPDATE songs SET status = 'failed', error = $1, finished_ms = $2, updated_ms = $3 \
+             WHERE status = 'running' AND attempts >= $4",
+        )
+        .bind("the server stopped while making this song, more than once")
+        .bind(now)
+        .bind(now)
+        .bind(max_attempts as i64)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let requeued = sqlx::query(
+            "UPDATE songs SET status = 'queued', stage = 'queued', progress = 0, step = 0, \
+             total = 0, updated_ms = $1 WHERE status = 'running'",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok((requeued, failed))
+    }
+}
+
+/// Hide a password in a database URL before it reaches a log or an error.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+pub struct NewSong<'a> {
+    pub id: &'a str,
+    pub slug: &'a str,
+    pub owner_hash: &'a str,
+    pub options: &'a SongOptions,
+    pub seed: u64,
+    pub has_photo: bool,
+    pub title: &'a str,
+    pub noise: bool,
+}
+
+/// What the composer made of a job.
+pub struct MadeOf {
+    pub caption: Option<String>,
+    pub prompt: String,
+    pub parts: Vec<MadeFrom>,
+    pub palette: Vec<String>,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct SongRow {
+    pub id: String,
+    pub slug: String,
+    pub owner_hash: String,
+    pub status: String,
+    pub stage: String,
+    pub step: i64,
+    pub total: i64,
+    pub progress: f64,
+    pub attempts: i64,
+    pub options: String,
+    pub seed: i64,
+    pub has_photo: i64,
+    pub title: String,
+    pub caption: Option<String>,
+    pub prompt: Option<String>,
+    pub parts: Option<String>,
+    pub palette: Option<String>,
+    pub noise: i64,
+    pub error: Option<String>,
+    pub created_ms: i64,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
+    pub updated_ms: i64,
+}
+
+impl SongRow {
+    pub fn options(&self) -> SongOptions {
+        serde_json::from_str(&self.options).unwrap_or_default()
+    }
+
+    pub fn progress(&self, queue_position: Option<u32>) -> Progress {
+        Progress {
+            status: Status::parse(&self.status).unwrap_or(Status::Failed),
+            stage: self.stage.clone(),
+            progress: self.progress as f32,
+            step: self.step as u32,
+            total: self.total as u32,
+            eta_s: None,
+            queue_position,
+            error: self.error.clone(),
+        }
+    }
+
+    pub fn view(&self, viewer_hash: Option<&str>, queue_position: Option<u32>) -> SongView {
+        let options = self.options();
+        SongView {
+            id: self.id.clone(),
+            slug: self.slug.clone(),
+            title: self.title.clone(),
+            progress: self.progress(queue_position),
+            duration_s: options.duration_s(),
+            options,
+            seed: self.seed as u64,
+            caption: self.caption.clone(),
+            prompt: self.prompt.clone(),
+            parts: self
+                .parts
+                .as_deref()
+                .and_then(|p| serde_json::from_str(p).ok())
+                .unwrap_or_default(),
+            palette: self
+                .palette
+                .as_deref()
+                .and_then(|p| serde_json::from_str(p).ok())
+                .unwrap_or_default(),
+            has_photo: self.has_photo != 0,
+            noise: self.noise != 0,
+            created_ms: self.created_ms,
+            is_owner: viewer_hash == Some(self.owner_hash.as_str()),
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Media on local disk: `MEDIA_DIR/songs/{id}/` holds photo.jpg (re-encoded, no EXIF),
+//! cover.jpg (square), share.jpg (1200×630) and song.wav. Every file is written to a
+//! temporary name and renamed, so a reader (or a crash) never sees half a file.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use image::RgbImage;
+
+use crate::ml::photo::{share_thumbnail, square_cover, to_jpeg};
+
+#[derive(Clone, Debug)]
+pub struct Storage {
+    root: PathBuf,
+}
+
+impl Storage {
+    pub fn new(root: &Path) -> Result<Self> {
+        let songs = root.join("songs");
+        std::fs::create_dir_all(&songs)
+            .with_context(|| format!("cannot create the media folder {}", songs.display()))?;
+        Ok(Self {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// The folder the media routes serve.
+    pub fn songs_dir(&self) -> PathBuf {
+        self.root.join("songs")
+    }
+
+    pub fn song_dir(&self, id: &str) -> PathBuf {
+        self.songs_dir().join(id)
+    }
+
+    pub fn photo_path(&self, id: &str) -> PathBuf {
+        self.song_dir(id).join("photo.jpg")
+    }
+
+    pub fn wav_path(&self, id: &str) -> PathBuf {
+        self.song_dir(id).join("song.wav")
+    }
+
+    /// Keep a photo: the upright, EXIF-free re-encode, the square cover and the share card.
+    pub fn save_photo(&self, id: &str, image: &RgbImage) -> Result<()> {
+        let dir = self.song_dir(id);
+        std::fs::create_dir_all(&dir)?;
+        write_atomic(&dir.join("photo.jpg"), &to_jpeg(image, 90)?)?;
+        write_atomic(
+            &dir.join("cover.jpg"),
+            &to_jpeg(&square_cover(image, 512), 85)?,
+        )?;
+        write_atomic(
+            &dir.join("share.jpg"),
+            &to_jpeg(&share_thumbnail(image), 85)?,
+        )?;
+        Ok(())
+    }
+
+    /// Share a photo with a new song ("another like this"): the same three files.
+    pub fn copy_photo(&self, from: &str, to: &str) -> Result<()> {
+        let (src, dst) = (self.song_dir(from), self.song_dir(to));
+        std::fs::create_dir_all(&dst)?;
+        for name in ["photo.jpg", "cover.jpg", "share.jpg"] {
+            let bytes = std::fs::read(src.join(name))
+                .with_context(|| format!("the photo of song {from} is missing"))?;
+            write_atomic(&dst.join(name), &bytes)?;
+        }
+        Ok(())
+    }
+
+    pub fn save_wav(&self, id: &str, wav: &[u8]) -> Result<()> {
+        let dir = self.song_dir(id);
+        std::fs::create_dir_all(&dir)?;
+        write_atomic(&self.wav_path(id), wav)
+    }
+
+    /// Remove what a refused or failed upload left behind.
+    pub fn remove(&self, id: &str) {
+        let _ = std::fs::remove_dir_all(self.song_dir(id));
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("part");
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
