@@ -2,7 +2,9 @@
 
 use leptos::prelude::*;
 
-use super::types::{is_slug, Library, PlaylistView, MAX_TITLE_CHARS};
+#[cfg(feature = "ssr")]
+use super::types::{is_slug, MAX_TITLE_CHARS};
+use super::types::{Library, PlaylistView};
 
 #[cfg(feature = "ssr")]
 fn clean_title(title: &str) -> Result<String, ServerFnError> {
@@ -65,7 +67,7 @@ fn edit_result(
     }
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "get_playlist")]
 pub async fn get_playlist(slug: String) -> Result<Option<PlaylistView>, ServerFnError> {
     if !is_slug(&slug) {
         return Ok(None);
@@ -86,7 +88,7 @@ pub async fn get_playlist(slug: String) -> Result<Option<PlaylistView>, ServerFn
     }
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "get_library")]
 pub async fn get_library() -> Result<Library, ServerFnError> {
     let (state, owner) = super::caller().await?;
     let rows = state
@@ -113,7 +115,7 @@ pub async fn get_library() -> Result<Library, ServerFnError> {
 }
 
 /// A new playlist, optionally starting with a song. Returns its slug.
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "create_playlist")]
 pub async fn create_playlist(
     title: String,
     first_song: Option<String>,
@@ -134,7 +136,7 @@ pub async fn create_playlist(
     Ok(slug)
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "rename_playlist")]
 pub async fn rename_playlist(slug: String, title: String) -> Result<(), ServerFnError> {
     check_slug(&slug)?;
     let title = clean_title(&title)?;
@@ -142,7 +144,7 @@ pub async fn rename_playlist(slug: String, title: String) -> Result<(), ServerFn
     edit_result(state.db().rename_playlist(&slug, &owner.hash, &title).await)
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "add_to_playlist")]
 pub async fn add_to_playlist(slug: String, song: String) -> Result<(), ServerFnError> {
     check_slug(&slug)?;
     check_slug(&song)?;
@@ -150,7 +152,7 @@ pub async fn add_to_playlist(slug: String, song: String) -> Result<(), ServerFnE
     edit_result(state.db().add_to_playlist(&slug, &owner.hash, &song).await)
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "remove_from_playlist")]
 pub async fn remove_from_playlist(slug: String, song: String) -> Result<(), ServerFnError> {
     check_slug(&slug)?;
     check_slug(&song)?;
@@ -163,7 +165,7 @@ pub async fn remove_from_playlist(slug: String, song: String) -> Result<(), Serv
     )
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "reorder_playlist")]
 pub async fn reorder_playlist(slug: String, songs: Vec<String>) -> Result<(), ServerFnError> {
     check_slug(&slug)?;
     if songs.len() > 1000 {

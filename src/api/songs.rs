@@ -14,7 +14,7 @@ pub struct SongPage {
     pub base_url: String,
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "get_song")]
 pub async fn get_song(slug: String) -> Result<Option<SongPage>, ServerFnError> {
     if !is_slug(&slug) {
         return Ok(None);
@@ -45,7 +45,7 @@ pub async fn get_song(slug: String) -> Result<Option<SongPage>, ServerFnError> {
 }
 
 /// Put a failed song back in the queue (its owner only).
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "retry_song")]
 pub async fn retry_song(slug: String) -> Result<(), ServerFnError> {
     let (state, owner) = super::caller().await?;
     let row = match is_slug(&slug) {
@@ -70,7 +70,7 @@ pub async fn retry_song(slug: String) -> Result<(), ServerFnError> {
 /// A new song from an existing one: the same photo and choices with a new seed, or (with
 /// `prompt`) a hand-edited prompt. Anyone may do this from a shared page: the new song
 /// is theirs. Returns the new song's slug.
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "remake_song")]
 pub async fn remake_song(slug: String, prompt: Option<String>) -> Result<String, ServerFnError> {
     use crate::server::songs::{create, PhotoSource};
     let (state, owner) = super::caller().await?;

@@ -59,6 +59,10 @@ impl Db {
         Ok(Self { pool })
     }
 
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -88,19 +88,23 @@ fn model_config(cfg: &ServeConfig) -> Result<ModelConfig> {
     Ok(m)
 }
 
-/// Build everything and serve until SIGINT/SIGTERM; then stop taking jobs, let the current
-/// one stop and go back to the queue, and close the database.
-pub async fn serve(cfg: ServeConfig) -> Result<()> {
+/// The server's parts, ready to route requests and run jobs.
+pub struct Built {
+    pub state: AppState,
+    pub models: Models,
+}
+
+/// Open the database and media folder, prepare the models (making the tiny set if asked).
+pub async fn build(cfg: ServeConfig) -> Result<Built> {
     let db = Db::connect(&cfg.database_url).await?;
     let storage = Storage::new(&cfg.media_dir)?;
-    let models_cfg = model_config(&cfg)?;
-    let mut models = Models::new(models_cfg)?;
+    let mut models = Models::new(model_config(&cfg)?)?;
     let noise = models.is_noise();
     if cfg.tiny_models {
         models.warm()?;
     }
     let queue = Queue {
-        db: db.clone(),
+        db,
         storage,
         hub: Hub::default(),
         wake: Arc::new(Notify::new()),
@@ -108,16 +112,25 @@ pub async fn serve(cfg: ServeConfig) -> Result<()> {
     };
     let state = AppState {
         leptos_options: leptos_options(&cfg),
-        queue: queue.clone(),
-        config: Arc::new(cfg.clone()),
+        queue,
+        config: Arc::new(cfg),
         noise,
     };
+    Ok(Built { state, models })
+}
+
+/// Serve until SIGINT/SIGTERM; then stop taking jobs, let the current one stop and go
+/// back to the queue, and close the database.
+pub async fn serve(cfg: ServeConfig) -> Result<()> {
+    let addr = cfg.addr;
+    let Built { state, models } = build(cfg).await?;
+    let queue = state.queue.clone();
     let worker = tokio::spawn(queue.clone().work(models));
     let app = router(state);
-    let listener = tokio::net::TcpListener::bind(cfg.addr)
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on {}", cfg.addr))?;
-    tracing::info!("listening on http://{}", cfg.addr);
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!("listening on http://{addr}");
     let stopping = queue.stopping.clone();
     let wake = queue.wake.clone();
     axum::serve(listener, app)
@@ -129,7 +142,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<()> {
         })
         .await?;
     let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
-    db.close().await;
+    queue.db.close().await;
     tracing::info!("stopped cleanly");
     Ok(())
 }

@@ -174,8 +174,7 @@ pub fn Player(
                 <button type="button" class="chip" aria-pressed=move || looping.get().to_string()
                     on:click=move |_| { let on = !looping.get_untracked(); looping.set(on); controls.set_loop(on); }>"Loop"</button>
                 <label class="volume">
-                    <span class="visually-hidden">"Volume"</span>
-                    "🔊"
+                    <span class="muted">"Volume"</span>
                     <input type="range" min="0" max="1" step="0.01" prop:value=move || volume.get().to_string()
                         on:input=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<f64>() { volume.set(v); controls.set_volume(v) } }/>
                 </label>

@@ -12,6 +12,9 @@ use wasm_bindgen::JsCast;
 use super::audio::{self, Engine};
 use super::browser::prefers_reduced_motion;
 
+/// The requestAnimationFrame callback; it re-schedules itself through its own Rc.
+type FrameCallback = Closure<dyn FnMut()>;
+
 pub struct Start {
     pub controls_engine: StoredValue<Option<Rc<RefCell<Engine>>>, LocalStorage>,
     pub url: String,
@@ -67,7 +70,7 @@ pub fn start(s: Start) {
 
     // The frame loop.
     let reduced = prefers_reduced_motion();
-    let frame: Rc<RefCell<Option<Closure<dyn FnMut()>>>> = Rc::default();
+    let frame: Rc<RefCell<Option<FrameCallback>>> = Rc::default();
     {
         let (engine, peaks, alive, frame2) =
             (engine.clone(), peaks.clone(), alive.clone(), frame.clone());
@@ -95,7 +98,7 @@ pub fn start(s: Start) {
             }
             frames = frames.wrapping_add(1);
             // Reduced motion: a calm redraw a few times a second instead of every frame.
-            if !reduced || frames % 15 == 0 {
+            if !reduced || frames.is_multiple_of(15) {
                 if let Some(c) = viz.get_untracked() {
                     engine.borrow().frequencies(&mut freqs);
                     audio::draw_visualizer(&c, &freqs, &colours);
@@ -152,11 +155,15 @@ pub fn start(s: Start) {
         alive.set(false);
         engine.borrow_mut().pause();
         let _ = engine.borrow().context().close();
-        frame.borrow_mut().take();
+        // The cleanup can run inside the frame callback itself (a playlist moving on when
+        // a song ends): drop the callback only after it has returned.
+        wasm_bindgen_futures::spawn_local(async move {
+            frame.borrow_mut().take();
+        });
     });
     on_cleanup(move || {
         keys.remove();
-        tidy();
+        (tidy.take())();
     });
 }
 

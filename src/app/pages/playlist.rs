@@ -80,7 +80,7 @@ fn PlaylistBody(list: PlaylistView, refetch: Callback<()>) -> impl IntoView {
                 let slug = slug.clone();
                 view! {
                     <form class="rename" on:submit=move |ev| { ev.prevent_default(); rename.dispatch(RenamePlaylist { slug: slug.clone(), title: title.get_untracked() }); }>
-                        <input class="title-input" maxlength="80" aria-label="Playlist name" data-testid="playlist-title"
+                        <input type="text" class="title-input" maxlength="80" aria-label="Playlist name" data-testid="playlist-title"
                             prop:value=move || title.get() on:input=move |ev| title.set(event_target_value(&ev))/>
                         <button type="submit" class="button" data-testid="rename">"Rename"</button>
                     </form>

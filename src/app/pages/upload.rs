@@ -33,7 +33,7 @@ pub fn check_file(kind: &str, size: f64) -> Result<(), String> {
 }
 
 fn label(id: &str) -> String {
-    let mut c = id.replace('_', " ");
+    let mut c = id.replace(['_', '-'], " ");
     if let Some(f) = c.get(0..1) {
         let up = f.to_uppercase();
         c.replace_range(0..1, &up);

@@ -1,0 +1,353 @@
+//! The REST API and pages through the real router, database (SQLite in a temp dir), media
+//! storage and worker with the tiny random models: the happy path, and bad ids and bad
+//! uploads (a clear 4xx, nothing stored).
+#![cfg(feature = "ssr")]
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use clap::Parser;
+use http_body_util::BodyExt;
+use snapsong::server::config::ServeConfig;
+use snapsong::server::{build, router, AppState};
+use tower::ServiceExt;
+
+#[derive(Parser)]
+struct Cfg {
+    #[command(flatten)]
+    serve: ServeConfig,
+}
+
+struct Server {
+    app: axum::Router,
+    state: AppState,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Server {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("sqlite:{}", dir.path().join("db.sqlite").display());
+    let media = dir.path().join("media");
+    let cfg = Cfg::parse_from([
+        "test",
+        "--tiny-models",
+        "--database-url",
+        &db,
+        "--media-dir",
+        media.to_str().expect("utf-8 path"),
+        "--max-upload-bytes",
+        "2000000",
+    ]);
+    let built = build(cfg.serve).await.expect("server builds");
+    let state = built.state.clone();
+    tokio::spawn(state.queue.clone().work(built.models));
+    Server {
+        app: router(state.clone()),
+        state,
+        _dir: dir,
+    }
+}
+
+/// (part name, file name, bytes)
+type Part<'a> = (&'a str, Option<&'a str>, &'a [u8]);
+
+fn multipart(parts: &[Part]) -> (String, Vec<u8>) {
+    let boundary = "snapsongtestboundary";
+    let mut body = Vec::new();
+    for (name, filename, data) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match filename {
+            Some(f) => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn send(app: &axum::Router, req: Request<Body>) -> (StatusCode, Vec<u8>) {
+    let res = app.clone().oneshot(req).await.expect("response");
+    let status = res.status();
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
+    (status, body)
+}
+
+async fn post_song(app: &axum::Router, parts: &[Part<'_>]) -> (StatusCode, serde_json::Value) {
+    let (ctype, body) = multipart(parts);
+    let req = Request::post("/api/songs")
+        .header(header::CONTENT_TYPE, ctype)
+        .header(header::HOST, "songs.test")
+        .body(Body::from(body))
+        .expect("request");
+    let (status, body) = send(app, req).await;
+    (status, serde_json::from_slice(&body).unwrap_or_default())
+}
+
+async fn get_json(app: &axum::Router, uri: &str) -> (StatusCode, serde_json::Value) {
+    let req = Request::get(uri)
+        .header(header::HOST, "songs.test")
+        .body(Body::empty())
+        .expect("request");
+    let (status, body) = send(app, req).await;
+    (status, serde_json::from_slice(&body).unwrap_or_default())
+}
+
+async fn song_count(state: &AppState) -> i64 {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM songs")
+        .fetch_one(state.db().pool())
+        .await
+        .expect("count");
+    n
+}
+
+fn media_entries(state: &AppState) -> usize {
+    std::fs::read_dir(state.storage().songs_dir())
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+const PHOTO: &[u8] = include_bytes!("fixtures/photos/landscape.jpg");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_becomes_a_song_and_every_url_answers() {
+    let s = start().await;
+    let (status, made) = post_song(
+        &s.app,
+        &[
+            ("image", Some("a.jpg"), PHOTO),
+            (
+                "options",
+                None,
+                br#"{"genre":"jazz","bpm":96,"duration":5,"seed":7}"#,
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{made}");
+    let id = made["id"].as_str().expect("id").to_string();
+    let slug = made["slug"].as_str().expect("slug").to_string();
+    assert_eq!(made["url"], format!("http://songs.test/s/{slug}"));
+
+    let mut last = serde_json::Value::Null;
+    for _ in 0..300 {
+        let (status, body) = get_json(&s.app, &format!("/api/songs/{id}")).await;
+        assert_eq!(status, StatusCode::OK);
+        last = body;
+        if last["status"] == "ready" || last["status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(last["status"], "ready", "{last}");
+    assert_eq!(last["progress"], 1.0);
+    assert_eq!(last["page_url"], format!("http://songs.test/s/{slug}"));
+    assert!(
+        last["prompt"]
+            .as_str()
+            .is_some_and(|p| p.contains("jazz") && p.contains("96 bpm")),
+        "{last}"
+    );
+    let audio = last["audio_url"].as_str().expect("audio url");
+    let path = audio.trim_start_matches("http://songs.test");
+
+    // Media: whole file, a range, cache headers; the photo has no EXIF.
+    let (status, wav) = send(&s.app, Request::get(path).body(Body::empty()).expect("req")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(&wav[..4], b"RIFF");
+    let res = s
+        .app
+        .clone()
+        .oneshot(
+            Request::get(path)
+                .header(header::RANGE, "bytes=10-19")
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await
+        .expect("res");
+    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+    assert!(res.headers()[header::CACHE_CONTROL]
+        .to_str()
+        .unwrap_or("")
+        .contains("immutable"));
+    let part = res.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(&part[..], &wav[10..20]);
+    for f in ["photo.jpg", "cover.jpg", "share.jpg"] {
+        let (status, _) = send(
+            &s.app,
+            Request::get(format!("/media/{id}/{f}"))
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{f}");
+    }
+
+    // The song page: server-rendered share card.
+    let (status, html) = send(
+        &s.app,
+        Request::get(format!("/s/{slug}"))
+            .header(header::HOST, "songs.test")
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let html = String::from_utf8_lossy(&html);
+    for tag in [
+        format!(r#"property="og:image" content="http://songs.test/media/{id}/share.jpg""#),
+        format!(r#"property="og:audio" content="http://songs.test/media/{id}/song.wav""#),
+        r#"name="twitter:card" content="summary_large_image""#.to_string(),
+    ] {
+        assert!(html.contains(&tag), "missing {tag}");
+    }
+    assert!(html.contains("tiny random models"), "noise is not labelled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_ids_and_bad_uploads_get_a_clear_4xx_and_store_nothing() {
+    let s = start().await;
+    for uri in [
+        "/api/songs/0123456789abcdef0123456789abcdef",
+        "/api/songs/not-an-id",
+        "/api/songs/1%20OR%201=1",
+        "/api/playlists/zzzzzzzzzzzz",
+        "/api/playlists/..%2F..%2Fetc",
+    ] {
+        let (status, body) = get_json(&s.app, uri).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(body["error"].as_str().is_some(), "{uri}: {body}");
+    }
+    let (status, _) = send(
+        &s.app,
+        Request::get("/s/nope").body(Body::empty()).expect("req"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let truncated = &PHOTO[..PHOTO.len() / 2];
+    let big = vec![0u8; 2_100_000];
+    let long_text = format!(r#"{{"text":"{}"}}"#, "a".repeat(10_000));
+    let cases: Vec<(&str, Vec<Part>, u16)> = vec![
+        (
+            "truncated jpeg",
+            vec![("image", Some("a.jpg"), truncated)],
+            400,
+        ),
+        (
+            "text as jpeg",
+            vec![("image", Some("a.jpg"), b"hello, I am not a photo at all")],
+            415,
+        ),
+        (
+            "svg",
+            vec![(
+                "image",
+                Some("a.svg"),
+                br#"<svg xmlns="http://www.w3.org/2000/svg"></svg>"#,
+            )],
+            415,
+        ),
+        ("empty file", vec![("image", Some("a.jpg"), b"")], 400),
+        (
+            "two images",
+            vec![
+                ("image", Some("a.jpg"), PHOTO),
+                ("image", Some("b.jpg"), PHOTO),
+            ],
+            400,
+        ),
+        ("unknown part", vec![("file", Some("a.jpg"), PHOTO)], 400),
+        (
+            "bad json",
+            vec![
+                ("image", Some("a.jpg"), PHOTO),
+                ("options", None, b"{genre:"),
+            ],
+            400,
+        ),
+        (
+            "unknown option",
+            vec![
+                ("image", Some("a.jpg"), PHOTO),
+                ("options", None, br#"{"colour":"red"}"#),
+            ],
+            400,
+        ),
+        (
+            "invalid utf-8",
+            vec![("options", None, b"{\"text\":\"\xff\xfe\"}")],
+            400,
+        ),
+        (
+            "duration 0",
+            vec![
+                ("image", Some("a.jpg"), PHOTO),
+                ("options", None, br#"{"duration":0}"#),
+            ],
+            400,
+        ),
+        (
+            "duration 500",
+            vec![
+                ("image", Some("a.jpg"), PHOTO),
+                ("options", None, br#"{"duration":500}"#),
+            ],
+            400,
+        ),
+        (
+            "bpm 5000",
+            vec![
+                ("image", Some("a.jpg"), PHOTO),
+                ("options", None, br#"{"bpm":5000}"#),
+            ],
+            400,
+        ),
+        (
+            "unknown genre",
+            vec![
+                ("image", Some("a.jpg"), PHOTO),
+                ("options", None, br#"{"genre":"polka-metal"}"#),
+            ],
+            400,
+        ),
+        (
+            "10 KB of text",
+            vec![("options", None, long_text.as_bytes())],
+            400,
+        ),
+        (
+            "words-only with no words",
+            vec![("options", None, b"{}")],
+            400,
+        ),
+        (
+            "over the size limit",
+            vec![("image", Some("a.jpg"), &big)],
+            413,
+        ),
+    ];
+    for (what, parts, want) in cases {
+        let (status, body) = post_song(&s.app, &parts).await;
+        assert_eq!(status.as_u16(), want, "{what}: {body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{what}: no error text: {body}"
+        );
+    }
+    assert_eq!(song_count(&s.state).await, 0, "a refused upload left a row");
+    assert_eq!(media_entries(&s.state), 0, "a refused upload left files");
+}
