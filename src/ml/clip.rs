@@ -1,17 +1,13 @@
 //! CLIP zero-shot scoring (`openai/clip-vit-base-patch32` by default): how well a photo
-//! matches each label text. candle-transformers' `ClipModel` is exact for the OpenAI
-//! checkpoints (quick-GELU, pooling at the end token, which has the largest id), so it is
-//! reused; this file reads transformers' `config.json` into it, tokenizes, and keeps the
-//! label embeddings once computed.
+//! matches each label text. The model is `clip_model`; this file reads transformers'
+//! `config.json`, tokenizes, and keeps the label embeddings once computed.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use super::clip_model::{l2_normalize, ClipConfig, ClipModel, TowerConfig};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
-use candle_transformers::models::clip::{
-    self, text_model::Activation, text_model::ClipTextConfig, vision_model::ClipVisionConfig,
-};
 use image::RgbImage;
 use serde::Deserialize;
 
@@ -28,6 +24,8 @@ struct TextCfg {
     num_attention_heads: usize,
     #[serde(default = "quick_gelu")]
     hidden_act: String,
+    #[serde(default = "d_eps")]
+    layer_norm_eps: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -40,10 +38,15 @@ struct VisionCfg {
     patch_size: usize,
     #[serde(default = "quick_gelu")]
     hidden_act: String,
+    #[serde(default = "d_eps")]
+    layer_norm_eps: f64,
 }
 
 fn quick_gelu() -> String {
     "quick_gelu".into()
+}
+fn d_eps() -> f64 {
+    1e-5
 }
 fn d_logit_scale() -> f32 {
     2.6592
@@ -60,7 +63,7 @@ pub struct ClipJson {
 }
 
 impl ClipJson {
-    pub fn to_candle(&self) -> Result<clip::ClipConfig> {
+    pub fn to_config(&self) -> Result<ClipConfig> {
         for act in [&self.text_config.hidden_act, &self.vision_config.hidden_act] {
             if act != "quick_gelu" {
                 bail!("CLIP models with hidden_act {act:?} are not supported (only quick_gelu)");
@@ -68,37 +71,45 @@ impl ClipJson {
         }
         let t = &self.text_config;
         let v = &self.vision_config;
-        Ok(clip::ClipConfig {
-            text_config: ClipTextConfig {
-                vocab_size: t.vocab_size,
-                embed_dim: t.hidden_size,
-                activation: Activation::QuickGelu,
-                intermediate_size: t.intermediate_size,
-                max_position_embeddings: t.max_position_embeddings,
-                pad_with: None,
-                num_hidden_layers: t.num_hidden_layers,
-                num_attention_heads: t.num_attention_heads,
-                projection_dim: self.projection_dim,
-            },
-            vision_config: ClipVisionConfig {
-                embed_dim: v.hidden_size,
-                activation: Activation::QuickGelu,
-                intermediate_size: v.intermediate_size,
-                num_hidden_layers: v.num_hidden_layers,
-                num_attention_heads: v.num_attention_heads,
-                projection_dim: self.projection_dim,
-                num_channels: 3,
-                image_size: v.image_size,
-                patch_size: v.patch_size,
-            },
-            logit_scale_init_value: self.logit_scale_init_value,
+        let tower = |hidden_size,
+                     intermediate_size,
+                     num_hidden_layers,
+                     num_attention_heads,
+                     layer_norm_eps| {
+            TowerConfig {
+                hidden_size,
+                intermediate_size,
+                num_hidden_layers,
+                num_attention_heads,
+                layer_norm_eps,
+            }
+        };
+        Ok(ClipConfig {
+            text: tower(
+                t.hidden_size,
+                t.intermediate_size,
+                t.num_hidden_layers,
+                t.num_attention_heads,
+                t.layer_norm_eps,
+            ),
+            vocab_size: t.vocab_size,
+            max_position_embeddings: t.max_position_embeddings,
+            vision: tower(
+                v.hidden_size,
+                v.intermediate_size,
+                v.num_hidden_layers,
+                v.num_attention_heads,
+                v.layer_norm_eps,
+            ),
             image_size: v.image_size,
+            patch_size: v.patch_size,
+            projection_dim: self.projection_dim,
         })
     }
 }
 
 pub struct ClipScorer {
-    model: clip::ClipModel,
+    model: ClipModel,
     tokenizer: tokenizers::Tokenizer,
     image_size: usize,
     max_tokens: usize,
@@ -112,14 +123,14 @@ impl ClipScorer {
     /// CLIP runs in f32: it is small, and scores feed decisions, not audio.
     pub fn load(files: &ModelFiles, device: &Device) -> Result<Self> {
         let json: ClipJson = files.read_config()?;
-        let cfg = json.to_candle()?;
+        let cfg = json.to_config()?;
         let tokenizer = files.tokenizer()?;
         let vb = files.var_builder(DType::F32, device)?;
-        let model = clip::ClipModel::new(vb.clone(), &cfg).with_context(|| files.mismatch())?;
+        let model = ClipModel::load(vb.clone(), &cfg).with_context(|| files.mismatch())?;
         let logit_scale = if vb.contains_tensor("logit_scale") {
             vb.get((), "logit_scale")?.to_scalar::<f32>()?
         } else {
-            cfg.logit_scale_init_value
+            json.logit_scale_init_value
         };
         Ok(Self {
             model,
@@ -157,8 +168,7 @@ impl ClipScorer {
                 Some(r) => r,
                 None => {
                     let ids = self.token_ids(text)?;
-                    let ids = Tensor::new(ids.as_slice(), &self.device)?.unsqueeze(0)?;
-                    let e = clip::div_l2_norm(&self.model.get_text_features(&ids)?)?;
+                    let e = l2_normalize(&self.model.text_features(&ids)?)?;
                     let r: Vec<f32> = e.flatten_all()?.to_vec1()?;
                     if let Ok(mut c) = self.cache.lock() {
                         c.insert(text.to_string(), r.clone());
@@ -173,7 +183,7 @@ impl ClipScorer {
 
     /// Unit-length image embedding (1, projection_dim) of a pixel tensor.
     pub fn image_embedding(&self, pixels: &Tensor) -> Result<Tensor> {
-        Ok(clip::div_l2_norm(&self.model.get_image_features(pixels)?)?)
+        Ok(l2_normalize(&self.model.image_features(pixels)?)?)
     }
 
     /// The processor's pixel tensor for a photo.

@@ -95,6 +95,26 @@ impl Linear {
 }
 
 impl Linear {
+    /// An f32 linear map without bias from a weight already in memory, (out, in).
+    pub fn from_weight(w: &Tensor) -> candle_core::Result<Self> {
+        let (out_dim, in_dim) = w.dims2()?;
+        let device = w.device().clone();
+        let weight = if device.is_cpu() {
+            Weight::Host(HostWeight::F32(
+                w.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+            ))
+        } else {
+            Weight::Device(w.clone())
+        };
+        Ok(Self {
+            weight,
+            bias: None,
+            in_dim,
+            out_dim,
+            device,
+        })
+    }
+
     /// Replace the bias (for heads whose bias is stored apart from the weight).
     pub fn set_bias(&mut self, bias: Tensor) {
         self.bias = Some(bias);

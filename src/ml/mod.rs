@@ -5,6 +5,7 @@
 pub mod blip;
 pub mod blip_text;
 pub mod clip;
+pub mod clip_model;
 pub mod device;
 pub mod encodec;
 pub mod generate;

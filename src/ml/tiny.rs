@@ -152,7 +152,7 @@ pub fn write_tiny_clip(dir: &Path, seed: u64) -> Result<()> {
     let json: ClipJson = serde_json::from_str(CLIP_CONFIG)?;
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    candle_transformers::models::clip::ClipModel::new(vb, &json.to_candle()?)?;
+    super::clip_model::ClipModel::load(vb, &json.to_config()?)?;
     randomize(&varmap, seed)?;
     save(dir, &varmap, marked(CLIP_CONFIG)?, CLIP_TOKENIZER)
 }

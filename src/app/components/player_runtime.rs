@@ -71,7 +71,10 @@ pub fn start(s: Start) {
     // The frame loop.
     let reduced = prefers_reduced_motion();
     let frame: Rc<RefCell<Option<FrameCallback>>> = Rc::default();
+    // The id of the frame requested last, cancelled when the player goes away.
+    let pending = Rc::new(Cell::new(0));
     {
+        let pending2 = pending.clone();
         let (engine, peaks, alive, frame2) =
             (engine.clone(), peaks.clone(), alive.clone(), frame.clone());
         let (viz, wave, colours) = (s.viz, s.wave, s.colours.clone());
@@ -113,12 +116,19 @@ pub fn start(s: Start) {
                     cb.run(());
                 }
             }
-            if let (Some(w), Some(f)) = (web_sys::window(), frame2.borrow().as_ref()) {
-                let _ = w.request_animation_frame(f.as_ref().unchecked_ref());
+            // on_ended may have removed this player (a playlist moving on): then stop.
+            if alive.get() {
+                if let (Some(w), Some(f)) = (web_sys::window(), frame2.borrow().as_ref()) {
+                    if let Ok(id) = w.request_animation_frame(f.as_ref().unchecked_ref()) {
+                        pending2.set(id);
+                    }
+                }
             }
         }));
         if let (Some(w), Some(f)) = (web_sys::window(), frame.borrow().as_ref()) {
-            let _ = w.request_animation_frame(f.as_ref().unchecked_ref());
+            if let Ok(id) = w.request_animation_frame(f.as_ref().unchecked_ref()) {
+                pending.set(id);
+            }
         }
     }
 
@@ -153,6 +163,9 @@ pub fn start(s: Start) {
     // The cleanup runs on the browser's one thread; SendWrapper satisfies the Send bound.
     let tidy = send_wrapper::SendWrapper::new(move || {
         alive.set(false);
+        if let Some(w) = web_sys::window() {
+            let _ = w.cancel_animation_frame(pending.get());
+        }
         engine.borrow_mut().pause();
         let _ = engine.borrow().context().close();
         // The cleanup can run inside the frame callback itself (a playlist moving on when
