@@ -351,3 +351,76 @@ async fn bad_ids_and_bad_uploads_get_a_clear_4xx_and_store_nothing() {
     assert_eq!(song_count(&s.state).await, 0, "a refused upload left a row");
     assert_eq!(media_entries(&s.state), 0, "a refused upload left files");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_song_says_why_and_only_its_owner_can_retry_it() {
+    use snapsong::api::types::SongOptions;
+    use snapsong::server::db::NewSong;
+    use snapsong::server::ids::{new_id, new_slug, new_token, token_hash};
+    let s = start().await;
+    // A job whose photo is missing from storage fails in the worker.
+    let (id, slug, token) = (new_id(), new_slug(), new_token());
+    let options = SongOptions {
+        duration: Some(5.0),
+        ..Default::default()
+    };
+    let row = NewSong {
+        id: &id,
+        slug: &slug,
+        owner_hash: &token_hash(&token),
+        options: &options,
+        seed: 1,
+        has_photo: true,
+        title: "lost photo",
+        noise: true,
+    };
+    s.state.db().insert_song(&row).await.expect("insert");
+    s.state.queue.wake.notify_one();
+    let status = |app: axum::Router, id: String| async move {
+        let mut last = serde_json::Value::Null;
+        for _ in 0..100 {
+            last = get_json(&app, &format!("/api/songs/{id}")).await.1;
+            if last["status"] == "failed" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        last
+    };
+    let failed = status(s.app.clone(), id.clone()).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{failed}"
+    );
+
+    let retry = |cookie: Option<String>| {
+        let mut req = Request::post(format!("/api/songs/{id}/retry"));
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        req.body(Body::empty()).expect("request")
+    };
+    let (code, _) = send(&s.app, retry(None)).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "a stranger retried it");
+    let attempts = |state: AppState, id: String| async move {
+        let (n,): (i64,) = sqlx::query_as("SELECT attempts FROM songs WHERE id = $1")
+            .bind(id)
+            .fetch_one(state.db().pool())
+            .await
+            .expect("attempts");
+        n
+    };
+    assert_eq!(attempts(s.state.clone(), id.clone()).await, 1);
+    let (code, _) = send(&s.app, retry(Some(format!("snapsong_owner={token}")))).await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    // The worker takes it again (and, the photo still missing, it fails again).
+    for _ in 0..100 {
+        if attempts(s.state.clone(), id.clone()).await == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(attempts(s.state.clone(), id.clone()).await, 2);
+    assert_eq!(status(s.app.clone(), id.clone()).await["status"], "failed");
+}
