@@ -78,6 +78,9 @@ async function journey(browser, vp) {
     assert.ok(new Set(seen.map((s) => s.split(":")[0])).size >= 2, `stages seen: ${seen}`);
     assert.ok(values.some((v, i) => i > 0 && v > values[i - 1]), `progress never rose: ${seen}`);
     await page.screenshot({ path: `${OUT}song-${vp.name}.png`, fullPage: true });
+    await page.emulateMedia({ colorScheme: "dark" });
+    await page.screenshot({ path: `${OUT}song-dark-${vp.name}.png`, fullPage: true });
+    await page.emulateMedia({ colorScheme: "light" });
   });
 
   await step(`${vp.name}: play → time advances and the visualizer draws`, async () => {
