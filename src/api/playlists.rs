@@ -57,13 +57,12 @@ async fn view(
 }
 
 #[cfg(feature = "ssr")]
-fn edit_result(
-    r: anyhow::Result<Result<(), crate::server::playlists::EditError>>,
-) -> Result<(), ServerFnError> {
+fn edit_result(r: Result<(), crate::server::playlists::EditError>) -> Result<(), ServerFnError> {
+    use crate::server::playlists::EditError;
     match r {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(ServerFnError::new(e.to_string())),
-        Err(e) => Err(super::internal(e)),
+        Ok(()) => Ok(()),
+        Err(EditError::Internal(e)) => Err(super::internal(e)),
+        Err(e) => Err(ServerFnError::new(e.to_string())),
     }
 }
 

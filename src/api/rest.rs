@@ -16,9 +16,10 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::types::{is_id, is_slug, Progress, SongOptions, Status};
+use crate::server::db::SongRow;
 use crate::server::jobs::QUEUE_MOVED;
 use crate::server::owner::Owner;
-use crate::server::songs::{create, PhotoSource, Refused};
+use crate::server::songs::{create, retry, PhotoSource, Refused};
 use crate::server::AppState;
 
 pub fn routes(state: &AppState) -> Router<AppState> {
@@ -147,25 +148,26 @@ async fn create_song(
     ))
 }
 
+/// A song by its API id; a malformed id is simply not found.
+async fn find_song(state: &AppState, id: &str) -> Result<SongRow, ApiError> {
+    if !is_id(id) {
+        return Err(not_found("song"));
+    }
+    state
+        .db()
+        .song_by_id(id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| not_found("song"))
+}
+
 async fn song_status(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    if !is_id(&id) {
-        return Err(not_found("song"));
-    }
-    let row = state
-        .db()
-        .song_by_id(&id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| not_found("song"))?;
-    let position = match row.status.as_str() {
-        "queued" => Some(state.db().queue_position(&row).await.map_err(internal)?),
-        _ => None,
-    };
-    let p = row.progress(position);
+    let row = find_song(&state, &id).await?;
+    let p = row.progress(state.db().queue_position(&row).await.map_err(internal)?);
     let base = base_url(&state, &headers);
     let ready = p.status == Status::Ready;
     Ok(Json(json!({
@@ -190,29 +192,8 @@ async fn retry_song(
     Extension(owner): Extension<Owner>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if !is_id(&id) {
-        return Err(not_found("song"));
-    }
-    let row = state
-        .db()
-        .song_by_id(&id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| not_found("song"))?;
-    if row.owner_hash != owner.hash {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "only the person who made this song can retry it".into(),
-        ));
-    }
-    if row.status != "failed" {
-        return Err(ApiError(
-            StatusCode::CONFLICT,
-            "only a failed song can be retried".into(),
-        ));
-    }
-    state.db().requeue(&id).await.map_err(internal)?;
-    state.queue.wake.notify_one();
+    let row = find_song(&state, &id).await?;
+    retry(&state, &row, &owner.hash).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -230,11 +211,7 @@ async fn song_events(
     let db = state.db().clone();
     let current = |db: crate::server::db::Db, id: String| async move {
         let row = db.song_by_id(&id).await.ok().flatten()?;
-        let position = match row.status.as_str() {
-            "queued" => db.queue_position(&row).await.ok(),
-            _ => None,
-        };
-        Some(row.progress(position))
+        Some(row.progress(db.queue_position(&row).await.ok().flatten()))
     };
     let first = current(db.clone(), id.clone())
         .await

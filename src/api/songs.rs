@@ -14,6 +14,23 @@ pub struct SongPage {
     pub base_url: String,
 }
 
+/// A song by its slug, or "no such song".
+#[cfg(feature = "ssr")]
+async fn find_song(
+    state: &crate::server::AppState,
+    slug: &str,
+) -> Result<crate::server::db::SongRow, ServerFnError> {
+    let row = match is_slug(slug) {
+        true => state
+            .db()
+            .song_by_slug(slug)
+            .await
+            .map_err(super::internal)?,
+        false => None,
+    };
+    row.ok_or_else(|| ServerFnError::new("no such song"))
+}
+
 #[server(prefix = "/api/fn", endpoint = "get_song")]
 pub async fn get_song(slug: String) -> Result<Option<SongPage>, ServerFnError> {
     if !is_slug(&slug) {
@@ -28,16 +45,11 @@ pub async fn get_song(slug: String) -> Result<Option<SongPage>, ServerFnError> {
     else {
         return Ok(None);
     };
-    let position = match row.status.as_str() {
-        "queued" => Some(
-            state
-                .db()
-                .queue_position(&row)
-                .await
-                .map_err(super::internal)?,
-        ),
-        _ => None,
-    };
+    let position = state
+        .db()
+        .queue_position(&row)
+        .await
+        .map_err(super::internal)?;
     Ok(Some(SongPage {
         song: row.view(Some(&owner.hash), position),
         base_url: super::base_url(&state).await,
@@ -48,23 +60,10 @@ pub async fn get_song(slug: String) -> Result<Option<SongPage>, ServerFnError> {
 #[server(prefix = "/api/fn", endpoint = "retry_song")]
 pub async fn retry_song(slug: String) -> Result<(), ServerFnError> {
     let (state, owner) = super::caller().await?;
-    let row = match is_slug(&slug) {
-        true => state
-            .db()
-            .song_by_slug(&slug)
-            .await
-            .map_err(super::internal)?,
-        false => None,
-    };
-    let row = row.ok_or_else(|| ServerFnError::new("no such song"))?;
-    if row.owner_hash != owner.hash {
-        return Err(ServerFnError::new(
-            "only the person who made this song can retry it",
-        ));
-    }
-    state.db().requeue(&row.id).await.map_err(super::internal)?;
-    state.queue.wake.notify_one();
-    Ok(())
+    let row = find_song(&state, &slug).await?;
+    crate::server::songs::retry(&state, &row, &owner.hash)
+        .await
+        .map_err(|r| ServerFnError::new(r.message))
 }
 
 /// A new song from an existing one: the same photo and choices with a new seed, or (with
@@ -74,15 +73,7 @@ pub async fn retry_song(slug: String) -> Result<(), ServerFnError> {
 pub async fn remake_song(slug: String, prompt: Option<String>) -> Result<String, ServerFnError> {
     use crate::server::songs::{create, PhotoSource};
     let (state, owner) = super::caller().await?;
-    let row = match is_slug(&slug) {
-        true => state
-            .db()
-            .song_by_slug(&slug)
-            .await
-            .map_err(super::internal)?,
-        false => None,
-    };
-    let row = row.ok_or_else(|| ServerFnError::new("no such song"))?;
+    let row = find_song(&state, &slug).await?;
     let mut options = row.options();
     options.seed = None;
     if let Some(p) = prompt {

@@ -107,6 +107,22 @@ pub struct Progress {
     pub error: Option<String>,
 }
 
+impl Progress {
+    /// A waiting song with nothing known yet (also the "queue moved" notice).
+    pub fn idle() -> Self {
+        Progress {
+            status: Status::Queued,
+            stage: "queued".into(),
+            progress: 0.0,
+            step: 0,
+            total: 0,
+            eta_s: None,
+            queue_position: None,
+            error: None,
+        }
+    }
+}
+
 /// The words the making-it page shows for a stage.
 pub fn stage_label(stage: &str) -> &'static str {
     match stage {

@@ -323,17 +323,13 @@ pub fn matmul_t(
             let n0 = task * per_task;
             let span = n0 * in_dim..(n0 + chunk.len() / rows) * in_dim;
             match w {
-                HostWeight::F32(v) => return block(&v[span], xs, in_dim, rows, chunk),
-                HostWeight::F16(v) => return block(&v[span], xs, in_dim, rows, chunk),
-                HostWeight::BF16(v) => return block(&v[span], xs, in_dim, rows, chunk),
-                HostWeight::Q8 { .. } => {}
-            }
-            for (i, out) in chunk.chunks_mut(rows).enumerate() {
-                let n = n0 + i;
-                let span = n * in_dim..(n + 1) * in_dim;
-                match w {
-                    HostWeight::F32(_) | HostWeight::F16(_) | HostWeight::BF16(_) => {}
-                    HostWeight::Q8 { q, scales } => {
+                HostWeight::F32(v) => block(&v[span], xs, in_dim, rows, chunk),
+                HostWeight::F16(v) => block(&v[span], xs, in_dim, rows, chunk),
+                HostWeight::BF16(v) => block(&v[span], xs, in_dim, rows, chunk),
+                HostWeight::Q8 { q, scales } => {
+                    for (i, out) in chunk.chunks_mut(rows).enumerate() {
+                        let n = n0 + i;
+                        let span = n * in_dim..(n + 1) * in_dim;
                         let blocks = in_dim / Q8_BLOCK;
                         row_q8(
                             &q[span],

@@ -112,8 +112,11 @@ impl Db {
         .await?)
     }
 
-    /// Jobs waiting ahead of a queued song.
-    pub async fn queue_position(&self, row: &SongRow) -> Result<u32> {
+    /// Jobs ahead of a song while it waits in the queue; None once it has left it.
+    pub async fn queue_position(&self, row: &SongRow) -> Result<Option<u32>> {
+        if row.status != "queued" {
+            return Ok(None);
+        }
         let (n,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM songs WHERE status IN ('queued', 'running') \
              AND (created_ms < $1 OR (created_ms = $2 AND id < $3))",
@@ -123,7 +126,7 @@ impl Db {
         .bind(&row.id)
         .fetch_one(&self.pool)
         .await?;
-        Ok(n as u32)
+        Ok(Some(n as u32))
     }
 
     pub async fn count_waiting(&self) -> Result<(u32, u32)> {

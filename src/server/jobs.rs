@@ -223,19 +223,3 @@ impl Tracker {
         }
     }
 }
-
-impl Progress {
-    /// A placeholder for "the queue moved" notices.
-    pub fn idle() -> Self {
-        Progress {
-            status: Status::Queued,
-            stage: "queued".into(),
-            progress: 0.0,
-            step: 0,
-            total: 0,
-            eta_s: None,
-            queue_position: None,
-            error: None,
-        }
-    }
-}

@@ -14,7 +14,7 @@ use crate::ml::blip::Captioner;
 use crate::ml::clip::ClipScorer;
 use crate::ml::device::{parse_device, parse_precision, Precision};
 use crate::ml::generate::{GenerateOptions, Length, MusicGen};
-use crate::ml::hints::photo_hints;
+use crate::ml::hints::{photo_hints, CAPTION_TOKENS};
 use crate::ml::prompt::{compose, Choices, Hints};
 use crate::ml::sampling::SamplingConfig;
 use crate::ml::{hub, tiny, wav};
@@ -186,14 +186,15 @@ pub fn run(
     let mut hints = Hints::default();
     if let Some(photo) = job.photo {
         report("reading", 0, 0);
-        let captioner = models.captioner()?;
-        let caption_hints = photo_hints(photo, captioner, None)?;
+        let caption = match models.captioner()? {
+            Some(c) => Some(c.caption(photo, CAPTION_TOKENS)?.text),
+            None => None,
+        };
         report("mood", 0, 0);
-        let clip = models.clip()?;
-        let mood_hints = photo_hints(photo, None, clip)?;
+        // CLIP scores and the palette; the caption is already made.
         hints = Hints {
-            caption: caption_hints.caption,
-            ..mood_hints
+            caption,
+            ..photo_hints(photo, None, models.clip()?)?
         };
     }
     report("composing", 0, 0);

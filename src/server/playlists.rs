@@ -16,7 +16,7 @@ pub struct PlaylistRow {
 }
 
 /// Why a playlist edit was refused.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum EditError {
     #[error("no such playlist")]
     NoPlaylist,
@@ -26,6 +26,15 @@ pub enum EditError {
     NotOwner,
     #[error("the new order must list exactly the playlist's songs")]
     BadOrder,
+    /// The database failed: logged, not shown.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for EditError {
+    fn from(e: sqlx::Error) -> Self {
+        EditError::Internal(e.into())
+    }
 }
 
 impl Db {
@@ -79,15 +88,19 @@ impl Db {
     }
 
     /// The playlist, if it exists and `owner` owns it.
-    async fn owned(&self, slug: &str, owner: &str) -> Result<Result<PlaylistRow, EditError>> {
-        Ok(match self.playlist_by_slug(slug).await? {
+    async fn owned(&self, slug: &str, owner: &str) -> Result<PlaylistRow, EditError> {
+        match self.playlist_by_slug(slug).await? {
             None => Err(EditError::NoPlaylist),
             Some(p) if p.owner_hash != owner => Err(EditError::NotOwner),
             Some(p) => Ok(p),
-        })
+        }
     }
 
-    async fn touch(&self, playlist_id: &str) -> Result<()> {
+    async fn song(&self, slug: &str) -> Result<SongRow, EditError> {
+        self.song_by_slug(slug).await?.ok_or(EditError::NoSong)
+    }
+
+    async fn touch(&self, playlist_id: &str) -> Result<(), EditError> {
         sqlx::query("UPDATE playlists SET updated_ms = $1 WHERE id = $2")
             .bind(now_ms())
             .bind(playlist_id)
@@ -101,18 +114,15 @@ impl Db {
         slug: &str,
         owner: &str,
         title: &str,
-    ) -> Result<Result<(), EditError>> {
-        let p = match self.owned(slug, owner).await? {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
-        };
+    ) -> Result<(), EditError> {
+        let p = self.owned(slug, owner).await?;
         sqlx::query("UPDATE playlists SET title = $1, updated_ms = $2 WHERE id = $3")
             .bind(title)
             .bind(now_ms())
             .bind(&p.id)
             .execute(&self.pool)
             .await?;
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// Append a song (by its slug) at the end; adding it twice is a no-op.
@@ -121,14 +131,9 @@ impl Db {
         slug: &str,
         owner: &str,
         song_slug: &str,
-    ) -> Result<Result<(), EditError>> {
-        let p = match self.owned(slug, owner).await? {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
-        };
-        let Some(song) = self.song_by_slug(song_slug).await? else {
-            return Ok(Err(EditError::NoSong));
-        };
+    ) -> Result<(), EditError> {
+        let p = self.owned(slug, owner).await?;
+        let song = self.song(song_slug).await?;
         let mut tx = self.pool.begin().await?;
         let (next,): (i64,) = sqlx::query_as(
             "SELECT COALESCE(MAX(position), -1) + 1 FROM playlist_songs WHERE playlist_id = $1",
@@ -147,7 +152,7 @@ impl Db {
         .await?;
         tx.commit().await?;
         self.touch(&p.id).await?;
-        Ok(Ok(()))
+        Ok(())
     }
 
     pub async fn remove_from_playlist(
@@ -155,21 +160,16 @@ impl Db {
         slug: &str,
         owner: &str,
         song_slug: &str,
-    ) -> Result<Result<(), EditError>> {
-        let p = match self.owned(slug, owner).await? {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
-        };
-        let Some(song) = self.song_by_slug(song_slug).await? else {
-            return Ok(Err(EditError::NoSong));
-        };
+    ) -> Result<(), EditError> {
+        let p = self.owned(slug, owner).await?;
+        let song = self.song(song_slug).await?;
         sqlx::query("DELETE FROM playlist_songs WHERE playlist_id = $1 AND song_id = $2")
             .bind(&p.id)
             .bind(&song.id)
             .execute(&self.pool)
             .await?;
         self.touch(&p.id).await?;
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// Set the order: `song_slugs` must be a permutation of the playlist's songs.
@@ -178,23 +178,20 @@ impl Db {
         slug: &str,
         owner: &str,
         song_slugs: &[String],
-    ) -> Result<Result<(), EditError>> {
-        let p = match self.owned(slug, owner).await? {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
-        };
+    ) -> Result<(), EditError> {
+        let p = self.owned(slug, owner).await?;
         let songs = self.playlist_songs(&p.id).await?;
         let mut have: Vec<&str> = songs.iter().map(|s| s.slug.as_str()).collect();
         let mut want: Vec<&str> = song_slugs.iter().map(String::as_str).collect();
         have.sort_unstable();
         want.sort_unstable();
         if have != want {
-            return Ok(Err(EditError::BadOrder));
+            return Err(EditError::BadOrder);
         }
         let mut tx = self.pool.begin().await?;
         for (position, song_slug) in song_slugs.iter().enumerate() {
             let Some(song) = songs.iter().find(|s| &s.slug == song_slug) else {
-                return Ok(Err(EditError::BadOrder));
+                return Err(EditError::BadOrder);
             };
             sqlx::query(
                 "UPDATE playlist_songs SET position = $1 WHERE playlist_id = $2 AND song_id = $3",
@@ -207,6 +204,6 @@ impl Db {
         }
         tx.commit().await?;
         self.touch(&p.id).await?;
-        Ok(Ok(()))
+        Ok(())
     }
 }

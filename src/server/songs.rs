@@ -7,7 +7,7 @@ use crate::api::types::{SongOptions, MAX_SEED};
 use crate::ml::photo::{self, PhotoError};
 use crate::ml::prompt::{compose, Hints, MAX_TEXT_CHARS};
 
-use super::db::NewSong;
+use super::db::{NewSong, SongRow};
 use super::ids::{new_id, new_slug};
 use super::jobs::QUEUE_MOVED;
 use super::pipeline::choices;
@@ -27,7 +27,7 @@ impl Refused {
             message: message.into(),
         }
     }
-    fn internal(e: anyhow::Error) -> Self {
+    pub(crate) fn internal(e: anyhow::Error) -> Self {
         tracing::error!("{e:#}");
         Self::new(500, "something went wrong on the server; nothing was kept")
     }
@@ -42,6 +42,26 @@ impl From<PhotoError> for Refused {
         };
         Self::new(status, e.to_string())
     }
+}
+
+/// Put a failed song back in the queue: its owner only.
+pub async fn retry(state: &AppState, row: &SongRow, owner_hash: &str) -> Result<(), Refused> {
+    if row.owner_hash != owner_hash {
+        return Err(Refused::new(
+            403,
+            "only the person who made this song can retry it",
+        ));
+    }
+    if row.status != "failed" {
+        return Err(Refused::new(409, "only a failed song can be retried"));
+    }
+    state
+        .db()
+        .requeue(&row.id)
+        .await
+        .map_err(Refused::internal)?;
+    state.queue.wake.notify_one();
+    Ok(())
 }
 
 /// Where a photo for a new song comes from.

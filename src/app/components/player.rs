@@ -121,7 +121,6 @@ pub fn Player(
                 time,
                 duration,
                 state,
-                dragging,
                 autoplay,
                 on_ended,
             });

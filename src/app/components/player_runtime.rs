@@ -26,7 +26,6 @@ pub struct Start {
     pub time: RwSignal<f64>,
     pub duration: RwSignal<f64>,
     pub state: RwSignal<&'static str>,
-    pub dragging: RwSignal<bool>,
     pub autoplay: bool,
     pub on_ended: Option<Callback<()>>,
 }
@@ -158,7 +157,6 @@ pub fn start(s: Start) {
     };
 
     media_session(&engine, &s.title, s.artwork.as_deref());
-    let _ = s.dragging;
 
     // The cleanup runs on the browser's one thread; SendWrapper satisfies the Send bound.
     let tidy = send_wrapper::SendWrapper::new(move || {
