@@ -63,6 +63,11 @@ async function journey(browser, vp) {
   const page = await ctx.newPage();
   await page.addInitScript(`(${RECORD_PROGRESS})()`);
   page.on("pageerror", (e) => console.log(`  [${vp.name} page error] ${e}`));
+  // The security headers' CSP must let everything the app does run.
+  const cspViolations = [];
+  page.on("console", (m) => {
+    if (/Content.Security.Policy/i.test(m.text())) cspViolations.push(m.text());
+  });
   let songUrl;
 
   await step(`${vp.name}: upload a photo with choices → song page`, async () => {
@@ -213,6 +218,10 @@ async function journey(browser, vp) {
     await p.goto(BASE + "/p/zzzzzzzzzzzz");
     await p.screenshot({ path: `${OUT}not-found-${vp.name}.png`, fullPage: true });
     await other.close();
+  });
+
+  await step(`${vp.name}: nothing was blocked by the Content Security Policy`, async () => {
+    assert.deepEqual(cspViolations, []);
   });
   await ctx.close();
 }

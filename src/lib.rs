@@ -9,7 +9,7 @@ pub mod vocabulary;
 #[cfg(feature = "ssr")]
 pub mod server;
 
-#[cfg(feature = "ssr")]
+#[cfg(any(feature = "ssr", feature = "intake"))]
 pub mod ml;
 
 /// Browser entry point: hydrate the server-rendered page.

@@ -29,6 +29,27 @@ mod context {
         super::rest::base_url(state, &headers)
     }
 
+    /// A refusal with its HTTP status (the browser's server-fn client reads any 4xx/5xx
+    /// as an error), so hostile or mistaken calls are a clear 4xx, not a 500.
+    pub fn refuse(status: u16, message: impl Into<String>) -> ServerFnError {
+        if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+            if let Ok(code) = axum::http::StatusCode::from_u16(status) {
+                res.set_status(code);
+            }
+        }
+        ServerFnError::new(message.into())
+    }
+
+    /// A `server::songs::Refused` as a server-fn error, Retry-After included.
+    pub fn refused(r: crate::server::songs::Refused) -> ServerFnError {
+        if let (Some(secs), Some(res)) =
+            (r.retry_after, use_context::<leptos_axum::ResponseOptions>())
+        {
+            res.insert_header(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        refuse(r.status, r.message)
+    }
+
     /// Log the cause, tell the browser only that it failed.
     pub fn internal(e: anyhow::Error) -> ServerFnError {
         tracing::error!("{e:#}");
@@ -36,4 +57,4 @@ mod context {
     }
 }
 #[cfg(feature = "ssr")]
-pub(crate) use context::{base_url, caller, internal};
+pub(crate) use context::{base_url, caller, internal, refuse, refused};

@@ -16,12 +16,13 @@ fn clean_title(title: &str) -> Result<String, ServerFnError> {
         .filter(|c| !c.is_control())
         .collect();
     if t.is_empty() {
-        return Err(ServerFnError::new("give the playlist a name"));
+        return Err(super::refuse(400, "give the playlist a name"));
     }
     if t.chars().count() > MAX_TITLE_CHARS {
-        return Err(ServerFnError::new(format!(
-            "a playlist name is at most {MAX_TITLE_CHARS} characters"
-        )));
+        return Err(super::refuse(
+            400,
+            format!("a playlist name is at most {MAX_TITLE_CHARS} characters"),
+        ));
     }
     Ok(t)
 }
@@ -30,7 +31,7 @@ fn clean_title(title: &str) -> Result<String, ServerFnError> {
 fn check_slug(slug: &str) -> Result<(), ServerFnError> {
     match is_slug(slug) {
         true => Ok(()),
-        false => Err(ServerFnError::new("no such playlist or song")),
+        false => Err(super::refuse(404, "no such playlist or song")),
     }
 }
 
@@ -62,7 +63,11 @@ fn edit_result(r: Result<(), crate::server::playlists::EditError>) -> Result<(),
     match r {
         Ok(()) => Ok(()),
         Err(EditError::Internal(e)) => Err(super::internal(e)),
-        Err(e) => Err(ServerFnError::new(e.to_string())),
+        Err(e @ EditError::NotOwner) => Err(super::refuse(403, e.to_string())),
+        Err(e @ (EditError::NoPlaylist | EditError::NoSong)) => {
+            Err(super::refuse(404, e.to_string()))
+        }
+        Err(e @ EditError::BadOrder) => Err(super::refuse(400, e.to_string())),
     }
 }
 
@@ -168,7 +173,7 @@ pub async fn remove_from_playlist(slug: String, song: String) -> Result<(), Serv
 pub async fn reorder_playlist(slug: String, songs: Vec<String>) -> Result<(), ServerFnError> {
     check_slug(&slug)?;
     if songs.len() > 1000 {
-        return Err(ServerFnError::new("too many songs"));
+        return Err(super::refuse(400, "too many songs"));
     }
     for s in &songs {
         check_slug(s)?;

@@ -5,7 +5,8 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,6 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::types::{is_id, is_slug, Progress, SongOptions, Status};
+use crate::server::admission::Client;
 use crate::server::db::SongRow;
 use crate::server::jobs::QUEUE_MOVED;
 use crate::server::owner::Owner;
@@ -36,31 +38,51 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/playlists/{slug}", get(playlist))
 }
 
-/// `{"error": "…"}` with a 4xx/5xx status.
-pub struct ApiError(pub StatusCode, pub String);
+/// `{"error": "…"}` with a 4xx/5xx status, and Retry-After when waiting will help.
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        let mut res = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
     }
 }
 
 impl From<Refused> for ApiError {
     fn from(r: Refused) -> Self {
-        ApiError(
-            StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST),
-            r.message,
-        )
+        Self {
+            status: StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST),
+            message: r.message,
+            retry_after: r.retry_after,
+        }
     }
 }
 
 fn internal(e: anyhow::Error) -> ApiError {
     tracing::error!("{e:#}");
-    ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
 }
 
 fn not_found(what: &str) -> ApiError {
-    ApiError(StatusCode::NOT_FOUND, format!("no such {what}"))
+    ApiError::new(StatusCode::NOT_FOUND, format!("no such {what}"))
 }
 
 /// The address links should start with: configured, or from the request.
@@ -88,10 +110,11 @@ pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
 async fn create_song(
     State(state): State<AppState>,
     Extension(owner): Extension<Owner>,
+    Extension(client): Extension<Client>,
     headers: HeaderMap,
     mut multipart: Multipart,
 ) -> Result<impl IntoResponse, ApiError> {
-    let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
     let mut image: Option<Vec<u8>> = None;
     let mut options: Option<SongOptions> = None;
     loop {
@@ -99,7 +122,7 @@ async fn create_song(
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return Err(ApiError(
+                return Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!(
                         "the upload is larger than {} MB",
@@ -110,10 +133,9 @@ async fn create_song(
             Err(e) => return Err(bad(format!("unreadable upload: {}", e.body_text()))),
         };
         let name = field.name().unwrap_or_default().to_string();
-        let bytes = field
-            .bytes()
-            .await
-            .map_err(|e| ApiError(e.status(), format!("unreadable upload: {}", e.body_text())))?;
+        let bytes = field.bytes().await.map_err(|e| {
+            ApiError::new(e.status(), format!("unreadable upload: {}", e.body_text()))
+        })?;
         match name.as_str() {
             "image" if image.is_some() => return Err(bad("send one image per song".into())),
             "image" => image = Some(bytes.to_vec()),
@@ -140,7 +162,7 @@ async fn create_song(
         Some(b) => PhotoSource::Upload(b),
         None => PhotoSource::None,
     };
-    let (id, slug) = create(&state, &owner.hash, source, options).await?;
+    let (id, slug) = create(&state, &owner.hash, &client, source, options).await?;
     let base = base_url(&state, &headers);
     Ok((
         StatusCode::ACCEPTED,

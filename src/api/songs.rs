@@ -28,7 +28,7 @@ async fn find_song(
             .map_err(super::internal)?,
         false => None,
     };
-    row.ok_or_else(|| ServerFnError::new("no such song"))
+    row.ok_or_else(|| super::refuse(404, "no such song"))
 }
 
 #[server(prefix = "/api/fn", endpoint = "get_song")]
@@ -63,7 +63,7 @@ pub async fn retry_song(slug: String) -> Result<(), ServerFnError> {
     let row = find_song(&state, &slug).await?;
     crate::server::songs::retry(&state, &row, &owner.hash)
         .await
-        .map_err(|r| ServerFnError::new(r.message))
+        .map_err(super::refused)
 }
 
 /// A new song from an existing one: the same photo and choices with a new seed, or (with
@@ -71,8 +71,10 @@ pub async fn retry_song(slug: String) -> Result<(), ServerFnError> {
 /// is theirs. Returns the new song's slug.
 #[server(prefix = "/api/fn", endpoint = "remake_song")]
 pub async fn remake_song(slug: String, prompt: Option<String>) -> Result<String, ServerFnError> {
+    use crate::server::admission::Client;
     use crate::server::songs::{create, PhotoSource};
     let (state, owner) = super::caller().await?;
+    let axum::Extension(client) = leptos_axum::extract::<axum::Extension<Client>>().await?;
     let row = find_song(&state, &slug).await?;
     let mut options = row.options();
     options.seed = None;
@@ -84,8 +86,8 @@ pub async fn remake_song(slug: String, prompt: Option<String>) -> Result<String,
     } else {
         PhotoSource::None
     };
-    let (_, slug) = create(&state, &owner.hash, source, options)
+    let (_, slug) = create(&state, &owner.hash, &client, source, options)
         .await
-        .map_err(|r| ServerFnError::new(r.message))?;
+        .map_err(super::refused)?;
     Ok(slug)
 }

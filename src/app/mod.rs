@@ -14,6 +14,9 @@ use pages::{LibraryPage, NotFound, PlaylistPage, SongPage, UploadPage};
 
 /// The HTML document around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // The scripts Leptos writes carry this response's CSP nonce (server/guard.rs).
+    #[cfg(feature = "ssr")]
+    crate::server::guard::provide_request_nonce();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -33,12 +36,42 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// "Song title · Snapsong". On the server it is HTML-escaped: leptos_meta 0.8 writes the
+/// SSR `<title>` text as it is, so a song called `</title><script>…` would otherwise break
+/// out of it. In the browser it becomes `document.title`, which is plain text.
+fn page_title(t: String) -> String {
+    let full = if t.is_empty() {
+        "Snapsong".to_string()
+    } else {
+        format!("{t} · Snapsong")
+    };
+    #[cfg(feature = "ssr")]
+    let full = escape_html(&full);
+    full
+}
+
+#[cfg(feature = "ssr")]
+fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
         <Stylesheet id="leptos" href="/pkg/snapsong.css"/>
-        <Title formatter=|t: String| if t.is_empty() { "Snapsong".to_string() } else { format!("{t} · Snapsong") }/>
+        <Title formatter=page_title/>
         <Router>
             <header class="site-header">
                 <A href="/" attr:class="brand">

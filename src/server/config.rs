@@ -56,6 +56,25 @@ pub struct ServeConfig {
     /// by default it is taken from each request's Host header.
     #[arg(long, env = "SNAPSONG_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Songs one client may start per minute, after its burst is spent (0: only the burst).
+    #[arg(long, env = "SNAPSONG_SONGS_PER_MINUTE", default_value_t = 4.0)]
+    pub songs_per_minute: f64,
+    /// Songs one client may start at once before the per-minute rate applies.
+    #[arg(long, env = "SNAPSONG_SONGS_BURST", default_value_t = 8)]
+    pub songs_burst: u32,
+    /// Songs one client may have waiting or being made at the same time.
+    #[arg(long, env = "SNAPSONG_MAX_QUEUED_PER_CLIENT", default_value_t = 4)]
+    pub max_queued_per_client: u32,
+    /// Songs everyone together may have waiting or being made.
+    #[arg(long, env = "SNAPSONG_MAX_QUEUED", default_value_t = 200)]
+    pub max_queued: u32,
+    /// Longest time one request may take to be read and answered (seconds); live
+    /// progress streams are not cut by it.
+    #[arg(long, env = "SNAPSONG_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
+    pub request_timeout_secs: u64,
+    /// Count clients by the last X-Forwarded-For address (only behind your own proxy).
+    #[arg(long, env = "SNAPSONG_TRUST_PROXY")]
+    pub trust_proxy: bool,
     /// Where cargo-leptos put the site (wasm, css); set by `cargo leptos` itself.
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: String,

@@ -70,13 +70,14 @@ impl Db {
     pub async fn insert_song(&self, s: &NewSong<'_>) -> Result<()> {
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO songs (id, slug, owner_hash, status, stage, options, seed, has_photo, \
-             title, noise, created_ms, updated_ms) \
-             VALUES ($1, $2, $3, 'queued', 'queued', $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO songs (id, slug, owner_hash, client_hash, status, stage, options, seed, \
+             has_photo, title, noise, created_ms, updated_ms) \
+             VALUES ($1, $2, $3, $4, 'queued', 'queued', $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(s.id)
         .bind(s.slug)
         .bind(s.owner_hash)
+        .bind(s.client_hash)
         .bind(serde_json::to_string(s.options)?)
         .bind(s.seed as i64)
         .bind(s.has_photo as i64)
@@ -137,6 +138,26 @@ impl Db {
         .fetch_one(&self.pool)
         .await?;
         Ok((queued as u32, running as u32))
+    }
+
+    /// Songs of one client still waiting or being made.
+    pub async fn count_waiting_for(&self, client_hash: &str) -> Result<u32> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM songs WHERE client_hash = $1 \
+             AND status IN ('queued', 'running')",
+        )
+        .bind(client_hash)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n as u32)
+    }
+
+    /// Every song id there is (for the start-up sweep of media left by a crash).
+    pub async fn song_ids(&self) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM songs")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     /// Take the oldest queued job, if any, marking it running (one statement, so two
@@ -272,6 +293,8 @@ pub struct NewSong<'a> {
     pub id: &'a str,
     pub slug: &'a str,
     pub owner_hash: &'a str,
+    /// Who sent it, as `admission::Client` (for the per-client queue bound).
+    pub client_hash: &'a str,
     pub options: &'a SongOptions,
     pub seed: u64,
     pub has_photo: bool,

@@ -1,8 +1,10 @@
 //! The web server (ssr only): configuration, database, media storage, the job queue and
 //! worker, and the HTTP router that ties them to the Leptos app and the REST API.
 
+pub mod admission;
 pub mod config;
 pub mod db;
+pub mod guard;
 pub mod ids;
 pub mod jobs;
 pub mod owner;
@@ -11,24 +13,30 @@ pub mod playlists;
 pub mod songs;
 pub mod storage;
 
+use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::extract::FromRef;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use axum::Router;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::sync::Notify;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::app::{shell, App};
+use admission::RateLimiter;
 use config::ServeConfig;
 use db::Db;
 use jobs::{Hub, Queue};
@@ -43,6 +51,8 @@ pub struct AppState {
     pub config: Arc<ServeConfig>,
     /// The MusicGen in use is the tiny random one: songs are noise.
     pub noise: bool,
+    /// Songs per client per minute.
+    pub limiter: Arc<RateLimiter>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -94,10 +104,19 @@ pub struct Built {
     pub models: Models,
 }
 
-/// Open the database and media folder, prepare the models (making the tiny set if asked).
+/// Open the database and media folder (sweeping what a crash left half-made), prepare
+/// the models (making the tiny set if asked).
 pub async fn build(cfg: ServeConfig) -> Result<Built> {
     let db = Db::connect(&cfg.database_url).await?;
     let storage = Storage::new(&cfg.media_dir)?;
+    let known: HashSet<String> = db.song_ids().await?.into_iter().collect();
+    match storage
+        .sweep(&known)
+        .context("cannot sweep the media folder")?
+    {
+        (0, 0) => {}
+        (dirs, parts) => tracing::warn!(dirs, parts, "removed media left by an interrupted upload"),
+    }
     let mut models = Models::new(model_config(&cfg)?)?;
     let noise = models.is_noise();
     if cfg.tiny_models {
@@ -113,6 +132,7 @@ pub async fn build(cfg: ServeConfig) -> Result<Built> {
     let state = AppState {
         leptos_options: leptos_options(&cfg),
         queue,
+        limiter: Arc::new(RateLimiter::new(cfg.songs_per_minute, cfg.songs_burst)),
         config: Arc::new(cfg),
         noise,
     };
@@ -133,14 +153,17 @@ pub async fn serve(cfg: ServeConfig) -> Result<()> {
     tracing::info!("listening on http://{addr}");
     let stopping = queue.stopping.clone();
     let wake = queue.wake.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: no new jobs; the current one goes back to the queue");
-            stopping.store(true, Ordering::SeqCst);
-            wake.notify_waiters();
-        })
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: no new jobs; the current one goes back to the queue");
+        stopping.store(true, Ordering::SeqCst);
+        wake.notify_waiters();
+    })
+    .await?;
     let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
     queue.db.close().await;
     tracing::info!("stopped cleanly");
@@ -166,6 +189,8 @@ async fn shutdown_signal() {
 }
 
 /// The whole HTTP surface: pages (SSR + hydration), server functions, REST API, media.
+/// Every request passes, outermost first: tracing, security headers, the time limit, the
+/// body limit, the cross-site refusal, then client and owner identification.
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let media = Router::new()
@@ -176,6 +201,9 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("public, max-age=31536000, immutable"),
         ));
     let context_state = state.clone();
+    // The largest request is an upload. The upload route's own limit (rest.rs) is the
+    // tighter one and answers 413 in words; this one bounds every other route.
+    let body_limit = state.config.max_upload_bytes + 128 * 1024;
     let opts = state.leptos_options.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -189,6 +217,14 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn(owner::middleware))
+        .layer(from_fn_with_state(state.clone(), admission::identify))
+        .layer(from_fn_with_state(state.clone(), guard::refuse_cross_site))
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(state.config.request_timeout_secs.max(1)),
+        ))
+        .layer(axum::middleware::from_fn(guard::security_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -7,6 +7,7 @@ use crate::api::types::{SongOptions, MAX_SEED};
 use crate::ml::photo::{self, PhotoError};
 use crate::ml::prompt::{compose, Hints, MAX_TEXT_CHARS};
 
+use super::admission::{admit, Client};
 use super::db::{NewSong, SongRow};
 use super::ids::{new_id, new_slug};
 use super::jobs::QUEUE_MOVED;
@@ -18,6 +19,8 @@ use super::AppState;
 pub struct Refused {
     pub status: u16,
     pub message: String,
+    /// Seconds the caller should wait before asking again (429, 503).
+    pub retry_after: Option<u64>,
 }
 
 impl Refused {
@@ -25,7 +28,12 @@ impl Refused {
         Self {
             status,
             message: message.into(),
+            retry_after: None,
         }
+    }
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
     pub(crate) fn internal(e: anyhow::Error) -> Self {
         tracing::error!("{e:#}");
@@ -101,15 +109,18 @@ pub fn check_options(options: &SongOptions, has_photo: bool) -> Result<(), Refus
     Ok(())
 }
 
-/// Create a queued song; returns (id, slug).
+/// Create a queued song; returns (id, slug). Options are checked first, then whether this
+/// client may add a song now, and only then is the photo decoded.
 pub async fn create(
     state: &AppState,
     owner_hash: &str,
+    client: &Client,
     source: PhotoSource<'_>,
     options: SongOptions,
 ) -> Result<(String, String), Refused> {
     let has_photo = !matches!(source, PhotoSource::None);
     check_options(&options, has_photo)?;
+    admit(state, client).await?;
     let image: Option<RgbImage> = match source {
         PhotoSource::Upload(bytes) => {
             let limits = photo::Limits {
@@ -144,6 +155,7 @@ pub async fn create(
         id: &id,
         slug: &slug,
         owner_hash,
+        client_hash: &client.0,
         options: &options,
         seed,
         has_photo,

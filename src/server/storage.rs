@@ -2,11 +2,13 @@
 //! cover.jpg (square), share.jpg (1200×630) and song.wav. Every file is written to a
 //! temporary name and renamed, so a reader (or a crash) never sees half a file.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use image::RgbImage;
 
+use crate::api::types::is_id;
 use crate::ml::photo::{share_thumbnail, square_cover, to_jpeg};
 
 #[derive(Clone, Debug)]
@@ -75,15 +77,53 @@ impl Storage {
         write_atomic(&self.wav_path(id), wav)
     }
 
+    /// At start, before any request: remove song folders no row knows (a crash between
+    /// keeping the photo and writing the row) and half-written `.part` files. Returns how
+    /// many folders and files went.
+    pub fn sweep(&self, known: &HashSet<String>) -> Result<(usize, usize)> {
+        let (mut dirs, mut parts) = (0, 0);
+        for entry in std::fs::read_dir(self.songs_dir())? {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if !path.is_dir() || !is_id(name) {
+                continue;
+            }
+            if !known.contains(name) {
+                std::fs::remove_dir_all(&path)?;
+                dirs += 1;
+                continue;
+            }
+            for file in std::fs::read_dir(&path)? {
+                let file = file?.path();
+                if file.extension().is_some_and(|e| e == "part") {
+                    std::fs::remove_file(&file)?;
+                    parts += 1;
+                }
+            }
+        }
+        Ok((dirs, parts))
+    }
+
     /// Remove what a refused or failed upload left behind.
     pub fn remove(&self, id: &str) {
         let _ = std::fs::remove_dir_all(self.song_dir(id));
     }
 }
 
+/// Write to `NAME.part`, flush it to disk, then rename: after a crash or power cut a
+/// file is either whole or absent (the sweep at start removes stray `.part` files).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
     let tmp = path.with_extension("part");
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    };
+    write().with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

@@ -7,119 +7,11 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use clap::Parser;
 use http_body_util::BodyExt;
-use snapsong::server::config::ServeConfig;
-use snapsong::server::{build, router, AppState};
+use snapsong::server::AppState;
 use tower::ServiceExt;
 
-#[derive(Parser)]
-struct Cfg {
-    #[command(flatten)]
-    serve: ServeConfig,
-}
-
-struct Server {
-    app: axum::Router,
-    state: AppState,
-    _dir: tempfile::TempDir,
-}
-
-async fn start() -> Server {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = format!("sqlite:{}", dir.path().join("db.sqlite").display());
-    let media = dir.path().join("media");
-    let cfg = Cfg::parse_from([
-        "test",
-        "--tiny-models",
-        "--database-url",
-        &db,
-        "--media-dir",
-        media.to_str().expect("utf-8 path"),
-        "--max-upload-bytes",
-        "2000000",
-    ]);
-    let built = build(cfg.serve).await.expect("server builds");
-    let state = built.state.clone();
-    tokio::spawn(state.queue.clone().work(built.models));
-    Server {
-        app: router(state.clone()),
-        state,
-        _dir: dir,
-    }
-}
-
-/// (part name, file name, bytes)
-type Part<'a> = (&'a str, Option<&'a str>, &'a [u8]);
-
-fn multipart(parts: &[Part]) -> (String, Vec<u8>) {
-    let boundary = "snapsongtestboundary";
-    let mut body = Vec::new();
-    for (name, filename, data) in parts {
-        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-        match filename {
-            Some(f) => body.extend_from_slice(
-                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
-            ),
-            None => body.extend_from_slice(
-                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
-            ),
-        }
-        body.extend_from_slice(data);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
-async fn send(app: &axum::Router, req: Request<Body>) -> (StatusCode, Vec<u8>) {
-    let res = app.clone().oneshot(req).await.expect("response");
-    let status = res.status();
-    let body = res
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes()
-        .to_vec();
-    (status, body)
-}
-
-async fn post_song(app: &axum::Router, parts: &[Part<'_>]) -> (StatusCode, serde_json::Value) {
-    let (ctype, body) = multipart(parts);
-    let req = Request::post("/api/songs")
-        .header(header::CONTENT_TYPE, ctype)
-        .header(header::HOST, "songs.test")
-        .body(Body::from(body))
-        .expect("request");
-    let (status, body) = send(app, req).await;
-    (status, serde_json::from_slice(&body).unwrap_or_default())
-}
-
-async fn get_json(app: &axum::Router, uri: &str) -> (StatusCode, serde_json::Value) {
-    let req = Request::get(uri)
-        .header(header::HOST, "songs.test")
-        .body(Body::empty())
-        .expect("request");
-    let (status, body) = send(app, req).await;
-    (status, serde_json::from_slice(&body).unwrap_or_default())
-}
-
-async fn song_count(state: &AppState) -> i64 {
-    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM songs")
-        .fetch_one(state.db().pool())
-        .await
-        .expect("count");
-    n
-}
-
-fn media_entries(state: &AppState) -> usize {
-    std::fs::read_dir(state.storage().songs_dir())
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-const PHOTO: &[u8] = include_bytes!("fixtures/photos/landscape.jpg");
+use crate::support::{get_json, media_entries, post_song, send, song_count, start, Part, PHOTO};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_photo_becomes_a_song_and_every_url_answers() {
@@ -368,6 +260,7 @@ async fn a_failed_song_says_why_and_only_its_owner_can_retry_it() {
         id: &id,
         slug: &slug,
         owner_hash: &token_hash(&token),
+        client_hash: "test",
         options: &options,
         seed: 1,
         has_photo: true,

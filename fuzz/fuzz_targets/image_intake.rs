@@ -1,0 +1,30 @@
+//! Photo intake on arbitrary bytes: sniff, decode with limits, orient, then everything a
+//! kept photo goes through (palette, cover, share card, JPEG). Never a panic, never an
+//! image over the limits.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use snapsong::ml::palette::palette;
+use snapsong::ml::photo::{decode, share_thumbnail, square_cover, to_jpeg, Limits};
+
+fuzz_target!(|data: &[u8]| {
+    // The server's limits, scaled down so each run stays fast; the checks are the same code.
+    let limits = Limits {
+        max_pixels: 4_000_000,
+        max_side: 4096,
+        max_alloc: 64 * 1024 * 1024,
+        ..Limits::default()
+    };
+    let Ok(photo) = decode(data, &limits) else {
+        return;
+    };
+    let (w, h) = photo.image.dimensions();
+    assert!(w > 0 && h > 0, "an empty image was accepted");
+    assert!(u64::from(w) * u64::from(h) <= limits.max_pixels);
+    assert!(w <= limits.max_side && h <= limits.max_side);
+    let p = palette(&photo.image, 5);
+    assert!(p.brightness.is_finite() && p.saturation.is_finite() && p.warmth.is_finite());
+    assert_eq!(square_cover(&photo.image, 64).dimensions(), (64, 64));
+    assert_eq!(share_thumbnail(&photo.image).dimensions(), (1200, 630));
+    assert!(to_jpeg(&photo.image, 80).is_ok());
+});

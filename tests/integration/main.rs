@@ -1,0 +1,17 @@
+//! Every integration test in one binary: each separate test file would link candle, leptos,
+//! sqlx and tokenizers again, which costs minutes and gigabytes on a small CI machine.
+
+#![cfg(feature = "ssr")]
+
+mod support;
+
+mod abuse_limits;
+mod blip_parity;
+mod cli;
+mod clip_parity;
+mod crash_safety;
+mod hostile_input;
+mod musicgen_errors;
+mod musicgen_parity;
+mod photo_intake;
+mod web_api;
