@@ -1,11 +1,11 @@
-//! Photo intake on arbitrary bytes: sniff, decode with limits, orient, then everything a
-//! kept photo goes through (palette, cover, share card, JPEG). Never a panic, never an
-//! image over the limits.
+//! Photo intake on arbitrary bytes: sniff, decode with limits, orient, then the palette and
+//! a cover. Never a panic, never an image over the limits. (The share card and JPEG
+//! encoding only ever see a decoded RGB image; they would cut the runs per second ~10×.)
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use snapsong::ml::palette::palette;
-use snapsong::ml::photo::{decode, share_thumbnail, square_cover, to_jpeg, Limits};
+use snapsong::ml::photo::{decode, square_cover, Limits};
 
 fuzz_target!(|data: &[u8]| {
     // The server's limits, scaled down so each run stays fast; the checks are the same code.
@@ -25,6 +25,4 @@ fuzz_target!(|data: &[u8]| {
     let p = palette(&photo.image, 5);
     assert!(p.brightness.is_finite() && p.saturation.is_finite() && p.warmth.is_finite());
     assert_eq!(square_cover(&photo.image, 64).dimensions(), (64, 64));
-    assert_eq!(share_thumbnail(&photo.image).dimensions(), (1200, 630));
-    assert!(to_jpeg(&photo.image, 80).is_ok());
 });

@@ -103,10 +103,13 @@ fn clean(text: &str, max: usize) -> String {
 /// BLIP sometimes starts captions with a stray token ("arafed", "there is"): keep the scene.
 fn scene(caption: &str) -> String {
     let c = clean(caption, MAX_TEXT_CHARS);
-    let lower = c.to_lowercase();
+    // Compare the prefix in place: lower-casing can change a string's byte length, so an
+    // index into the lower-cased copy is not an index into the caption.
     for junk in ["arafed ", "araffe ", "arafe ", "there is ", "there are "] {
-        if let Some(rest) = lower.strip_prefix(junk) {
-            return c[c.len() - rest.len()..].to_string();
+        if let Some(head) = c.get(..junk.len()) {
+            if head.eq_ignore_ascii_case(junk) {
+                return c[junk.len()..].to_string();
+            }
         }
     }
     c
@@ -213,6 +216,12 @@ pub fn compose(hints: &Hints, choices: &Choices) -> Result<Composed, ComposeErro
                 ),
                 None => (mood.energy, Source::Derived),
             };
+            // A stored palette is JSON read back: NaN would make the tempo 0 (found by
+            // fuzzing), so a palette that is not a number says nothing.
+            let (energy, src) = match energy.is_finite() {
+                true => (energy, src),
+                false => (mood.energy, Source::Derived),
+            };
             let (lo, hi) = genre.bpm;
             let bpm = lo as f32 + (hi - lo) as f32 * energy.clamp(0.0, 1.0);
             (bpm.round() as u32, src)
@@ -259,6 +268,30 @@ fn join_and(items: &[&str]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn odd_palettes_and_captions_never_break_the_prompt() {
+        let mut hints = super::Hints {
+            caption: Some(format!("ARAFED {}", "İ".repeat(12))),
+            palette: Some(super::Palette {
+                colours: vec![],
+                brightness: f32::NAN,
+                saturation: f32::INFINITY,
+                warmth: f32::NAN,
+            }),
+            ..Default::default()
+        };
+        let c = super::compose(&hints, &super::Choices::default()).expect("composes");
+        assert!(
+            (super::MIN_BPM..=super::MAX_BPM).contains(&c.bpm),
+            "{}",
+            c.bpm
+        );
+        assert!(c.prompt.ends_with(&"İ".repeat(12)), "{}", c.prompt);
+        hints.caption = Some("There is a dog".into());
+        let c = super::compose(&hints, &super::Choices::default()).expect("composes");
+        assert!(c.prompt.ends_with("Inspired by a dog"), "{}", c.prompt);
+    }
+
     use super::*;
     use crate::ml::palette::Swatch;
 

@@ -33,7 +33,7 @@ pub fn client_of(headers: &HeaderMap, peer: Option<IpAddr>, trust_proxy: bool) -
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
                 .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-                .last()
+                .next_back()
         })
         .flatten();
     let key = match forwarded.or(peer) {
