@@ -30,7 +30,11 @@ impl Input<'_> {
     }
     /// Text up to the next 0xFF byte, lossily UTF-8.
     fn text(&mut self) -> String {
-        let end = self.0.iter().position(|b| *b == 0xFF).unwrap_or(self.0.len());
+        let end = self
+            .0
+            .iter()
+            .position(|b| *b == 0xFF)
+            .unwrap_or(self.0.len());
         let s = String::from_utf8_lossy(&self.0[..end]).into_owned();
         self.0 = self.0.get(end + 1..).unwrap_or(&[]);
         s
@@ -70,7 +74,10 @@ fuzz_target!(|data: &[u8]| {
     if flags & 32 != 0 {
         // Any floats at all: a palette is stored as JSON and read back.
         hints.palette = Some(Palette {
-            colours: vec![Swatch { hex: input.text(), share: input.float() }],
+            colours: vec![Swatch {
+                hex: input.text(),
+                share: input.float(),
+            }],
             brightness: input.float(),
             saturation: input.float(),
             warmth: input.float(),
@@ -81,9 +88,17 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert!(!c.prompt.trim().is_empty());
-    assert!(c.prompt.chars().count() <= 1200, "{} chars", c.prompt.chars().count());
+    assert!(
+        c.prompt.chars().count() <= 1200,
+        "{} chars",
+        c.prompt.chars().count()
+    );
     assert!((MIN_BPM..=MAX_BPM).contains(&c.bpm), "bpm {}", c.bpm);
-    assert_eq!(compose(&hints, &choices).ok(), Some(c.clone()), "not deterministic");
+    assert_eq!(
+        compose(&hints, &choices).ok(),
+        Some(c.clone()),
+        "not deterministic"
+    );
     let source_of = |what: &str| c.parts.iter().find(|p| p.what == what).map(|p| p.source);
     if choices.genre.is_some() {
         assert_eq!(source_of("genre"), Some(Source::Choice));
