@@ -6,8 +6,8 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 
 use crate::support::{
-    get_json, media_entries, post_song, same_origin, send, server_fn, song_count, start, wait_done,
-    Part, PHOTO,
+    get_json, get_page, media_entries, post_song, same_origin, send, server_fn, song_count, start,
+    wait_done, Part, PHOTO,
 };
 
 const BOMB: &[u8] = include_bytes!("../fixtures/photos/bomb.png");
@@ -69,16 +69,8 @@ async fn injection_strings_are_stored_and_shown_as_text() {
     assert_eq!(done["status"], "ready", "{done}");
     assert_eq!(song_count(&s.state).await, 1, "the table is still there");
 
-    let (code, html) = send(
-        &s.app,
-        Request::get(format!("/s/{slug}"))
-            .header(header::HOST, "songs.test")
-            .body(Body::empty())
-            .expect("req"),
-    )
-    .await;
+    let (code, html) = get_page(&s.app, &format!("/s/{slug}")).await;
     assert_eq!(code, StatusCode::OK);
-    let html = String::from_utf8_lossy(&html);
     assert!(
         !html.contains("<script>alert(1)"),
         "script tag rendered raw"
@@ -108,15 +100,8 @@ async fn injection_strings_are_stored_and_shown_as_text() {
     let (code, view) = get_json(&s.app, &format!("/api/playlists/{pl_slug}")).await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(view["title"], short, "kept as it was written");
-    let (code, html) = send(
-        &s.app,
-        Request::get(format!("/p/{pl_slug}"))
-            .body(Body::empty())
-            .expect("req"),
-    )
-    .await;
+    let (code, html) = get_page(&s.app, &format!("/p/{pl_slug}")).await;
     assert_eq!(code, StatusCode::OK);
-    let html = String::from_utf8_lossy(&html);
     assert!(
         !html.contains("<script>alert(1)"),
         "playlist title rendered raw"

@@ -192,3 +192,13 @@ pub async fn wait_done(app: &axum::Router, id: &str) -> serde_json::Value {
     }
     last
 }
+
+/// GET a page as a browser on songs.test would: (status, HTML).
+pub async fn get_page(app: &axum::Router, uri: &str) -> (StatusCode, String) {
+    let req = Request::get(uri)
+        .header(header::HOST, "songs.test")
+        .body(Body::empty())
+        .expect("request");
+    let (status, body) = send(app, req).await;
+    (status, String::from_utf8_lossy(&body).into_owned())
+}

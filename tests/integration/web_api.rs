@@ -11,7 +11,9 @@ use http_body_util::BodyExt;
 use snapsong::server::AppState;
 use tower::ServiceExt;
 
-use crate::support::{get_json, media_entries, post_song, send, song_count, start, Part, PHOTO};
+use crate::support::{
+    get_json, get_page, media_entries, post_song, send, song_count, start, wait_done, Part, PHOTO,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_photo_becomes_a_song_and_every_url_answers() {
@@ -89,16 +91,8 @@ async fn a_photo_becomes_a_song_and_every_url_answers() {
     }
 
     // The song page: server-rendered share card.
-    let (status, html) = send(
-        &s.app,
-        Request::get(format!("/s/{slug}"))
-            .header(header::HOST, "songs.test")
-            .body(Body::empty())
-            .expect("req"),
-    )
-    .await;
+    let (status, html) = get_page(&s.app, &format!("/s/{slug}")).await;
     assert_eq!(status, StatusCode::OK);
-    let html = String::from_utf8_lossy(&html);
     for tag in [
         format!(r#"property="og:image" content="http://songs.test/media/{id}/share.jpg""#),
         format!(r#"property="og:audio" content="http://songs.test/media/{id}/song.wav""#),
@@ -269,18 +263,7 @@ async fn a_failed_song_says_why_and_only_its_owner_can_retry_it() {
     };
     s.state.db().insert_song(&row).await.expect("insert");
     s.state.queue.wake.notify_one();
-    let status = |app: axum::Router, id: String| async move {
-        let mut last = serde_json::Value::Null;
-        for _ in 0..100 {
-            last = get_json(&app, &format!("/api/songs/{id}")).await.1;
-            if last["status"] == "failed" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        last
-    };
-    let failed = status(s.app.clone(), id.clone()).await;
+    let failed = wait_done(&s.app, &id).await;
     assert_eq!(failed["status"], "failed", "{failed}");
     assert!(
         failed["error"].as_str().is_some_and(|e| !e.is_empty()),
@@ -315,5 +298,5 @@ async fn a_failed_song_says_why_and_only_its_owner_can_retry_it() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(attempts(s.state.clone(), id.clone()).await, 2);
-    assert_eq!(status(s.app.clone(), id.clone()).await["status"], "failed");
+    assert_eq!(wait_done(&s.app, &id).await["status"], "failed");
 }
