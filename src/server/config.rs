@@ -75,6 +75,14 @@ pub struct ServeConfig {
     /// Count clients by the last X-Forwarded-For address (only behind your own proxy).
     #[arg(long, env = "SNAPSONG_TRUST_PROXY")]
     pub trust_proxy: bool,
+    /// Niceness of the threads that make songs (0–19, Linux): higher lets page views
+    /// go first when the CPU is short; songs still use every idle cycle.
+    #[arg(long, env = "SNAPSONG_WORKER_NICE", default_value_t = 10,
+          value_parser = clap::value_parser!(u8).range(0..=19))]
+    pub worker_nice: u8,
+    /// Threads that make songs (0: one per core).
+    #[arg(long, env = "SNAPSONG_WORKER_THREADS", default_value_t = 0)]
+    pub worker_threads: usize,
     /// Where cargo-leptos put the site (wasm, css); set by `cargo leptos` itself.
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: String,

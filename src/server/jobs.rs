@@ -1,5 +1,6 @@
 //! The job queue and its worker. A song is a durable row (`songs.status`); the worker takes
-//! the oldest queued one, runs `pipeline::run` on a blocking thread (one job at a time),
+//! the oldest queued one, runs `pipeline::run` on the worker's own low-priority threads
+//! (one job at a time),
 //! publishes progress to the in-process hub (which the song pages' event streams follow)
 //! and writes it to the row now and then, so a reload or another device sees it too.
 
@@ -62,7 +63,7 @@ pub struct Queue {
 
 impl Queue {
     /// Run jobs until `stopping` is set. Returns when the current job has been settled.
-    pub async fn work(self, models: Models) {
+    pub async fn work(self, models: Models, threads: rayon::ThreadPool) {
         match self.db.recover_interrupted(MAX_ATTEMPTS).await {
             Ok((0, 0)) => {}
             Ok((requeued, failed)) => {
@@ -71,11 +72,12 @@ impl Queue {
             Err(e) => tracing::error!("cannot recover interrupted jobs: {e:#}"),
         }
         let models = Arc::new(Mutex::new(models));
+        let threads = Arc::new(threads);
         while !self.stopping.load(Ordering::SeqCst) {
             match self.db.claim_next().await {
                 Ok(Some(row)) => {
                     self.hub.publish(QUEUE_MOVED, row.progress(None));
-                    self.run_one(row, models.clone()).await;
+                    self.run_one(row, models.clone(), threads.clone()).await;
                     self.hub.publish(QUEUE_MOVED, Progress::idle());
                 }
                 Ok(None) => {
@@ -91,17 +93,26 @@ impl Queue {
         tracing::info!("worker stopped");
     }
 
-    async fn run_one(&self, row: SongRow, models: Arc<Mutex<Models>>) {
+    async fn run_one(
+        &self,
+        row: SongRow,
+        models: Arc<Mutex<Models>>,
+        threads: Arc<rayon::ThreadPool>,
+    ) {
         let id = row.id.clone();
         tracing::info!(%id, attempt = row.attempts, "job started");
         let started = Instant::now();
         let this = self.clone();
         let handle = tokio::runtime::Handle::current();
+        // This blocking thread only waits; the job runs on (and its matrix products fan
+        // out over) the worker's pool.
         let result = tokio::task::spawn_blocking(move || {
-            let mut models = models
-                .lock()
-                .map_err(|_| anyhow::anyhow!("the models were poisoned by an earlier crash"))?;
-            this.run_blocking(&row, &mut models, &handle)
+            threads.install(|| {
+                let mut models = models
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("the models were poisoned by an earlier crash"))?;
+                this.run_blocking(&row, &mut models, &handle)
+            })
         })
         .await
         .unwrap_or_else(|e| Err(anyhow::anyhow!("the job crashed: {e}")));

@@ -12,6 +12,7 @@ pub mod pipeline;
 pub mod playlists;
 pub mod songs;
 pub mod storage;
+pub mod worker_threads;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -102,6 +103,8 @@ fn model_config(cfg: &ServeConfig) -> Result<ModelConfig> {
 pub struct Built {
     pub state: AppState,
     pub models: Models,
+    /// Where songs are made (see `worker_threads`).
+    pub workers: rayon::ThreadPool,
 }
 
 /// Open the database and media folder (sweeping what a crash left half-made), prepare
@@ -117,6 +120,7 @@ pub async fn build(cfg: ServeConfig) -> Result<Built> {
         (0, 0) => {}
         (dirs, parts) => tracing::warn!(dirs, parts, "removed media left by an interrupted upload"),
     }
+    let workers = worker_threads::pool(cfg.worker_threads, cfg.worker_nice)?;
     let mut models = Models::new(model_config(&cfg)?)?;
     let noise = models.is_noise();
     if cfg.tiny_models {
@@ -136,16 +140,24 @@ pub async fn build(cfg: ServeConfig) -> Result<Built> {
         config: Arc::new(cfg),
         noise,
     };
-    Ok(Built { state, models })
+    Ok(Built {
+        state,
+        models,
+        workers,
+    })
 }
 
 /// Serve until SIGINT/SIGTERM; then stop taking jobs, let the current one stop and go
 /// back to the queue, and close the database.
 pub async fn serve(cfg: ServeConfig) -> Result<()> {
     let addr = cfg.addr;
-    let Built { state, models } = build(cfg).await?;
+    let Built {
+        state,
+        models,
+        workers,
+    } = build(cfg).await?;
     let queue = state.queue.clone();
-    let worker = tokio::spawn(queue.clone().work(models));
+    let worker = tokio::spawn(queue.clone().work(models, workers));
     let app = router(state);
     let listener = tokio::net::TcpListener::bind(addr)
         .await

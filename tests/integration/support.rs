@@ -52,7 +52,7 @@ pub async fn start_with(extra: &[&str], worker: bool) -> Server {
     let built = build(cfg.serve).await.expect("server builds");
     let state = built.state.clone();
     if worker {
-        tokio::spawn(state.queue.clone().work(built.models));
+        tokio::spawn(state.queue.clone().work(built.models, built.workers));
     }
     Server {
         app: router(state.clone()),
