@@ -21,6 +21,11 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
     dot / (na * nb)
 }
 
+/// The allocator the `snapsong` binary runs with (src/main.rs): large tensors are
+/// reused from its heaps instead of being mapped and zeroed afresh on every call.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<()> {
     // cargo bench passes "--bench" first; skip flags.
     let args: Vec<String> = std::env::args()

@@ -33,6 +33,11 @@ fn median_ms<T>(reps: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, T
     Ok((times[times.len() / 2], last))
 }
 
+/// The allocator the `snapsong` binary runs with (src/main.rs): large tensors are
+/// reused from its heaps instead of being mapped and zeroed afresh on every call.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<()> {
     // cargo bench passes "--bench" first; skip flags.
     let args: Vec<String> = std::env::args()

@@ -4,13 +4,16 @@
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Module, Tensor, D};
-use candle_nn::{Activation, Conv2dConfig, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Activation, Conv2dConfig, LayerNorm, VarBuilder};
 use image::RgbImage;
 use serde::Deserialize;
 
+use super::activations::gelu_erf;
 use super::blip_text::{BlipTextConfig, TextDecoder};
+use super::cpu_attention::self_attention;
 use super::device::Precision;
 use super::hub::ModelFiles;
+use super::linear::Linear;
 use super::vision_input::{blip_pixels, to_tensor};
 
 fn d_hidden() -> usize {
@@ -80,11 +83,11 @@ impl VisionLayer {
         let attn = vb.pp("self_attn");
         Ok(Self {
             norm1: candle_nn::layer_norm(h, cfg.layer_norm_eps, vb.pp("layer_norm1"))?,
-            qkv: candle_nn::linear(h, 3 * h, attn.pp("qkv"))?,
-            projection: candle_nn::linear(h, h, attn.pp("projection"))?,
+            qkv: Linear::load(attn.pp("qkv"), h, 3 * h, true)?,
+            projection: Linear::load(attn.pp("projection"), h, h, true)?,
             norm2: candle_nn::layer_norm(h, cfg.layer_norm_eps, vb.pp("layer_norm2"))?,
-            fc1: candle_nn::linear(h, cfg.intermediate_size, vb.pp("mlp").pp("fc1"))?,
-            fc2: candle_nn::linear(cfg.intermediate_size, h, vb.pp("mlp").pp("fc2"))?,
+            fc1: Linear::load(vb.pp("mlp").pp("fc1"), h, cfg.intermediate_size, true)?,
+            fc2: Linear::load(vb.pp("mlp").pp("fc2"), cfg.intermediate_size, h, true)?,
             heads: cfg.num_attention_heads,
             act: cfg.hidden_act,
         })
@@ -93,28 +96,35 @@ impl VisionLayer {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (b, n, h) = x.dims3()?;
         let hd = h / self.heads;
-        let qkv = self
-            .qkv
-            .forward(&self.norm1.forward(x)?)?
-            .reshape((b, n, 3, self.heads, hd))?
-            .permute((2, 0, 3, 1, 4))?;
-        let (q, k, v) = (
-            qkv.get(0)?.contiguous()?,
-            qkv.get(1)?.contiguous()?,
-            qkv.get(2)?.contiguous()?,
-        );
-        let scores = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?;
-        let ctx = candle_nn::ops::softmax_last_dim(&scores)?
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((b, n, h))?;
+        let scale = (hd as f64).powf(-0.5);
+        let qkv = self.qkv.forward(&self.norm1.forward(x)?)?;
+        let ctx = if b == 1 && qkv.device().is_cpu() {
+            let flat: Vec<f32> = qkv.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+            let ctx = self_attention(&flat, n, self.heads, hd, scale as f32);
+            Tensor::from_vec(ctx, (b, n, h), qkv.device())?.to_dtype(x.dtype())?
+        } else {
+            let qkv = qkv
+                .reshape((b, n, 3, self.heads, hd))?
+                .permute((2, 0, 3, 1, 4))?;
+            let (q, k, v) = (
+                qkv.get(0)?.contiguous()?,
+                qkv.get(1)?.contiguous()?,
+                qkv.get(2)?.contiguous()?,
+            );
+            let scores = (q.matmul(&k.t()?)? * scale)?;
+            candle_nn::ops::softmax_last_dim(&scores)?
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .reshape((b, n, h))?
+        };
         let x = (self.projection.forward(&ctx)? + x)?;
-        let m = self.fc2.forward(
-            &self
-                .act
-                .forward(&self.fc1.forward(&self.norm2.forward(&x)?)?)?,
-        )?;
-        m + x
+        let hidden = self.fc1.forward(&self.norm2.forward(&x)?)?;
+        // candle's `Activation::Gelu` is the exact (erf) GELU; ours runs on every core.
+        let hidden = match self.act {
+            Activation::Gelu => gelu_erf(&hidden)?,
+            act => act.forward(&hidden)?,
+        };
+        self.fc2.forward(&hidden)? + x
     }
 }
 

@@ -6,6 +6,8 @@
 use candle_core::{Device, Module, Tensor, D};
 use candle_nn::{Embedding, LayerNorm, VarBuilder};
 
+use super::activations::quick_gelu;
+use super::cpu_attention::self_attention;
 use super::linear::Linear;
 
 /// The shapes one tower needs.
@@ -29,16 +31,10 @@ pub struct ClipConfig {
     pub projection_dim: usize,
 }
 
-/// x · sigmoid(1.702 x): the GELU approximation OpenAI's CLIP was trained with.
-fn quick_gelu(x: &Tensor) -> candle_core::Result<Tensor> {
-    x * candle_nn::ops::sigmoid(&(x * 1.702)?)?
-}
-
 struct Layer {
     norm1: LayerNorm,
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    /// q, k and v projections as one (3h, h) matrix: one product instead of three.
+    qkv: Linear,
     out: Linear,
     norm2: LayerNorm,
     fc1: Linear,
@@ -49,11 +45,22 @@ struct Layer {
 impl Layer {
     fn load(vb: VarBuilder, c: &TowerConfig) -> candle_core::Result<Self> {
         let (h, a) = (c.hidden_size, vb.pp("self_attn"));
+        let part = |name: &str, what: &str, shape: &[usize]| a.pp(name).get(shape, what);
+        let (names, mut ws, mut bs) = (["q_proj", "k_proj", "v_proj"], vec![], vec![]);
+        for name in names {
+            ws.push(part(name, "weight", &[h, h])?);
+            bs.push(part(name, "bias", &[h])?);
+        }
+        let mut qkv = Linear::from_weight(&Tensor::cat(&ws, 0)?)?;
+        // As `Linear` keeps biases: f32 on the CPU, the weights' dtype elsewhere.
+        let bias = Tensor::cat(&bs, 0)?;
+        qkv.set_bias(match bias.device().is_cpu() {
+            true => bias.to_dtype(candle_core::DType::F32)?,
+            false => bias,
+        });
         Ok(Self {
             norm1: candle_nn::layer_norm(h, c.layer_norm_eps, vb.pp("layer_norm1"))?,
-            q: Linear::load(a.pp("q_proj"), h, h, true)?,
-            k: Linear::load(a.pp("k_proj"), h, h, true)?,
-            v: Linear::load(a.pp("v_proj"), h, h, true)?,
+            qkv,
             out: Linear::load(a.pp("out_proj"), h, h, true)?,
             norm2: candle_nn::layer_norm(h, c.layer_norm_eps, vb.pp("layer_norm2"))?,
             fc1: Linear::load(vb.pp("mlp").pp("fc1"), h, c.intermediate_size, true)?,
@@ -66,23 +73,32 @@ impl Layer {
     fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> candle_core::Result<Tensor> {
         let (b, n, h) = x.dims3()?;
         let hd = h / self.heads;
-        let y = self.norm1.forward(x)?;
-        let split = |t: Tensor| {
-            t.reshape((b, n, self.heads, hd))?
+        let scale = (hd as f64).powf(-0.5);
+        let qkv = self.qkv.forward(&self.norm1.forward(x)?)?;
+        let ctx = if mask.is_none() && b == 1 && qkv.device().is_cpu() {
+            let flat: Vec<f32> = qkv
+                .to_dtype(candle_core::DType::F32)?
+                .flatten_all()?
+                .to_vec1()?;
+            let ctx = self_attention(&flat, n, self.heads, hd, scale as f32);
+            Tensor::from_vec(ctx, (b, n, h), qkv.device())?.to_dtype(x.dtype())?
+        } else {
+            let split = |i: usize| {
+                qkv.narrow(2, i * h, h)?
+                    .reshape((b, n, self.heads, hd))?
+                    .transpose(1, 2)?
+                    .contiguous()
+            };
+            let (q, k, v) = ((split(0)? * scale)?, split(1)?, split(2)?);
+            let mut scores = q.matmul(&k.t()?)?;
+            if let Some(m) = mask {
+                scores = scores.broadcast_add(m)?;
+            }
+            candle_nn::ops::softmax_last_dim(&scores)?
+                .matmul(&v)?
                 .transpose(1, 2)?
-                .contiguous()
+                .reshape((b, n, h))?
         };
-        let q = split((self.q.forward(&y)? * (hd as f64).powf(-0.5))?)?;
-        let k = split(self.k.forward(&y)?)?;
-        let v = split(self.v.forward(&y)?)?;
-        let mut scores = q.matmul(&k.t()?)?;
-        if let Some(m) = mask {
-            scores = scores.broadcast_add(m)?;
-        }
-        let ctx = candle_nn::ops::softmax_last_dim(&scores)?
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((b, n, h))?;
         let x = (self.out.forward(&ctx)? + x)?;
         let m = self
             .fc2
@@ -123,7 +139,6 @@ impl ClipModel {
         let ve = v.pp("embeddings");
         let p = c.patch_size;
         let patches = (c.image_size / p).pow(2);
-        // The conv weight (hidden, 3, p, p) is already row-major (hidden, 3·p·p).
         // The conv weight (hidden, 3, p, p) read row-major is the matrix (hidden, 3·p·p).
         let conv = ve.get((vh, 3, p, p), "patch_embedding.weight")?;
         let patch = Linear::from_weight(&conv.reshape((vh, 3 * p * p))?)?;

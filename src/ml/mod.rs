@@ -4,6 +4,8 @@
 //! prompt in `prompt` (words from `vocabulary`); weights are found by `hub`.
 //! Intake, palette and prompt build alone (feature `intake`) so they can be fuzzed.
 #[cfg(feature = "ssr")]
+pub mod activations;
+#[cfg(feature = "ssr")]
 pub mod blip;
 #[cfg(feature = "ssr")]
 pub mod blip_text;
@@ -11,6 +13,8 @@ pub mod blip_text;
 pub mod clip;
 #[cfg(feature = "ssr")]
 pub mod clip_model;
+#[cfg(feature = "ssr")]
+pub mod cpu_attention;
 #[cfg(feature = "ssr")]
 pub mod device;
 #[cfg(feature = "ssr")]
@@ -27,6 +31,8 @@ pub mod hub;
 pub mod linear;
 #[cfg(feature = "ssr")]
 pub mod musicgen;
+#[cfg(feature = "ssr")]
+pub mod packed_gemm;
 pub mod palette;
 pub mod photo;
 pub mod prompt;
