@@ -5,6 +5,8 @@
 use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 
+use super::linear::with_f32;
+
 /// Values per parallel task.
 const CHUNK: usize = 16 * 1024;
 
@@ -34,10 +36,14 @@ fn map(
     if !x.device().is_cpu() || x.dtype() != DType::F32 {
         return elsewhere(x);
     }
-    let mut v: Vec<f32> = x.flatten_all()?.to_vec1()?;
-    v.par_chunks_mut(CHUNK)
-        .for_each(|c| c.iter_mut().for_each(|e| *e = f(*e)));
-    Tensor::from_vec(v, x.shape(), x.device())
+    let y = with_f32(x, |v| {
+        let mut y = vec![0f32; v.len()];
+        y.par_chunks_mut(CHUNK)
+            .zip(v.par_chunks(CHUNK))
+            .for_each(|(y, v)| y.iter_mut().zip(v).for_each(|(y, v)| *y = f(*v)));
+        y
+    })?;
+    Tensor::from_vec(y, x.shape(), x.device())
 }
 
 /// erf to within 1.5e-7 (Abramowitz & Stegun 7.1.26), below f32's resolution near 1.

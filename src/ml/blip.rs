@@ -13,7 +13,7 @@ use super::blip_text::{BlipTextConfig, TextDecoder};
 use super::cpu_attention::self_attention;
 use super::device::Precision;
 use super::hub::ModelFiles;
-use super::linear::Linear;
+use super::linear::{with_f32, Linear};
 use super::vision_input::{blip_pixels, to_tensor};
 
 fn d_hidden() -> usize {
@@ -99,8 +99,9 @@ impl VisionLayer {
         let scale = (hd as f64).powf(-0.5);
         let qkv = self.qkv.forward(&self.norm1.forward(x)?)?;
         let ctx = if b == 1 && qkv.device().is_cpu() {
-            let flat: Vec<f32> = qkv.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-            let ctx = self_attention(&flat, n, self.heads, hd, scale as f32);
+            let ctx = with_f32(&qkv, |flat| {
+                self_attention(flat, n, self.heads, hd, scale as f32)
+            })?;
             Tensor::from_vec(ctx, (b, n, h), qkv.device())?.to_dtype(x.dtype())?
         } else {
             let qkv = qkv

@@ -8,7 +8,7 @@ use candle_nn::{Embedding, LayerNorm, VarBuilder};
 
 use super::activations::quick_gelu;
 use super::cpu_attention::self_attention;
-use super::linear::Linear;
+use super::linear::{with_f32, Linear};
 
 /// The shapes one tower needs.
 #[derive(Debug, Clone)]
@@ -76,11 +76,9 @@ impl Layer {
         let scale = (hd as f64).powf(-0.5);
         let qkv = self.qkv.forward(&self.norm1.forward(x)?)?;
         let ctx = if mask.is_none() && b == 1 && qkv.device().is_cpu() {
-            let flat: Vec<f32> = qkv
-                .to_dtype(candle_core::DType::F32)?
-                .flatten_all()?
-                .to_vec1()?;
-            let ctx = self_attention(&flat, n, self.heads, hd, scale as f32);
+            let ctx = with_f32(&qkv, |flat| {
+                self_attention(flat, n, self.heads, hd, scale as f32)
+            })?;
             Tensor::from_vec(ctx, (b, n, h), qkv.device())?.to_dtype(x.dtype())?
         } else {
             let split = |i: usize| {

@@ -4,7 +4,7 @@
 //! decoding); on other devices it is a candle tensor (or a quantized candle matrix).
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{CpuStorage, DType, Device, Module, Storage, Tensor};
 use candle_nn::VarBuilder;
 
 use super::device::Precision;
@@ -136,13 +136,11 @@ impl Module for Linear {
         let x2 = x.reshape((rows, self.in_dim))?;
         let y = match &self.weight {
             Weight::Packed(w) => {
-                let xs: Vec<f32> = x2.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-                let y = w.matmul_t(&xs, rows);
+                let y = with_f32(&x2, |xs| w.matmul_t(xs, rows))?;
                 Tensor::from_vec(y, (rows, self.out_dim), &self.device)?.to_dtype(x.dtype())?
             }
             Weight::Host(w) => {
-                let xs: Vec<f32> = x2.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-                let y = matmul_t(w, &xs, rows, self.in_dim, self.out_dim);
+                let y = with_f32(&x2, |xs| matmul_t(w, xs, rows, self.in_dim, self.out_dim))?;
                 Tensor::from_vec(y, (rows, self.out_dim), &self.device)?.to_dtype(x.dtype())?
             }
             Weight::Device(w) => x2.matmul(&w.t()?)?,
@@ -157,4 +155,19 @@ impl Module for Linear {
         out_dims[last] = self.out_dim;
         y.reshape(out_dims)
     }
+}
+
+/// Run `f` on a CPU tensor's values in row-major order: borrowed in place when the tensor
+/// is contiguous f32 (no copy of a 577 × 4096 activation per layer), else copied.
+pub fn with_f32<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+    {
+        let (storage, layout) = x.storage_and_layout();
+        if let (Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            return Ok(f(&v[start..end]));
+        }
+    }
+    let v: Vec<f32> = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+    Ok(f(&v))
 }
