@@ -10,10 +10,10 @@ use serde::Deserialize;
 
 use super::activations::gelu_erf;
 use super::blip_text::{BlipTextConfig, TextDecoder};
-use super::cpu_attention::self_attention;
+use super::cpu_attention::attend;
 use super::device::Precision;
 use super::hub::ModelFiles;
-use super::linear::{with_f32, Linear};
+use super::linear::Linear;
 use super::vision_input::{blip_pixels, to_tensor};
 
 fn d_hidden() -> usize {
@@ -98,11 +98,8 @@ impl VisionLayer {
         let hd = h / self.heads;
         let scale = (hd as f64).powf(-0.5);
         let qkv = self.qkv.forward(&self.norm1.forward(x)?)?;
-        let ctx = if b == 1 && qkv.device().is_cpu() {
-            let ctx = with_f32(&qkv, |flat| {
-                self_attention(flat, n, self.heads, hd, scale as f32)
-            })?;
-            Tensor::from_vec(ctx, (b, n, h), qkv.device())?.to_dtype(x.dtype())?
+        let ctx = if let Some(ctx) = attend(&qkv, self.heads, scale)? {
+            ctx
         } else {
             let qkv = qkv
                 .reshape((b, n, 3, self.heads, hd))?

@@ -7,8 +7,8 @@ use candle_core::{Device, Module, Tensor, D};
 use candle_nn::{Embedding, LayerNorm, VarBuilder};
 
 use super::activations::quick_gelu;
-use super::cpu_attention::self_attention;
-use super::linear::{with_f32, Linear};
+use super::cpu_attention::attend;
+use super::linear::Linear;
 
 /// The shapes one tower needs.
 #[derive(Debug, Clone)]
@@ -75,11 +75,12 @@ impl Layer {
         let hd = h / self.heads;
         let scale = (hd as f64).powf(-0.5);
         let qkv = self.qkv.forward(&self.norm1.forward(x)?)?;
-        let ctx = if mask.is_none() && b == 1 && qkv.device().is_cpu() {
-            let ctx = with_f32(&qkv, |flat| {
-                self_attention(flat, n, self.heads, hd, scale as f32)
-            })?;
-            Tensor::from_vec(ctx, (b, n, h), qkv.device())?.to_dtype(x.dtype())?
+        let unmasked = match mask {
+            None => attend(&qkv, self.heads, scale)?,
+            Some(_) => None,
+        };
+        let ctx = if let Some(ctx) = unmasked {
+            ctx
         } else {
             let split = |i: usize| {
                 qkv.narrow(2, i * h, h)?

@@ -7,9 +7,25 @@
 //! kernel. Here each head (one task per head) packs its keys and values once and runs
 //! both products through `packed_gemm`, reading q in place.
 
+use candle_core::Tensor;
 use rayon::prelude::*;
 
+use super::linear::with_f32;
 use super::packed_gemm::PackedF32;
+
+/// The context (1, n, h) for a CPU qkv tensor (1, n, 3·h); None for anything else (a
+/// batch, another device), which the caller runs through candle's ops instead.
+pub fn attend(qkv: &Tensor, heads: usize, scale: f64) -> candle_core::Result<Option<Tensor>> {
+    let (b, n, h3) = qkv.dims3()?;
+    if b != 1 || !qkv.device().is_cpu() {
+        return Ok(None);
+    }
+    let hd = h3 / 3 / heads;
+    let ctx = with_f32(qkv, |flat| self_attention(flat, n, heads, hd, scale as f32))?;
+    Tensor::from_vec(ctx, (b, n, h3 / 3), qkv.device())?
+        .to_dtype(qkv.dtype())
+        .map(Some)
+}
 
 /// softmax(q·kᵀ · scale) · v for every head.
 pub fn self_attention(qkv: &[f32], n: usize, heads: usize, hd: usize, scale: f32) -> Vec<f32> {

@@ -355,7 +355,7 @@ pub fn matmul_t(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn naive(w: &[f32], xs: &[f32], rows: usize, k: usize, n: usize) -> Vec<f32> {
@@ -368,7 +368,8 @@ mod tests {
         y
     }
 
-    fn data(len: usize, seed: u32) -> Vec<f32> {
+    /// Deterministic values in [-1, 1) for kernel tests.
+    pub(crate) fn data(len: usize, seed: u32) -> Vec<f32> {
         (0..len)
             .map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0)
             .collect()

@@ -40,16 +40,7 @@ impl PackedF32 {
             n == 0 || w.len() >= (n - 1) * ld + k,
             "weight rows out of bounds"
         );
-        let mut panels = vec![0f32; n.div_ceil(NR) * k * NR];
-        for (p, panel) in panels.chunks_exact_mut(k * NR).enumerate() {
-            for c in 0..NR.min(n - p * NR) {
-                let j = p * NR + c;
-                for (kk, v) in w[j * ld..j * ld + k].iter().enumerate() {
-                    panel[kk * NR + c] = *v;
-                }
-            }
-        }
-        Self { panels, k, n }
+        Self::gather(n, k, |j, kk| w[j * ld + kk])
     }
 
     /// Pack k rows of length n that start `ld` apart, used as W itself (k, n): e.g. one
@@ -59,12 +50,17 @@ impl PackedF32 {
             k == 0 || wt.len() >= (k - 1) * ld + n,
             "weight rows out of bounds"
         );
+        Self::gather(n, k, |j, kk| wt[kk * ld + j])
+    }
+
+    /// Panels of Wᵀ with `at(j, kk)` = W[j][kk]; columns past `n` stay zero.
+    fn gather(n: usize, k: usize, at: impl Fn(usize, usize) -> f32) -> Self {
         let mut panels = vec![0f32; n.div_ceil(NR) * k * NR];
         for (p, panel) in panels.chunks_exact_mut(k * NR).enumerate() {
-            let cols = NR.min(n - p * NR);
-            for kk in 0..k {
-                let src = &wt[kk * ld + p * NR..kk * ld + p * NR + cols];
-                panel[kk * NR..kk * NR + cols].copy_from_slice(src);
+            for (kk, line) in panel.chunks_exact_mut(NR).enumerate() {
+                for (c, v) in line.iter_mut().take(n - p * NR).enumerate() {
+                    *v = at(p * NR + c, kk);
+                }
             }
         }
         Self { panels, k, n }
@@ -254,15 +250,7 @@ impl Tile<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn data(len: usize, seed: u32) -> Vec<f32> {
-        (0..len)
-            .map(|i| {
-                ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) % 2001) as f32 / 1000.0
-                    - 1.0
-            })
-            .collect()
-    }
+    use crate::ml::host_matmul::tests::data;
 
     #[test]
     fn matches_the_naive_product_at_every_edge() {
