@@ -9,10 +9,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use candle_core::Device;
-use snapsong::ml::device::{parse_precision, Precision};
-use snapsong::ml::generate::{GenerateOptions, Length, MusicGen};
 use snapsong::ml::hub;
-use snapsong::ml::sampling::SamplingConfig;
+use snapsong::ml::nn::device::{parse_precision, Precision};
+use snapsong::ml::SamplingConfig;
+use snapsong::ml::{GenerateOptions, Length, MusicGen};
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();

@@ -9,12 +9,12 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use candle_core::Device;
 use serde_json::{json, Map, Value};
-use snapsong::ml::blip::Captioner;
-use snapsong::ml::clip::ClipScorer;
-use snapsong::ml::device::parse_precision;
 use snapsong::ml::hub;
-use snapsong::ml::photo;
-use snapsong::ml::vocabulary::{GENRES, MOODS};
+use snapsong::ml::nn::device::parse_precision;
+use snapsong::ml::Captioner;
+use snapsong::ml::ClipScorer;
+use snapsong::photo;
+use snapsong::prompt::vocabulary::{GENRES, MOODS};
 
 /// Caption budget: both sides generate exactly this many tokens (the bench models never
 /// emit [SEP]).

@@ -2,15 +2,23 @@
 //! Snapsong: photo → caption/mood → prompt → MusicGen → song.
 //!
 //! One crate, two builds: `ssr` (server, CLI, models) and `hydrate` (the browser bundle).
+//!
+//! The data path, folder by folder: `app` (pages in the browser) → `api` (shared types and
+//! server functions) → `server` (HTTP, database, storage, the worker) → `photo` + `prompt`
+//! (intake, palette, composer) and `ml` (the models) → `server::storage` → back to `app`'s
+//! player. `cli` is the same pipeline from a terminal.
 pub mod api;
 pub mod app;
-pub mod vocabulary;
+#[cfg(feature = "intake")]
+pub mod photo;
+pub mod prompt;
 
 #[cfg(feature = "ssr")]
-pub mod server;
-
-#[cfg(any(feature = "ssr", feature = "intake"))]
+pub mod cli;
+#[cfg(feature = "ssr")]
 pub mod ml;
+#[cfg(feature = "ssr")]
+pub mod server;
 
 /// Browser entry point: hydrate the server-rendered page.
 #[cfg(feature = "hydrate")]

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use snapsong::ml::palette::palette;
-use snapsong::ml::photo::{decode, square_cover, Limits};
+use snapsong::photo::palette::palette;
+use snapsong::photo::{decode, square_cover, Limits};
 
 fuzz_target!(|data: &[u8]| {
     // The server's limits, scaled down so each run stays fast; the checks are the same code.

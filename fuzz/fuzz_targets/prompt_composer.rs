@@ -3,9 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use snapsong::ml::palette::{Palette, Swatch};
-use snapsong::ml::prompt::{compose, Choices, Hints, Source, MAX_BPM, MIN_BPM};
-use snapsong::vocabulary::{GENRES, INSTRUMENTS, MOODS};
+use snapsong::photo::palette::{Palette, Swatch};
+use snapsong::prompt::{compose, Choices, Hints, Source, MAX_BPM, MIN_BPM};
+use snapsong::prompt::vocabulary::{GENRES, INSTRUMENTS, MOODS};
 
 /// Reads fields off the front of the fuzzer's bytes.
 struct Input<'a>(&'a [u8]);

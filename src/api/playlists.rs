@@ -3,73 +3,12 @@
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
-use super::types::{is_slug, MAX_TITLE_CHARS};
+use super::types::is_slug;
 use super::types::{Library, PlaylistView};
-
 #[cfg(feature = "ssr")]
-fn clean_title(title: &str) -> Result<String, ServerFnError> {
-    let t: String = title
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect();
-    if t.is_empty() {
-        return Err(super::refuse(400, "give the playlist a name"));
-    }
-    if t.chars().count() > MAX_TITLE_CHARS {
-        return Err(super::refuse(
-            400,
-            format!("a playlist name is at most {MAX_TITLE_CHARS} characters"),
-        ));
-    }
-    Ok(t)
-}
-
+use crate::server::error::AppError;
 #[cfg(feature = "ssr")]
-fn check_slug(slug: &str) -> Result<(), ServerFnError> {
-    match is_slug(slug) {
-        true => Ok(()),
-        false => Err(super::refuse(404, "no such playlist or song")),
-    }
-}
-
-#[cfg(feature = "ssr")]
-async fn view(
-    state: &crate::server::AppState,
-    row: &crate::server::playlists::PlaylistRow,
-    viewer: &str,
-) -> Result<PlaylistView, ServerFnError> {
-    let songs = state
-        .db()
-        .playlist_songs(&row.id)
-        .await
-        .map_err(super::internal)?;
-    Ok(PlaylistView {
-        id: row.id.clone(),
-        slug: row.slug.clone(),
-        title: row.title.clone(),
-        songs: songs.iter().map(|s| s.view(Some(viewer), None)).collect(),
-        is_owner: row.owner_hash == viewer,
-        updated_ms: row.updated_ms,
-        base_url: String::new(),
-    })
-}
-
-#[cfg(feature = "ssr")]
-fn edit_result(r: Result<(), crate::server::playlists::EditError>) -> Result<(), ServerFnError> {
-    use crate::server::playlists::EditError;
-    match r {
-        Ok(()) => Ok(()),
-        Err(EditError::Internal(e)) => Err(super::internal(e)),
-        Err(e @ EditError::NotOwner) => Err(super::refuse(403, e.to_string())),
-        Err(e @ (EditError::NoPlaylist | EditError::NoSong)) => {
-            Err(super::refuse(404, e.to_string()))
-        }
-        Err(e @ EditError::BadOrder) => Err(super::refuse(400, e.to_string())),
-    }
-}
+use crate::server::playlists::{check_slug, clean_title};
 
 #[server(prefix = "/api/fn", endpoint = "get_playlist")]
 pub async fn get_playlist(slug: String) -> Result<Option<PlaylistView>, ServerFnError> {
@@ -81,10 +20,10 @@ pub async fn get_playlist(slug: String) -> Result<Option<PlaylistView>, ServerFn
         .db()
         .playlist_by_slug(&slug)
         .await
-        .map_err(super::internal)?
+        .map_err(AppError::from)?
     {
         Some(row) => {
-            let mut v = view(&state, &row, &owner.hash).await?;
+            let mut v = crate::server::playlists::view(&state, &row, &owner.hash).await?;
             v.base_url = super::base_url(&state).await;
             Ok(Some(v))
         }
@@ -95,27 +34,7 @@ pub async fn get_playlist(slug: String) -> Result<Option<PlaylistView>, ServerFn
 #[server(prefix = "/api/fn", endpoint = "get_library")]
 pub async fn get_library() -> Result<Library, ServerFnError> {
     let (state, owner) = super::caller().await?;
-    let rows = state
-        .db()
-        .songs_of(&owner.hash)
-        .await
-        .map_err(super::internal)?;
-    let mut playlists = Vec::new();
-    for p in state
-        .db()
-        .playlists_of(&owner.hash)
-        .await
-        .map_err(super::internal)?
-    {
-        playlists.push(view(&state, &p, &owner.hash).await?);
-    }
-    Ok(Library {
-        songs: rows
-            .iter()
-            .map(|r| r.view(Some(&owner.hash), None))
-            .collect(),
-        playlists,
-    })
+    Ok(crate::server::playlists::library(&state, &owner.hash).await?)
 }
 
 /// A new playlist, optionally starting with a song. Returns its slug.
@@ -132,10 +51,13 @@ pub async fn create_playlist(
         .db()
         .create_playlist(&new_id(), &slug, &owner.hash, &title)
         .await
-        .map_err(super::internal)?;
+        .map_err(AppError::from)?;
     if let Some(song) = first_song {
         check_slug(&song)?;
-        edit_result(state.db().add_to_playlist(&slug, &owner.hash, &song).await)?;
+        state
+            .db()
+            .add_to_playlist(&slug, &owner.hash, &song)
+            .await?;
     }
     Ok(slug)
 }
@@ -145,7 +67,10 @@ pub async fn rename_playlist(slug: String, title: String) -> Result<(), ServerFn
     check_slug(&slug)?;
     let title = clean_title(&title)?;
     let (state, owner) = super::caller().await?;
-    edit_result(state.db().rename_playlist(&slug, &owner.hash, &title).await)
+    Ok(state
+        .db()
+        .rename_playlist(&slug, &owner.hash, &title)
+        .await?)
 }
 
 #[server(prefix = "/api/fn", endpoint = "add_to_playlist")]
@@ -153,7 +78,10 @@ pub async fn add_to_playlist(slug: String, song: String) -> Result<(), ServerFnE
     check_slug(&slug)?;
     check_slug(&song)?;
     let (state, owner) = super::caller().await?;
-    edit_result(state.db().add_to_playlist(&slug, &owner.hash, &song).await)
+    Ok(state
+        .db()
+        .add_to_playlist(&slug, &owner.hash, &song)
+        .await?)
 }
 
 #[server(prefix = "/api/fn", endpoint = "remove_from_playlist")]
@@ -161,28 +89,24 @@ pub async fn remove_from_playlist(slug: String, song: String) -> Result<(), Serv
     check_slug(&slug)?;
     check_slug(&song)?;
     let (state, owner) = super::caller().await?;
-    edit_result(
-        state
-            .db()
-            .remove_from_playlist(&slug, &owner.hash, &song)
-            .await,
-    )
+    Ok(state
+        .db()
+        .remove_from_playlist(&slug, &owner.hash, &song)
+        .await?)
 }
 
 #[server(prefix = "/api/fn", endpoint = "reorder_playlist")]
 pub async fn reorder_playlist(slug: String, songs: Vec<String>) -> Result<(), ServerFnError> {
     check_slug(&slug)?;
     if songs.len() > 1000 {
-        return Err(super::refuse(400, "too many songs"));
+        return Err(AppError::bad_request("too many songs").into());
     }
     for s in &songs {
         check_slug(s)?;
     }
     let (state, owner) = super::caller().await?;
-    edit_result(
-        state
-            .db()
-            .reorder_playlist(&slug, &owner.hash, &songs)
-            .await,
-    )
+    Ok(state
+        .db()
+        .reorder_playlist(&slug, &owner.hash, &songs)
+        .await?)
 }

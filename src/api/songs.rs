@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "ssr")]
 use super::types::is_slug;
 use super::types::SongView;
+#[cfg(feature = "ssr")]
+use crate::server::{error::AppError, songs};
 
 /// What the song page needs: the song and the public address for absolute share links.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -14,44 +16,19 @@ pub struct SongPage {
     pub base_url: String,
 }
 
-/// A song by its slug, or "no such song".
-#[cfg(feature = "ssr")]
-async fn find_song(
-    state: &crate::server::AppState,
-    slug: &str,
-) -> Result<crate::server::db::SongRow, ServerFnError> {
-    let row = match is_slug(slug) {
-        true => state
-            .db()
-            .song_by_slug(slug)
-            .await
-            .map_err(super::internal)?,
-        false => None,
-    };
-    row.ok_or_else(|| super::refuse(404, "no such song"))
-}
-
 #[server(prefix = "/api/fn", endpoint = "get_song")]
 pub async fn get_song(slug: String) -> Result<Option<SongPage>, ServerFnError> {
     if !is_slug(&slug) {
         return Ok(None);
     }
     let (state, owner) = super::caller().await?;
-    let Some(row) = state
-        .db()
-        .song_by_slug(&slug)
-        .await
-        .map_err(super::internal)?
-    else {
+    let db = state.db();
+    let Some(row) = db.song_by_slug(&slug).await.map_err(AppError::from)? else {
         return Ok(None);
     };
-    let position = state
-        .db()
-        .queue_position(&row)
-        .await
-        .map_err(super::internal)?;
+    let position = db.queue_position(&row).await.map_err(AppError::from)?;
     Ok(Some(SongPage {
-        song: row.view(Some(&owner.hash), position),
+        song: songs::view(&row, Some(&owner.hash), position),
         base_url: super::base_url(&state).await,
     }))
 }
@@ -60,10 +37,8 @@ pub async fn get_song(slug: String) -> Result<Option<SongPage>, ServerFnError> {
 #[server(prefix = "/api/fn", endpoint = "retry_song")]
 pub async fn retry_song(slug: String) -> Result<(), ServerFnError> {
     let (state, owner) = super::caller().await?;
-    let row = find_song(&state, &slug).await?;
-    crate::server::songs::retry(&state, &row, &owner.hash)
-        .await
-        .map_err(super::refused)
+    let row = songs::find_by_slug(&state, &slug).await?;
+    Ok(songs::retry(&state, &row, &owner.hash).await?)
 }
 
 /// A new song from an existing one: the same photo and choices with a new seed, or (with
@@ -71,11 +46,11 @@ pub async fn retry_song(slug: String) -> Result<(), ServerFnError> {
 /// is theirs. Returns the new song's slug.
 #[server(prefix = "/api/fn", endpoint = "remake_song")]
 pub async fn remake_song(slug: String, prompt: Option<String>) -> Result<String, ServerFnError> {
-    use crate::server::admission::Client;
-    use crate::server::songs::{create, PhotoSource};
+    use crate::server::middleware::admission::Client;
+    use crate::server::songs::PhotoSource;
     let (state, owner) = super::caller().await?;
     let axum::Extension(client) = leptos_axum::extract::<axum::Extension<Client>>().await?;
-    let row = find_song(&state, &slug).await?;
+    let row = songs::find_by_slug(&state, &slug).await?;
     let mut options = row.options();
     options.seed = None;
     if let Some(p) = prompt {
@@ -86,8 +61,6 @@ pub async fn remake_song(slug: String, prompt: Option<String>) -> Result<String,
     } else {
         PhotoSource::None
     };
-    let (_, slug) = create(&state, &owner.hash, &client, source, options)
-        .await
-        .map_err(super::refused)?;
+    let (_, slug) = songs::create(&state, &owner.hash, &client, source, options).await?;
     Ok(slug)
 }

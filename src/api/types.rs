@@ -14,6 +14,23 @@ pub const ACCEPTED_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/webp", 
 /// Seeds stay within what JavaScript numbers hold exactly.
 pub const MAX_SEED: u64 = (1 << 53) - 1;
 pub const MAX_TITLE_CHARS: usize = 80;
+/// Longest hand-written prompt ("edit prompt and regenerate").
+pub const MAX_PROMPT_CHARS: usize = 600;
+/// The colour of songs without a photo palette (the favicon's): the player, the visualizer
+/// and song cards fall back to it.
+pub const ACCENT: &str = "#7c5cff";
+
+/// Where a song's files are served, and their names.
+pub const MEDIA_PREFIX: &str = "/media";
+pub const SONG_WAV: &str = "song.wav";
+pub const PHOTO_JPG: &str = "photo.jpg";
+pub const COVER_JPG: &str = "cover.jpg";
+pub const SHARE_JPG: &str = "share.jpg";
+
+/// The path of one of a song's files, e.g. `/media/{id}/song.wav`.
+pub fn media_path(id: &str, file: &str) -> String {
+    format!("{MEDIA_PREFIX}/{id}/{file}")
+}
 
 /// The person's choices for one song; every field is optional ("auto").
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -52,8 +69,10 @@ impl SongOptions {
             if p.trim().is_empty() {
                 return Err("the prompt is empty".into());
             }
-            if p.chars().count() > 600 {
-                return Err("the prompt is longer than 600 characters".into());
+            if p.chars().count() > MAX_PROMPT_CHARS {
+                return Err(format!(
+                    "the prompt is longer than {MAX_PROMPT_CHARS} characters"
+                ));
             }
         }
         Ok(())
@@ -88,14 +107,109 @@ impl Status {
             _ => return None,
         })
     }
+
+    /// Ready or failed: nothing more will happen to the song by itself.
+    pub fn is_settled(self) -> bool {
+        matches!(self, Status::Ready | Status::Failed)
+    }
+}
+
+/// As stored in the database's text column.
+impl TryFrom<String> for Status {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s).ok_or_else(|| format!("unknown song status {s:?}"))
+    }
+}
+
+/// The steps of making a song, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Queued,
+    Reading,
+    Mood,
+    Composing,
+    Generating,
+    Mixing,
+    Done,
+}
+
+impl Stage {
+    /// The stages a job goes through (what the making-it view lists).
+    pub const WORK: [Stage; 5] = [
+        Stage::Reading,
+        Stage::Mood,
+        Stage::Composing,
+        Stage::Generating,
+        Stage::Mixing,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Queued => "queued",
+            Stage::Reading => "reading",
+            Stage::Mood => "mood",
+            Stage::Composing => "composing",
+            Stage::Generating => "generating",
+            Stage::Mixing => "mixing",
+            Stage::Done => "done",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Stage::Queued, Stage::Done]
+            .into_iter()
+            .chain(Stage::WORK)
+            .find(|st| st.as_str() == s)
+    }
+
+    /// The words the making-it page shows.
+    pub fn label(self) -> &'static str {
+        match self {
+            Stage::Queued => "Waiting for its turn",
+            Stage::Reading => "Reading the photo",
+            Stage::Mood => "Finding the mood",
+            Stage::Composing => "Composing the prompt",
+            Stage::Generating => "Generating the music",
+            Stage::Mixing => "Mixing the audio",
+            Stage::Done => "Ready",
+        }
+    }
+
+    /// The share of the whole job this stage covers, as (start, end) in 0–1.
+    pub fn span(self) -> (f32, f32) {
+        match self {
+            Stage::Queued => (0.0, 0.0),
+            Stage::Reading => (0.00, 0.08),
+            Stage::Mood => (0.08, 0.12),
+            Stage::Composing => (0.12, 0.15),
+            Stage::Generating => (0.15, 0.92),
+            Stage::Mixing => (0.92, 1.00),
+            Stage::Done => (1.0, 1.0),
+        }
+    }
+
+    /// Overall 0–1 progress with a fraction of this stage done.
+    pub fn overall(self, done: f32) -> f32 {
+        let (a, b) = self.span();
+        a + (b - a) * done.clamp(0.0, 1.0)
+    }
+}
+
+/// As stored in the database's text column.
+impl TryFrom<String> for Stage {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s).ok_or_else(|| format!("unknown stage {s:?}"))
+    }
 }
 
 /// Where a song is: the row's state, pushed live to the song page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     pub status: Status,
-    /// queued | reading | mood | composing | generating | mixing | done
-    pub stage: String,
+    pub stage: Stage,
     /// 0–1 over the whole job.
     pub progress: f32,
     /// Decoder steps while generating.
@@ -112,7 +226,7 @@ impl Progress {
     pub fn idle() -> Self {
         Progress {
             status: Status::Queued,
-            stage: "queued".into(),
+            stage: Stage::Queued,
             progress: 0.0,
             step: 0,
             total: 0,
@@ -120,20 +234,6 @@ impl Progress {
             queue_position: None,
             error: None,
         }
-    }
-}
-
-/// The words the making-it page shows for a stage.
-pub fn stage_label(stage: &str) -> &'static str {
-    match stage {
-        "queued" => "Waiting for its turn",
-        "reading" => "Reading the photo",
-        "mood" => "Finding the mood",
-        "composing" => "Composing the prompt",
-        "generating" => "Generating the music",
-        "mixing" => "Mixing the audio",
-        "done" => "Ready",
-        _ => "Working",
     }
 }
 
@@ -173,15 +273,13 @@ impl SongView {
         format!("/s/{}", self.slug)
     }
     pub fn audio_path(&self) -> String {
-        format!("/media/{}/song.wav", self.id)
+        media_path(&self.id, SONG_WAV)
     }
     pub fn cover_path(&self) -> Option<String> {
-        self.has_photo
-            .then(|| format!("/media/{}/cover.jpg", self.id))
+        self.has_photo.then(|| media_path(&self.id, COVER_JPG))
     }
     pub fn share_image_path(&self) -> Option<String> {
-        self.has_photo
-            .then(|| format!("/media/{}/share.jpg", self.id))
+        self.has_photo.then(|| media_path(&self.id, SHARE_JPG))
     }
 }
 
@@ -253,6 +351,23 @@ mod tests {
         let o: SongOptions =
             serde_json::from_str(r#"{"bpm":90,"instruments":["piano"]}"#).expect("valid options");
         assert_eq!(o.bpm, Some(90));
+    }
+
+    #[test]
+    fn stages_read_back_and_progress_rises_through_them() {
+        let mut last = -1.0;
+        for stage in Stage::WORK {
+            assert_eq!(Stage::parse(stage.as_str()), Some(stage));
+            for done in [0.0, 0.5, 1.0] {
+                let p = stage.overall(done);
+                assert!(p >= last, "{stage:?} {done}");
+                last = p;
+            }
+        }
+        assert_eq!(Stage::Mixing.overall(1.0), 1.0);
+        assert_eq!(Stage::parse("nonsense"), None);
+        let json = serde_json::to_string(&Stage::Generating).expect("a stage serializes");
+        assert_eq!(json, "\"generating\"");
     }
 
     #[test]

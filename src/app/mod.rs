@@ -4,6 +4,7 @@
 
 pub mod components;
 pub mod pages;
+pub mod web;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -14,9 +15,6 @@ use pages::{LibraryPage, NotFound, PlaylistPage, SongPage, UploadPage};
 
 /// The HTML document around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
-    // The scripts Leptos writes carry this response's CSP nonce (server/guard.rs).
-    #[cfg(feature = "ssr")]
-    crate::server::guard::provide_request_nonce();
     view! {
         <!DOCTYPE html>
         <html lang="en">

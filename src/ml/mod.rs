@@ -1,49 +1,35 @@
-//! Models, with no knowledge of HTTP. Text → codes → waveform lives in `t5`, `musicgen`,
-//! `encodec`, tied together by `generate`; photo → caption in `photo` (intake),
-//! `vision_input` (pixels), `blip` + `blip_text`, `clip`, `palette`; photo hints + choices →
-//! prompt in `prompt` (words from `vocabulary`); weights are found by `hub`.
-//! Intake, palette and prompt build alone (feature `intake`) so they can be fuzzed.
-#[cfg(feature = "ssr")]
-pub mod activations;
-#[cfg(feature = "ssr")]
-pub mod blip;
-#[cfg(feature = "ssr")]
-pub mod blip_text;
-#[cfg(feature = "ssr")]
-pub mod clip;
-#[cfg(feature = "ssr")]
-pub mod clip_model;
-#[cfg(feature = "ssr")]
-pub mod cpu_attention;
-#[cfg(feature = "ssr")]
-pub mod device;
-#[cfg(feature = "ssr")]
-pub mod encodec;
-#[cfg(feature = "ssr")]
-pub mod generate;
-#[cfg(feature = "ssr")]
-pub mod hints;
-#[cfg(feature = "ssr")]
-pub mod host_matmul;
-#[cfg(feature = "ssr")]
-pub mod hub;
-#[cfg(feature = "ssr")]
-pub mod linear;
-#[cfg(feature = "ssr")]
+//! The models, with no knowledge of HTTP or the database (ssr only). The data path:
+//!
+//! ```text
+//! photo (crate::photo) ──► vision::preprocess ──► vision::blip   ──► caption ─┐
+//!                                             └─► vision::clip   ──► moods,  ─┼─► vision::hints
+//!                          crate::photo::palette ──────────────────► colours ─┘        │
+//!                                                                                      ▼
+//! prompt text ◄─────────────────── crate::prompt (composer + vocabulary) ◄──── hints + choices
+//!      │
+//!      ▼
+//! musicgen::t5 ──► musicgen::decoder (+ sampling, delay pattern, guidance: musicgen::generate)
+//!      ──► audio codes ──► musicgen::encodec ──► waveform ──► musicgen::wav
+//! ```
+//!
+//! Underneath: `weights` finds and loads checkpoints (hub cache, local dirs, tiny random
+//! sets), `nn` holds the layers shared by every model (`Linear` in each precision, device
+//! choice), `kernels` the CPU kernels they run on.
+//!
+//! Errors: networks (`load(vb)`, `forward`) return `candle_core::Result`, as in
+//! candle-transformers; everything that reads files, configs or options returns
+//! `anyhow::Result` with context. See `server::error` for the whole policy.
+pub mod kernels;
 pub mod musicgen;
-#[cfg(feature = "ssr")]
-pub mod packed_gemm;
-pub mod palette;
-pub mod photo;
-pub mod prompt;
-#[cfg(feature = "ssr")]
-pub mod sampling;
-#[cfg(feature = "ssr")]
-pub mod t5;
-#[cfg(feature = "ssr")]
-pub mod tiny;
-#[cfg(feature = "ssr")]
-pub mod vision_input;
-pub use crate::vocabulary;
-#[cfg(feature = "ssr")]
-pub mod wav;
+pub mod nn;
+pub mod vision;
+pub mod weights;
+
+pub use musicgen::generate::{Cancelled, GenerateOptions, Length, Progress};
+pub use musicgen::sampling::SamplingConfig;
+pub use musicgen::{wav, MusicGen};
+pub use nn::device::{DeviceChoice, Precision};
+pub use vision::blip::Captioner;
+pub use vision::clip::ClipScorer;
+pub use vision::hints::photo_hints;
+pub use weights::{hub, tiny};

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::api::types::DEFAULT_MAX_UPLOAD_BYTES;
+use crate::ml::hub::ModelChoice;
+use crate::ml::vision::{blip, clip};
+use crate::ml::{musicgen, DeviceChoice, Precision};
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeConfig {
@@ -23,32 +26,20 @@ pub struct ServeConfig {
     #[arg(long, env = "SNAPSONG_TINY_MODELS")]
     pub tiny_models: bool,
     /// MusicGen: hub repo id or local directory.
-    #[arg(
-        long,
-        env = "SNAPSONG_MUSICGEN_MODEL",
-        default_value = "facebook/musicgen-small"
-    )]
+    #[arg(long, env = "SNAPSONG_MUSICGEN_MODEL", default_value = musicgen::DEFAULT_MODEL)]
     pub musicgen_model: String,
     /// BLIP captioner: hub repo id, local directory, or "none".
-    #[arg(
-        long,
-        env = "SNAPSONG_CAPTION_MODEL",
-        default_value = "Salesforce/blip-image-captioning-large"
-    )]
-    pub caption_model: String,
+    #[arg(long, env = "SNAPSONG_CAPTION_MODEL", default_value = blip::DEFAULT_MODEL)]
+    pub caption_model: ModelChoice,
     /// CLIP: hub repo id, local directory, or "none".
-    #[arg(
-        long,
-        env = "SNAPSONG_CLIP_MODEL",
-        default_value = "openai/clip-vit-base-patch32"
-    )]
-    pub clip_model: String,
-    /// cpu, cuda or cuda:N.
+    #[arg(long, env = "SNAPSONG_CLIP_MODEL", default_value = clip::DEFAULT_MODEL)]
+    pub clip_model: ModelChoice,
+    /// cpu, cuda or cuda:N (checked at start: a build without CUDA stops there).
     #[arg(long, env = "SNAPSONG_DEVICE", default_value = "cpu")]
-    pub device: String,
+    pub device: DeviceChoice,
     /// f32, f16, bf16 or q8_0 (MusicGen decoder and BLIP text weights).
     #[arg(long, env = "SNAPSONG_DTYPE", default_value = "f32")]
-    pub dtype: String,
+    pub dtype: Precision,
     /// Largest upload (bytes) the server reads.
     #[arg(long, env = "SNAPSONG_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: usize,
@@ -83,7 +74,7 @@ pub struct ServeConfig {
     /// Threads that make songs (0: one per core).
     #[arg(long, env = "SNAPSONG_WORKER_THREADS", default_value_t = 0)]
     pub worker_threads: usize,
-    /// Where cargo-leptos put the site (wasm, css); set by `cargo leptos` itself.
+    /// Where scripts/build-web (or cargo-leptos) put the site: wasm, JS, CSS, public/.
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: String,
 }

@@ -1,73 +1,85 @@
-//! Making a new song: validate everything first, keep the photo, then write the job row.
-//! A refused request stores nothing; a failed insert removes the files it wrote.
+//! Songs, as the HTTP handlers and server functions see them: find one, show it, make a
+//! new one (validate everything first, keep the photo, then write the job row: a refused
+//! request stores nothing, a failed insert removes the files it wrote), retry a failed one.
 
 use image::RgbImage;
 
-use crate::api::types::{SongOptions, MAX_SEED};
-use crate::ml::photo::{self, PhotoError};
-use crate::ml::prompt::{compose, Hints, MAX_TEXT_CHARS};
+use crate::api::types::{is_id, is_slug, Progress, SongOptions, SongView, Status, MAX_SEED};
+use crate::photo;
+use crate::prompt::{compose, Hints, MAX_TEXT_CHARS};
+use crate::server::db::{NewSong, SongRow};
+use crate::server::error::AppError;
+use crate::server::ids::{new_id, new_slug};
+use crate::server::middleware::admission::{admit, Client};
+use crate::server::song_options::{choices, title_for};
+use crate::server::state::AppState;
+use crate::server::worker::progress::QUEUE_MOVED;
 
-use super::admission::{admit, Client};
-use super::db::{NewSong, SongRow};
-use super::ids::{new_id, new_slug};
-use super::jobs::QUEUE_MOVED;
-use super::pipeline::choices;
-use super::AppState;
-
-/// A refusal the caller can show: an HTTP status and words.
-#[derive(Debug)]
-pub struct Refused {
-    pub status: u16,
-    pub message: String,
-    /// Seconds the caller should wait before asking again (429, 503).
-    pub retry_after: Option<u64>,
+/// A song by its API id; a malformed id is simply not found.
+pub async fn find_by_id(state: &AppState, id: &str) -> Result<SongRow, AppError> {
+    if !is_id(id) {
+        return Err(AppError::not_found("song"));
+    }
+    state
+        .db()
+        .song_by_id(id)
+        .await?
+        .ok_or_else(|| AppError::not_found("song"))
 }
 
-impl Refused {
-    pub fn new(status: u16, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            retry_after: None,
-        }
+/// A song by its share slug; a malformed slug is simply not found.
+pub async fn find_by_slug(state: &AppState, slug: &str) -> Result<SongRow, AppError> {
+    if !is_slug(slug) {
+        return Err(AppError::not_found("song"));
     }
-    pub fn retry_after(mut self, secs: u64) -> Self {
-        self.retry_after = Some(secs);
-        self
-    }
-    pub(crate) fn internal(e: anyhow::Error) -> Self {
-        tracing::error!("{e:#}");
-        Self::new(500, "something went wrong on the server; nothing was kept")
-    }
+    state
+        .db()
+        .song_by_slug(slug)
+        .await?
+        .ok_or_else(|| AppError::not_found("song"))
 }
 
-impl From<PhotoError> for Refused {
-    fn from(e: PhotoError) -> Self {
-        let status = match e {
-            PhotoError::TooLarge { .. } | PhotoError::TooManyPixels { .. } => 413,
-            PhotoError::Unsupported(_) | PhotoError::NotAnImage(_) => 415,
-            _ => 400,
-        };
-        Self::new(status, e.to_string())
+/// A song as the pages show it, to `viewer_hash` (an owner hash).
+pub fn view(row: &SongRow, viewer_hash: Option<&str>, queue_position: Option<u32>) -> SongView {
+    let options = row.options();
+    SongView {
+        id: row.id.clone(),
+        slug: row.slug.clone(),
+        title: row.title.clone(),
+        progress: row.progress(queue_position),
+        duration_s: options.duration_s(),
+        options,
+        seed: row.seed as u64,
+        caption: row.caption.clone(),
+        prompt: row.prompt.clone(),
+        parts: row
+            .parts
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok())
+            .unwrap_or_default(),
+        palette: row
+            .palette
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok())
+            .unwrap_or_default(),
+        has_photo: row.has_photo != 0,
+        noise: row.noise != 0,
+        created_ms: row.created_ms,
+        is_owner: viewer_hash == Some(row.owner_hash.as_str()),
     }
 }
 
 /// Put a failed song back in the queue: its owner only.
-pub async fn retry(state: &AppState, row: &SongRow, owner_hash: &str) -> Result<(), Refused> {
+pub async fn retry(state: &AppState, row: &SongRow, owner_hash: &str) -> Result<(), AppError> {
     if row.owner_hash != owner_hash {
-        return Err(Refused::new(
-            403,
+        return Err(AppError::forbidden(
             "only the person who made this song can retry it",
         ));
     }
-    if row.status != "failed" {
-        return Err(Refused::new(409, "only a failed song can be retried"));
+    if row.status != Status::Failed {
+        return Err(AppError::conflict("only a failed song can be retried"));
     }
-    state
-        .db()
-        .requeue(&row.id)
-        .await
-        .map_err(Refused::internal)?;
+    state.db().requeue(&row.id).await?;
     state.queue.wake.notify_one();
     Ok(())
 }
@@ -82,17 +94,16 @@ pub enum PhotoSource<'a> {
 }
 
 /// Check the options without any model: ranges, words, lengths.
-pub fn check_options(options: &SongOptions, has_photo: bool) -> Result<(), Refused> {
-    options.check().map_err(|m| Refused::new(400, m))?;
+pub fn check_options(options: &SongOptions, has_photo: bool) -> Result<(), AppError> {
+    options.check().map_err(AppError::bad_request)?;
     if let Some(t) = &options.text {
         if t.chars().count() > MAX_TEXT_CHARS {
-            return Err(Refused::new(
-                400,
-                format!("the text is longer than {MAX_TEXT_CHARS} characters"),
-            ));
+            return Err(AppError::bad_request(format!(
+                "the text is longer than {MAX_TEXT_CHARS} characters"
+            )));
         }
     }
-    compose(&Hints::default(), &choices(options)).map_err(|e| Refused::new(400, e.to_string()))?;
+    compose(&Hints::default(), &choices(options))?;
     let has_words = options.genre.is_some()
         || options.mood.is_some()
         || options.prompt.is_some()
@@ -101,8 +112,7 @@ pub fn check_options(options: &SongOptions, has_photo: bool) -> Result<(), Refus
             .as_deref()
             .is_some_and(|t| !t.trim().is_empty());
     if !has_photo && !has_words {
-        return Err(Refused::new(
-            400,
+        return Err(AppError::bad_request(
             "add a photo, or in words-only mode pick a genre or mood or write a line",
         ));
     }
@@ -117,7 +127,7 @@ pub async fn create(
     client: &Client,
     source: PhotoSource<'_>,
     options: SongOptions,
-) -> Result<(String, String), Refused> {
+) -> Result<(String, String), AppError> {
     let has_photo = !matches!(source, PhotoSource::None);
     check_options(&options, has_photo)?;
     admit(state, client).await?;
@@ -141,13 +151,13 @@ pub async fn create(
     };
     if let Err(e) = kept {
         storage.remove(&id);
-        return Err(Refused::internal(e));
+        return Err(AppError::internal(e));
     }
     let seed = options
         .seed
         .unwrap_or_else(|| rand::random::<u64>() & MAX_SEED);
     let title = match (&options.text, has_photo) {
-        (Some(t), _) if !t.trim().is_empty() => super::pipeline::title_for(&options, None, ""),
+        (Some(t), _) if !t.trim().is_empty() => title_for(&options, None, ""),
         (_, true) => "A song from a photo".to_string(),
         _ => "A song from words".to_string(),
     };
@@ -164,12 +174,9 @@ pub async fn create(
     };
     if let Err(e) = state.db().insert_song(&row).await {
         storage.remove(&id);
-        return Err(Refused::internal(e));
+        return Err(AppError::internal(e));
     }
     state.queue.wake.notify_one();
-    state
-        .queue
-        .hub
-        .publish(QUEUE_MOVED, crate::api::types::Progress::idle());
+    state.queue.hub.publish(QUEUE_MOVED, Progress::idle());
     Ok((id, slug))
 }

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use image::RgbImage;
 
-use crate::api::types::is_id;
-use crate::ml::photo::{share_thumbnail, square_cover, to_jpeg};
+use crate::api::types::{is_id, COVER_JPG, PHOTO_JPG, SHARE_JPG, SONG_WAV};
+use crate::photo::{share_thumbnail, square_cover, to_jpeg};
 
 #[derive(Clone, Debug)]
 pub struct Storage {
@@ -36,26 +36,23 @@ impl Storage {
     }
 
     pub fn photo_path(&self, id: &str) -> PathBuf {
-        self.song_dir(id).join("photo.jpg")
+        self.song_dir(id).join(PHOTO_JPG)
     }
 
     pub fn wav_path(&self, id: &str) -> PathBuf {
-        self.song_dir(id).join("song.wav")
+        self.song_dir(id).join(SONG_WAV)
     }
 
     /// Keep a photo: the upright, EXIF-free re-encode, the square cover and the share card.
     pub fn save_photo(&self, id: &str, image: &RgbImage) -> Result<()> {
         let dir = self.song_dir(id);
         std::fs::create_dir_all(&dir)?;
-        write_atomic(&dir.join("photo.jpg"), &to_jpeg(image, 90)?)?;
+        write_atomic(&dir.join(PHOTO_JPG), &to_jpeg(image, 90)?)?;
         write_atomic(
-            &dir.join("cover.jpg"),
+            &dir.join(COVER_JPG),
             &to_jpeg(&square_cover(image, 512), 85)?,
         )?;
-        write_atomic(
-            &dir.join("share.jpg"),
-            &to_jpeg(&share_thumbnail(image), 85)?,
-        )?;
+        write_atomic(&dir.join(SHARE_JPG), &to_jpeg(&share_thumbnail(image), 85)?)?;
         Ok(())
     }
 
@@ -63,7 +60,7 @@ impl Storage {
     pub fn copy_photo(&self, from: &str, to: &str) -> Result<()> {
         let (src, dst) = (self.song_dir(from), self.song_dir(to));
         std::fs::create_dir_all(&dst)?;
-        for name in ["photo.jpg", "cover.jpg", "share.jpg"] {
+        for name in [PHOTO_JPG, COVER_JPG, SHARE_JPG] {
             let bytes = std::fs::read(src.join(name))
                 .with_context(|| format!("the photo of song {from} is missing"))?;
             write_atomic(&dst.join(name), &bytes)?;

@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
-use snapsong::ml::blip::Captioner;
-use snapsong::ml::device::Precision;
 use snapsong::ml::hub;
+use snapsong::ml::Captioner;
+use snapsong::ml::Precision;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -85,7 +85,7 @@ fn a_photo_is_captioned_end_to_end() {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos/landscape.jpg"),
     )
     .expect("photo");
-    let photo = snapsong::ml::photo::decode(&bytes, &Default::default()).expect("decode");
+    let photo = snapsong::photo::decode(&bytes, &Default::default()).expect("decode");
     let a = model.caption(&photo.image, 8).expect("caption");
     let b = model.caption(&photo.image, 8).expect("caption again");
     assert_eq!(a, b, "greedy captions are deterministic");

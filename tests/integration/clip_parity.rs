@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use candle_core::Device;
-use snapsong::ml::clip::{softmax, ClipScorer};
 use snapsong::ml::hub;
+use snapsong::ml::vision::clip::{softmax, ClipScorer};
 
 #[test]
 fn zero_shot_logits_match_transformers() {

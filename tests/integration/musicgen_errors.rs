@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use candle_core::Device;
-use snapsong::ml::device::Precision;
-use snapsong::ml::generate::{Cancelled, GenerateOptions, Length, MusicGen};
 use snapsong::ml::hub;
+use snapsong::ml::Precision;
+use snapsong::ml::{Cancelled, GenerateOptions, Length, MusicGen};
 
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/musicgen/proj_4cb")

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use candle_core::{DType, Device, Tensor};
-use snapsong::ml::device::Precision;
-use snapsong::ml::generate::{GenerateOptions, Length, MusicGen};
 use snapsong::ml::hub;
-use snapsong::ml::sampling::SamplingConfig;
+use snapsong::ml::Precision;
+use snapsong::ml::SamplingConfig;
+use snapsong::ml::{GenerateOptions, Length, MusicGen};
 
 const FIXTURES: [&str; 3] = ["proj_4cb", "noproj_oldnorm", "3cb_pth_causal"];
 

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
-use snapsong::ml::photo::{self, Format, Limits, PhotoError};
-use snapsong::ml::vision_input::{blip_pixels, clip_pixels};
+use snapsong::ml::vision::preprocess::{blip_pixels, clip_pixels};
+use snapsong::photo::{self, Format, Limits, PhotoError};
 
 fn fixture(name: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 
 use crate::api::songs::RetrySong;
-use crate::api::types::{stage_label, Progress, SongView, Status};
+use crate::api::types::{Progress, SongView, Stage, Status};
 
 #[component]
 pub fn Making(
@@ -24,7 +24,7 @@ pub fn Making(
             if let Some(old) = source.get_value() {
                 old.close();
             }
-            let s = super::browser::follow(&url, move |data| {
+            let s = crate::app::web::browser::follow(&url, move |data| {
                 if let Ok(p) = serde_json::from_str::<Progress>(&data) {
                     let ready = p.status == Status::Ready;
                     progress.set(p);
@@ -50,23 +50,23 @@ pub fn Making(
         if let Some(Ok(())) = retry.value().get() {
             progress.update(|p| {
                 p.status = Status::Queued;
-                p.stage = "queued".into();
+                p.stage = Stage::Queued;
                 p.error = None;
                 p.progress = 0.0;
             });
             generation.update(|g| *g += 1);
         }
     });
-    let stages: Vec<&'static str> = if song.has_photo {
-        vec!["reading", "mood", "composing", "generating", "mixing"]
-    } else {
-        vec!["composing", "generating", "mixing"]
-    };
+    // Songs from words skip the photo stages.
+    let stages: Vec<Stage> = Stage::WORK
+        .into_iter()
+        .filter(|s| song.has_photo || *s >= Stage::Composing)
+        .collect();
     let is_owner = song.is_owner;
     view! {
         <section class="card making" data-testid="making" aria-live="polite"
             data-status=move || progress.with(|p| p.status.as_str())
-            data-stage=move || progress.with(|p| p.stage.clone())
+            data-stage=move || progress.with(|p| p.stage.as_str())
             data-progress=move || progress.with(|p| format!("{:.3}", p.progress))>
             {move || {
                 let p: Progress = progress.get();
@@ -84,12 +84,12 @@ pub fn Making(
                         {move || retry.value().get().and_then(|r| r.err()).map(|e| view! { <p class="error">{e.to_string()}</p> })}
                     }.into_any(),
                     _ => view! {
-                        <h2>{stage_label(&p.stage)}</h2>
+                        <h2>{p.stage.label()}</h2>
                         <progress max="1" value=p.progress class="big-progress"></progress>
                         <p class="muted">
                             {format!("{:.0}%", p.progress * 100.0)}
-                            {(p.stage == "generating" && p.total > 0).then(|| format!(" · step {} of {}", p.step, p.total))}
-                            {p.eta_s.filter(|_| p.stage == "generating").map(|s| format!(" · about {} s left", s.ceil() as u64))}
+                            {(p.stage == Stage::Generating && p.total > 0).then(|| format!(" · step {} of {}", p.step, p.total))}
+                            {p.eta_s.filter(|_| p.stage == Stage::Generating).map(|s| format!(" · about {} s left", s.ceil() as u64))}
                         </p>
                         {p.queue_position.filter(|n| *n > 0 && p.status == Status::Queued).map(|n| view! {
                             <p class="muted">{if n == 1 { "1 song ahead of yours".to_string() } else { format!("{n} songs ahead of yours") }}</p>
@@ -98,14 +98,11 @@ pub fn Making(
                 }
             }}
             <ol class="stages">
-                {stages.into_iter().map(|s| {
-                    let order = |x: &str| ["queued", "reading", "mood", "composing", "generating", "mixing", "done"].iter().position(|y| *y == x).unwrap_or(0);
-                    view! {
-                        <li class:done=move || progress.with(|p| order(&p.stage) > order(s) || p.status == Status::Ready)
-                            class:now=move || progress.with(|p| p.stage == s && p.status == Status::Running)>
-                            {stage_label(s)}
-                        </li>
-                    }
+                {stages.into_iter().map(|s| view! {
+                    <li class:done=move || progress.with(|p| p.stage > s || p.status == Status::Ready)
+                        class:now=move || progress.with(|p| p.stage == s && p.status == Status::Running)>
+                        {s.label()}
+                    </li>
                 }).collect_view()}
             </ol>
         </section>

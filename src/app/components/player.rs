@@ -5,6 +5,7 @@
 use leptos::prelude::*;
 
 use crate::api::types::SongView;
+use crate::app::web::player_state::PlayerState;
 
 fn clock(t: f64) -> String {
     let t = t.max(0.0) as u64;
@@ -16,13 +17,15 @@ fn clock(t: f64) -> String {
 #[derive(Clone, Copy)]
 struct Controls {
     #[cfg(feature = "hydrate")]
-    engine:
-        StoredValue<Option<std::rc::Rc<std::cell::RefCell<super::audio::Engine>>>, LocalStorage>,
+    engine: StoredValue<
+        Option<std::rc::Rc<std::cell::RefCell<crate::app::web::audio::Engine>>>,
+        LocalStorage,
+    >,
 }
 
 impl Controls {
     #[cfg(feature = "hydrate")]
-    fn with(&self, f: impl FnOnce(&mut super::audio::Engine)) {
+    fn with(&self, f: impl FnOnce(&mut crate::app::web::audio::Engine)) {
         if let Some(e) = self.engine.get_value() {
             f(&mut e.borrow_mut());
         }
@@ -82,7 +85,7 @@ pub fn Player(
 ) -> impl IntoView {
     let time = RwSignal::new(0.0f64);
     let duration = RwSignal::new(song.duration_s as f64);
-    let state = RwSignal::new("loading");
+    let state = RwSignal::new(PlayerState::Loading);
     let looping = RwSignal::new(false);
     let volume = RwSignal::new(0.9f64);
     let dragging = RwSignal::new(false);
@@ -93,7 +96,7 @@ pub fn Player(
         engine: StoredValue::new_local(None),
     };
     let colours = if song.palette.is_empty() {
-        vec!["#7c5cff".to_string()]
+        vec![crate::api::types::ACCENT.to_string()]
     } else {
         song.palette.clone()
     };
@@ -110,7 +113,7 @@ pub fn Player(
         let (audio_url, colours, title) = (audio_url.clone(), colours.clone(), song.title.clone());
         let artwork = song.cover_path().map(|p| format!("{base_url}{p}"));
         Effect::new(move |_| {
-            super::player_runtime::start(super::player_runtime::Start {
+            crate::app::web::player_runtime::start(crate::app::web::player_runtime::Start {
                 controls_engine: controls.engine,
                 url: audio_url.clone(),
                 colours: colours.clone(),
@@ -131,7 +134,7 @@ pub fn Player(
 
     view! {
         <div class="player" data-testid="player" style=gradient
-            data-state=move || state.get()
+            data-state=move || state.get().as_str()
             data-time=move || format!("{:.2}", time.get())
             data-duration=move || format!("{:.2}", duration.get())>
             <div class="cover-wrap">
@@ -162,10 +165,10 @@ pub fn Player(
             <div class="transport">
                 <button type="button" class="round" aria-label="Back 5 seconds" data-testid="back5" on:click=move |_| controls.skip(-5.0)>"−5"</button>
                 <button type="button" class="round play" data-testid="play"
-                    aria-label=move || if state.get() == "playing" { "Pause" } else { "Play" }
-                    prop:disabled=move || state.get() == "loading" || state.get() == "error"
+                    aria-label=move || if state.get() == PlayerState::Playing { "Pause" } else { "Play" }
+                    prop:disabled=move || state.get() == PlayerState::Loading || state.get() == PlayerState::Error
                     on:click=move |_| controls.toggle()>
-                    {move || if state.get() == "playing" { "❚❚" } else { "▶" }}
+                    {move || if state.get() == PlayerState::Playing { "❚❚" } else { "▶" }}
                 </button>
                 <button type="button" class="round" aria-label="Forward 5 seconds" data-testid="fwd5" on:click=move |_| controls.skip(5.0)>"+5"</button>
             </div>
@@ -179,7 +182,7 @@ pub fn Player(
                 </label>
                 <a class="button" href=audio_url download=download_name data-testid="download">"Download WAV"</a>
             </div>
-            {move || (state.get() == "error").then(|| view! { <p class="error">"The song could not be loaded. Reload the page to try again."</p> })}
+            {move || (state.get() == PlayerState::Error).then(|| view! { <p class="error">"The song could not be loaded. Reload the page to try again."</p> })}
             <p class="keys muted">"Space: play/pause · ←/→: 5 s"</p>
         </div>
     }

@@ -11,13 +11,13 @@ pub fn ShareButtons(title: String, url: String) -> impl IntoView {
             <input class="share-url" readonly value=url.clone() aria-label="Link to this page" data-testid="share-url"/>
             <button type="button" class="button" on:click=move |_| {
                 #[cfg(feature = "hydrate")]
-                said.set(super::browser::copy(&u));
+                said.set(crate::app::web::browser::copy(&u));
                 #[cfg(not(feature = "hydrate"))]
                 let _ = &u;
             }>"Copy link"</button>
             <button type="button" class="button" on:click=move |_| {
                 #[cfg(feature = "hydrate")]
-                said.set(super::browser::share(&t, &url));
+                said.set(crate::app::web::browser::share(&t, &url));
                 #[cfg(not(feature = "hydrate"))]
                 let _ = (&t, &url);
             }>"Share…"</button>

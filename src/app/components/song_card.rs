@@ -1,7 +1,9 @@
+//! A song in a list (library, playlists): cover or colour swatch, title, state.
+
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-use crate::api::types::{stage_label, SongView, Status};
+use crate::api::types::{SongView, Status, ACCENT};
 
 /// A song in a list: cover (or palette swatch), title, state.
 #[component]
@@ -9,13 +11,13 @@ pub fn SongCard(song: SongView) -> impl IntoView {
     let state = match song.progress.status {
         Status::Ready => format!("{:.0} s", song.duration_s),
         Status::Failed => "failed".to_string(),
-        _ => stage_label(&song.progress.stage).to_string(),
+        _ => song.progress.stage.label().to_string(),
     };
     let swatch = song
         .palette
         .first()
         .cloned()
-        .unwrap_or_else(|| "#7c5cff".into());
+        .unwrap_or_else(|| ACCENT.into());
     view! {
         <A href=song.page_path() attr:class="song-card">
             {match song.cover_path() {

@@ -90,12 +90,11 @@ fn HowItWasMade(page: Page) -> impl IntoView {
     let remake = ServerAction::<RemakeSong>::new();
     let edited = RwSignal::new(song.prompt.clone().unwrap_or_default());
     let editing = RwSignal::new(false);
+    // The new song's page, navigated to in the app (no page reload).
+    let navigate = leptos_router::hooks::use_navigate();
     Effect::new(move |_| {
         if let Some(Ok(slug)) = remake.value().get() {
-            #[cfg(feature = "hydrate")]
-            crate::app::components::browser::go(&format!("/s/{slug}"));
-            #[cfg(not(feature = "hydrate"))]
-            let _ = slug;
+            navigate(&format!("/s/{slug}"), Default::default());
         }
     });
     let slug = song.slug.clone();
@@ -143,7 +142,7 @@ fn HowItWasMade(page: Page) -> impl IntoView {
             </div>
             <Show when=move || editing.get()>
                 <div class="edit-prompt">
-                    <textarea rows="3" maxlength="600" prop:value=move || edited.get()
+                    <textarea rows="3" maxlength=crate::api::types::MAX_PROMPT_CHARS prop:value=move || edited.get()
                         on:input=move |ev| edited.set(event_target_value(&ev))></textarea>
                     <button type="button" class="button primary"
                         on:click={

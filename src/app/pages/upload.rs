@@ -8,7 +8,7 @@ use crate::api::types::{
     SongOptions, ACCEPTED_TYPES, DEFAULT_DURATION_S, DEFAULT_MAX_UPLOAD_BYTES, MAX_DURATION_S,
     MIN_DURATION_S,
 };
-use crate::vocabulary::{GENRES, INSTRUMENTS, MOODS};
+use crate::prompt::vocabulary::{GENRES, INSTRUMENTS, MOODS};
 
 const MAX_INSTRUMENTS: usize = 6;
 const MAX_TEXT: usize = 300;
@@ -59,7 +59,7 @@ pub fn UploadPage() -> impl IntoView {
     #[cfg(feature = "hydrate")]
     let picked = StoredValue::new_local(None::<web_sys::File>);
 
-    let take_file = move |_file: Option<crate::app::components::browser::PickedFile>| {
+    let take_file = move |_file: Option<crate::app::web::browser::PickedFile>| {
         #[cfg(feature = "hydrate")]
         if let Some(f) = _file {
             match check_file(&f.file.type_(), f.file.size()) {
@@ -67,9 +67,9 @@ pub fn UploadPage() -> impl IntoView {
                     error.set(None);
                     file_name.set(f.file.name());
                     if let Some(old) = preview.get_untracked() {
-                        crate::app::components::browser::revoke_url(&old);
+                        crate::app::web::browser::revoke_url(&old);
                     }
-                    preview.set(crate::app::components::browser::object_url(&f.file));
+                    preview.set(crate::app::web::browser::object_url(&f.file));
                     picked.set_value(Some(f.file));
                     words_only.set(false);
                 }
@@ -93,6 +93,9 @@ pub fn UploadPage() -> impl IntoView {
         seed: None,
         prompt: None,
     };
+    // The new song's page, navigated to in the app (no page reload).
+    #[cfg(feature = "hydrate")]
+    let navigate = leptos_router::hooks::use_navigate();
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if sending.get_untracked().is_some() {
@@ -112,14 +115,15 @@ pub fn UploadPage() -> impl IntoView {
         sending.set(Some(0.0));
         #[cfg(feature = "hydrate")]
         {
+            let navigate = navigate.clone();
             let file = if has_photo { picked.get_value() } else { None };
             let json = serde_json::to_string(&opts).unwrap_or_default();
-            crate::app::components::browser::upload_song(
+            crate::app::web::browser::upload_song(
                 file,
                 json,
                 move |fraction| sending.set(Some(fraction)),
                 move |result| match result {
-                    Ok(slug) => crate::app::components::browser::go(&format!("/s/{slug}")),
+                    Ok(slug) => navigate(&format!("/s/{slug}"), Default::default()),
                     Err(e) => {
                         sending.set(None);
                         error.set(Some(e));
@@ -159,7 +163,7 @@ pub fn UploadPage() -> impl IntoView {
                     on:drop=move |ev: leptos::ev::DragEvent| {
                         ev.prevent_default();
                         dragging.set(false);
-                        take_file(crate::app::components::browser::dropped_file(&ev));
+                        take_file(crate::app::web::browser::dropped_file(&ev));
                     }
                 >
                     {move || match preview.get() {
@@ -180,12 +184,12 @@ pub fn UploadPage() -> impl IntoView {
                                     <label class="button primary">
                                         "Choose a photo"
                                         <input type="file" name="image" accept=ACCEPTED_TYPES.join(",") class="visually-hidden" data-testid="file-input"
-                                            on:change=move |ev| take_file(crate::app::components::browser::input_file(&ev))/>
+                                            on:change=move |ev| take_file(crate::app::web::browser::input_file(&ev))/>
                                     </label>
                                     <label class="button camera">
                                         "Use the camera"
                                         <input type="file" accept="image/*" capture="environment" class="visually-hidden"
-                                            on:change=move |ev| take_file(crate::app::components::browser::input_file(&ev))/>
+                                            on:change=move |ev| take_file(crate::app::web::browser::input_file(&ev))/>
                                     </label>
                                 </div>
                             </div>

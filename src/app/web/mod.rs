@@ -1,0 +1,9 @@
+//! Browser glue (the hydrate build runs it; the server build only needs `browser`'s types):
+//! files, uploads, events and navigation (`browser`), Web Audio (`audio`) and the
+//! player's runtime that drives it (`player_runtime`).
+#[cfg(feature = "hydrate")]
+pub mod audio;
+pub mod browser;
+#[cfg(feature = "hydrate")]
+pub mod player_runtime;
+pub mod player_state;

@@ -1,0 +1,79 @@
+//! `snapsong compose`: photo (or words only) + choices → the MusicGen prompt, printed on
+//! stdout (or, with `--json`, every part with where it came from).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::ml::hub::ModelChoice;
+use crate::ml::vision::{blip, clip};
+use crate::ml::{photo_hints, Captioner, ClipScorer, DeviceChoice, Precision};
+use crate::{photo, prompt};
+
+#[derive(Args)]
+pub struct ComposeArgs {
+    /// The photo; leave out for words-only mode.
+    pub image: Option<PathBuf>,
+    #[arg(long)]
+    pub genre: Option<String>,
+    #[arg(long)]
+    pub mood: Option<String>,
+    /// Tempo in BPM (40–220); automatic when absent.
+    #[arg(long)]
+    pub bpm: Option<u32>,
+    /// Comma-separated instrument ids, e.g. piano,strings.
+    #[arg(long, value_delimiter = ',')]
+    pub instruments: Vec<String>,
+    /// A free-text line added to the prompt.
+    #[arg(long)]
+    pub text: Option<String>,
+    /// BLIP model (directory or repo id); "none" skips the caption.
+    #[arg(long, default_value = blip::DEFAULT_MODEL)]
+    pub caption_model: ModelChoice,
+    /// CLIP model (directory or repo id); "none" skips mood/genre scoring.
+    #[arg(long, default_value = clip::DEFAULT_MODEL)]
+    pub clip_model: ModelChoice,
+    /// Print the whole explanation (hints, parts and their sources) as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceChoice,
+}
+
+pub fn run(a: ComposeArgs) -> Result<()> {
+    let device = a.device.open()?;
+    let choices = prompt::Choices {
+        genre: a.genre,
+        mood: a.mood,
+        bpm: a.bpm,
+        instruments: a.instruments,
+        text: a.text,
+    };
+    let hints = match &a.image {
+        None => prompt::Hints::default(),
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let photo = photo::decode(&bytes, &photo::Limits::default())
+                .with_context(|| format!("{} was refused", path.display()))?;
+            let captioner = match a.caption_model.resolve()? {
+                None => None,
+                Some(files) => Some(Captioner::load(&files, Precision::F32, &device)?),
+            };
+            let clip = match a.clip_model.resolve()? {
+                None => None,
+                Some(files) => Some(ClipScorer::load(&files, &device)?),
+            };
+            photo_hints(&photo.image, captioner.as_ref(), clip.as_ref())?
+        }
+    };
+    let composed = prompt::compose(&hints, &choices)?;
+    if a.json {
+        let json = serde_json::json!({ "hints": hints, "choices": choices, "composed": composed });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        println!("{}", composed.prompt);
+    }
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! The `snapsong` command line: `serve` the web app, `generate` a song, `caption` a photo,
+//! `compose` a prompt, make tiny `models`. Each subcommand's flags and work are in its own
+//! file; `main.rs` only calls `run`.
+
+pub mod caption;
+pub mod compose;
+pub mod generate;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::ml::tiny;
+use crate::server::ServeConfig;
+
+#[derive(Parser)]
+#[command(name = "snapsong", version, about = "Turn a photo into a song")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the web app (pages, REST API, worker) on SQLite or Postgres.
+    Serve(ServeConfig),
+    /// Text prompt → song (WAV), with MusicGen.
+    Generate(generate::GenerateArgs),
+    /// Photo → caption, with BLIP (printed on stdout).
+    Caption(caption::CaptionArgs),
+    /// Photo (or words only) + choices → the MusicGen prompt (printed on stdout).
+    Compose(compose::ComposeArgs),
+    /// Manage models.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Write a tiny random-weight MusicGen (its songs are noise) for demos and tests.
+    MakeTiny {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+/// Parse the command line and run it.
+pub fn run() -> Result<()> {
+    match Cli::parse().command {
+        Command::Serve(cfg) => serve(cfg),
+        Command::Generate(a) => generate::run(a),
+        Command::Caption(a) => caption::run(a),
+        Command::Compose(a) => compose::run(a),
+        Command::Models(ModelsCommand::MakeTiny { out, seed }) => {
+            tiny::write_tiny_musicgen(&out, seed)?;
+            eprintln!(
+                "wrote a tiny random MusicGen (noise, for tests) to {}",
+                out.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn serve(cfg: ServeConfig) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
+        )
+        .init();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(crate::server::serve(cfg))
+}

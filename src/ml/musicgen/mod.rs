@@ -1,0 +1,187 @@
+//! MusicGen, text → song (transformers' `MusicgenForConditionalGeneration`): the T5 text
+//! encoder (`t5`), an optional projection, the decoder LM over 4 codebooks (`decoder`),
+//! decoded step by step with the delay pattern, guidance and sampling (`generate`,
+//! `sampling`), then EnCodec turns the codes into a waveform (`encodec`), written as WAV
+//! (`wav`). This file holds the config, the loader and the model's small API.
+pub mod decoder;
+pub mod encodec;
+pub mod generate;
+pub mod sampling;
+pub mod t5;
+pub mod wav;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use serde::Deserialize;
+
+use crate::ml::nn::device::Precision;
+use crate::ml::nn::linear::Linear;
+use crate::ml::weights::hub::ModelFiles;
+use decoder::{DecoderConfig, MusicgenDecoder};
+use encodec::{EncodecConfig, EncodecDecoder};
+use generate::Length;
+use t5::{T5Config, T5Encoder};
+
+/// The default model (`facebook/musicgen-medium` and `-large` load the same way).
+pub const DEFAULT_MODEL: &str = "facebook/musicgen-small";
+
+/// Longest song we make, in seconds: the length the upload page and API offer.
+pub const MAX_SECONDS: f64 = crate::api::types::MAX_DURATION_S as f64;
+
+/// transformers' `MusicgenConfig`: the three sub-models' configs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MusicgenConfig {
+    pub text_encoder: T5Config,
+    pub audio_encoder: EncodecConfig,
+    pub decoder: DecoderConfig,
+}
+
+pub struct MusicGen {
+    text: T5Encoder,
+    enc_to_dec: Option<Linear>,
+    decoder: MusicgenDecoder,
+    codec: EncodecDecoder,
+    device: Device,
+}
+
+impl MusicGen {
+    /// Load from a directory or hub repo id. `precision` applies to the decoder LM, where
+    /// the time goes; T5 and EnCodec stay f32 (T5 overflows in f16).
+    pub fn load(files: &ModelFiles, precision: Precision, device: &Device) -> Result<Self> {
+        // On the CPU only the projection weights change precision (activations stay f32,
+        // see host_matmul); elsewhere the whole decoder runs in the chosen dtype.
+        let dtype = if device.is_cpu() {
+            DType::F32
+        } else {
+            precision.dtype()
+        };
+        let cfg: MusicgenConfig = files.read_config()?;
+        check_config(&cfg)?;
+        let tokenizer = files.tokenizer()?;
+        let vb = files.var_builder(dtype, device)?;
+        let mismatch = || files.mismatch();
+        let text = T5Encoder::load(
+            vb.pp("text_encoder").set_dtype(DType::F32),
+            &cfg.text_encoder,
+            tokenizer,
+        )
+        .with_context(mismatch)?;
+        let enc_to_dec = if needs_projection(&cfg) {
+            let p = vb.pp("enc_to_dec_proj").set_dtype(DType::F32);
+            Some(
+                Linear::load(p, cfg.text_encoder.d_model, cfg.decoder.hidden_size, true)
+                    .with_context(mismatch)?,
+            )
+        } else {
+            None
+        };
+        let decoder = MusicgenDecoder::load(vb.pp("decoder"), &cfg.decoder, precision)
+            .with_context(mismatch)?;
+        let codec = EncodecDecoder::load(
+            vb.pp("audio_encoder"),
+            &cfg.audio_encoder,
+            cfg.decoder.num_codebooks,
+        )
+        .with_context(mismatch)?;
+        Ok(Self {
+            text,
+            enc_to_dec,
+            decoder,
+            codec,
+            device: device.clone(),
+        })
+    }
+
+    pub fn sample_rate(&self) -> u32 {
+        self.codec.config().sampling_rate
+    }
+
+    pub fn num_codebooks(&self) -> usize {
+        self.decoder.config().num_codebooks
+    }
+
+    /// Length → decoder steps. A duration gives round(seconds × frame rate) frames, plus
+    /// the codebooks − 1 extra steps the delay pattern needs.
+    pub fn max_new_tokens(&self, length: &Length) -> Result<usize> {
+        let k = self.num_codebooks();
+        let rate = self.codec.config().frame_rate();
+        let max_frames = (MAX_SECONDS * rate).round() as usize;
+        let n = match *length {
+            Length::Seconds(s) => {
+                if !(s.is_finite() && s > 0.0 && s <= MAX_SECONDS) {
+                    bail!(
+                        "duration must be more than 0 and at most {MAX_SECONDS} seconds, got {s}"
+                    );
+                }
+                (s * rate).round().max(1.0) as usize + k - 1
+            }
+            Length::MaxNewTokens(n) => n,
+        };
+        // The delay pattern needs 2K − 1 positions (start token included) to be built.
+        let min = 2 * k - 2;
+        if n < min {
+            bail!("max-new-tokens must be at least {min} for a {k}-codebook model, got {n}");
+        }
+        if n + 1 - k > max_frames {
+            bail!(
+                "that is longer than {MAX_SECONDS} seconds ({} frames, at most {max_frames})",
+                n + 1 - k
+            );
+        }
+        let max_pos = self.decoder.config().max_position_embeddings;
+        if n + 1 > max_pos {
+            bail!("max-new-tokens {n} exceeds the model's {max_pos} positions");
+        }
+        Ok(n)
+    }
+
+    /// The T5 encoder's last hidden state for a prompt, (1, T, d_model).
+    pub fn encode_prompt(&mut self, prompt: &str) -> Result<Tensor> {
+        let ids = self.text.tokenize(prompt)?;
+        self.text.encode_ids(&ids)
+    }
+
+    /// Codes → mono samples (frames × hop of them).
+    pub fn decode(&self, codes: &[Vec<u32>]) -> Result<Vec<f32>> {
+        self.codec.decode(codes)
+    }
+}
+
+fn needs_projection(cfg: &MusicgenConfig) -> bool {
+    cfg.text_encoder.d_model != cfg.decoder.hidden_size
+        && cfg.decoder.cross_attention_hidden_size.is_none()
+}
+
+/// Refuse configs we would otherwise turn into noise.
+fn check_config(cfg: &MusicgenConfig) -> Result<()> {
+    let d = &cfg.decoder;
+    if d.audio_channels == 2 {
+        bail!(
+            "stereo MusicGen models ({} codebooks) are not supported yet: use a mono model such as facebook/musicgen-small",
+            d.num_codebooks
+        );
+    }
+    if d.audio_channels != 1 || cfg.audio_encoder.audio_channels != 1 {
+        bail!("only mono MusicGen models are supported");
+    }
+    if d.num_codebooks == 0
+        || d.num_attention_heads == 0
+        || !d.hidden_size.is_multiple_of(d.num_attention_heads)
+    {
+        bail!("config.json: decoder hidden_size must be a multiple of num_attention_heads");
+    }
+    if d.vocab_size != cfg.audio_encoder.codebook_size {
+        bail!(
+            "config.json: the decoder's vocab_size ({}) differs from EnCodec's codebook_size ({})",
+            d.vocab_size,
+            cfg.audio_encoder.codebook_size
+        );
+    }
+    if d.pad_id() as usize != d.vocab_size {
+        bail!(
+            "config.json: the decoder's pad_token_id must be vocab_size ({})",
+            d.vocab_size
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! A linear layer y = x · Wᵀ + b. On the CPU an f32 weight is packed into panels for
+//! `packed_gemm` (fast for many rows, and as fast as streaming for one or two), other
+//! precisions are held row-major and multiplied by `host_matmul` (bound by memory when
+//! decoding); on other devices it is a candle tensor (or a quantized candle matrix).
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{CpuStorage, DType, Device, Module, Storage, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::ml::kernels::host_matmul::{matmul_t, HostWeight};
+use crate::ml::kernels::packed_gemm::PackedF32;
+use crate::ml::nn::device::Precision;
+
+enum Weight {
+    Packed(PackedF32),
+    Host(HostWeight),
+    /// (out, in) on a device, in the activations' dtype.
+    Device(Tensor),
+    Quantized(QMatMul),
+}
+
+pub struct Linear {
+    weight: Weight,
+    bias: Option<Tensor>,
+    in_dim: usize,
+    out_dim: usize,
+    device: Device,
+}
+
+impl Linear {
+    /// Full precision, in `vb`'s dtype.
+    pub fn load(
+        vb: VarBuilder,
+        in_dim: usize,
+        out_dim: usize,
+        bias: bool,
+    ) -> candle_core::Result<Self> {
+        let precision = match vb.dtype() {
+            DType::F16 => Precision::F16,
+            DType::BF16 => Precision::BF16,
+            _ => Precision::F32,
+        };
+        Self::load_as(vb, in_dim, out_dim, bias, precision)
+    }
+
+    /// Load with the weight stored in `precision`. Q8_0 falls back to f32 when `in_dim`
+    /// is not a whole number of blocks.
+    pub fn load_as(
+        vb: VarBuilder,
+        in_dim: usize,
+        out_dim: usize,
+        bias: bool,
+        precision: Precision,
+    ) -> candle_core::Result<Self> {
+        let device = vb.device().clone();
+        let w32 =
+            || vb.get_with_hints_dtype((out_dim, in_dim), "weight", Default::default(), DType::F32);
+        let weight = if device.is_cpu() {
+            let w = w32()?.flatten_all()?;
+            let packed = |v: &[f32]| Weight::Packed(PackedF32::pack(v, out_dim, in_dim));
+            match precision {
+                Precision::F32 => packed(&w.to_vec1()?),
+                Precision::F16 => Weight::Host(HostWeight::F16(w.to_dtype(DType::F16)?.to_vec1()?)),
+                Precision::BF16 => {
+                    Weight::Host(HostWeight::BF16(w.to_dtype(DType::BF16)?.to_vec1()?))
+                }
+                Precision::Q8_0 => {
+                    let v: Vec<f32> = w.to_vec1()?;
+                    match HostWeight::quantize_q8(&v, in_dim) {
+                        Some(q) => Weight::Host(q),
+                        None => packed(&v),
+                    }
+                }
+            }
+        } else if precision == Precision::Q8_0
+            && in_dim.is_multiple_of(GgmlDType::Q8_0.block_size())
+        {
+            Weight::Quantized(QMatMul::from_qtensor(QTensor::quantize(
+                &w32()?,
+                GgmlDType::Q8_0,
+            )?)?)
+        } else {
+            Weight::Device(vb.get((out_dim, in_dim), "weight")?)
+        };
+        // On the CPU activations are f32 whatever the weights are.
+        let bias_dtype = if device.is_cpu() {
+            DType::F32
+        } else {
+            precision.dtype()
+        };
+        let bias = if bias {
+            Some(vb.get_with_hints_dtype(out_dim, "bias", Default::default(), bias_dtype)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            weight,
+            bias,
+            in_dim,
+            out_dim,
+            device,
+        })
+    }
+}
+
+impl Linear {
+    /// An f32 linear map without bias from a weight already in memory, (out, in).
+    pub fn from_weight(w: &Tensor) -> candle_core::Result<Self> {
+        let (out_dim, in_dim) = w.dims2()?;
+        let device = w.device().clone();
+        let weight = if device.is_cpu() {
+            let v: Vec<f32> = w.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+            Weight::Packed(PackedF32::pack(&v, out_dim, in_dim))
+        } else {
+            Weight::Device(w.clone())
+        };
+        Ok(Self {
+            weight,
+            bias: None,
+            in_dim,
+            out_dim,
+            device,
+        })
+    }
+
+    /// Replace the bias (for heads whose bias is stored apart from the weight).
+    pub fn set_bias(&mut self, bias: Tensor) {
+        self.bias = Some(bias);
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let dims = x.dims();
+        let rows = x.elem_count() / self.in_dim;
+        let x2 = x.reshape((rows, self.in_dim))?;
+        let y = match &self.weight {
+            Weight::Packed(w) => {
+                let y = with_f32(&x2, |xs| w.matmul_t(xs, rows))?;
+                Tensor::from_vec(y, (rows, self.out_dim), &self.device)?.to_dtype(x.dtype())?
+            }
+            Weight::Host(w) => {
+                let y = with_f32(&x2, |xs| matmul_t(w, xs, rows, self.in_dim, self.out_dim))?;
+                Tensor::from_vec(y, (rows, self.out_dim), &self.device)?.to_dtype(x.dtype())?
+            }
+            Weight::Device(w) => x2.matmul(&w.t()?)?,
+            Weight::Quantized(q) => q.forward(&x2)?,
+        };
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        let mut out_dims = dims.to_vec();
+        let last = out_dims.len() - 1;
+        out_dims[last] = self.out_dim;
+        y.reshape(out_dims)
+    }
+}
+
+/// Run `f` on a CPU tensor's values in row-major order: borrowed in place when the tensor
+/// is contiguous f32 (no copy of a 577 × 4096 activation per layer), else copied.
+pub fn with_f32<R>(x: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+    {
+        let (storage, layout) = x.storage_and_layout();
+        if let (Storage::Cpu(CpuStorage::F32(v)), Some((start, end))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            return Ok(f(&v[start..end]));
+        }
+    }
+    let v: Vec<f32> = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+    Ok(f(&v))
+}

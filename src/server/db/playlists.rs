@@ -1,0 +1,197 @@
+//! Playlists in the database: ordered song lists that only their owner may change. Edits
+//! refuse with an `AppError` (no such playlist or song, not the owner, a wrong order).
+
+use anyhow::Result;
+use sqlx::FromRow;
+
+use super::{now_ms, Db, SongRow};
+use crate::server::error::AppError;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct PlaylistRow {
+    pub id: String,
+    pub slug: String,
+    pub owner_hash: String,
+    pub title: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+impl Db {
+    pub async fn create_playlist(
+        &self,
+        id: &str,
+        slug: &str,
+        owner: &str,
+        title: &str,
+    ) -> Result<()> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO playlists (id, slug, owner_hash, title, created_ms, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(slug)
+        .bind(owner)
+        .bind(title)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn playlist_by_slug(&self, slug: &str) -> Result<Option<PlaylistRow>> {
+        Ok(sqlx::query_as("SELECT * FROM playlists WHERE slug = $1")
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn playlists_of(&self, owner: &str) -> Result<Vec<PlaylistRow>> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM playlists WHERE owner_hash = $1 ORDER BY updated_ms DESC LIMIT 200",
+        )
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn playlist_songs(&self, playlist_id: &str) -> Result<Vec<SongRow>> {
+        Ok(sqlx::query_as(
+            "SELECT s.* FROM playlist_songs p JOIN songs s ON s.id = p.song_id \
+             WHERE p.playlist_id = $1 ORDER BY p.position, s.created_ms",
+        )
+        .bind(playlist_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The playlist, if it exists and `owner` owns it.
+    async fn owned(&self, slug: &str, owner: &str) -> Result<PlaylistRow, AppError> {
+        match self.playlist_by_slug(slug).await? {
+            None => Err(AppError::not_found("playlist")),
+            Some(p) if p.owner_hash != owner => Err(AppError::forbidden(
+                "only the playlist's owner can change it",
+            )),
+            Some(p) => Ok(p),
+        }
+    }
+
+    async fn song(&self, slug: &str) -> Result<SongRow, AppError> {
+        self.song_by_slug(slug)
+            .await?
+            .ok_or_else(|| AppError::not_found("song"))
+    }
+
+    async fn touch(&self, playlist_id: &str) -> Result<(), AppError> {
+        sqlx::query("UPDATE playlists SET updated_ms = $1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(playlist_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn rename_playlist(
+        &self,
+        slug: &str,
+        owner: &str,
+        title: &str,
+    ) -> Result<(), AppError> {
+        let p = self.owned(slug, owner).await?;
+        sqlx::query("UPDATE playlists SET title = $1, updated_ms = $2 WHERE id = $3")
+            .bind(title)
+            .bind(now_ms())
+            .bind(&p.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Append a song (by its slug) at the end; adding it twice is a no-op.
+    pub async fn add_to_playlist(
+        &self,
+        slug: &str,
+        owner: &str,
+        song_slug: &str,
+    ) -> Result<(), AppError> {
+        let p = self.owned(slug, owner).await?;
+        let song = self.song(song_slug).await?;
+        let mut tx = self.pool.begin().await?;
+        let (next,): (i64,) = sqlx::query_as(
+            "SELECT COALESCE(MAX(position), -1) + 1 FROM playlist_songs WHERE playlist_id = $1",
+        )
+        .bind(&p.id)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO playlist_songs (playlist_id, song_id, position) VALUES ($1, $2, $3) \
+             ON CONFLICT (playlist_id, song_id) DO NOTHING",
+        )
+        .bind(&p.id)
+        .bind(&song.id)
+        .bind(next)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.touch(&p.id).await?;
+        Ok(())
+    }
+
+    pub async fn remove_from_playlist(
+        &self,
+        slug: &str,
+        owner: &str,
+        song_slug: &str,
+    ) -> Result<(), AppError> {
+        let p = self.owned(slug, owner).await?;
+        let song = self.song(song_slug).await?;
+        sqlx::query("DELETE FROM playlist_songs WHERE playlist_id = $1 AND song_id = $2")
+            .bind(&p.id)
+            .bind(&song.id)
+            .execute(&self.pool)
+            .await?;
+        self.touch(&p.id).await?;
+        Ok(())
+    }
+
+    /// Set the order: `song_slugs` must be a permutation of the playlist's songs.
+    pub async fn reorder_playlist(
+        &self,
+        slug: &str,
+        owner: &str,
+        song_slugs: &[String],
+    ) -> Result<(), AppError> {
+        let p = self.owned(slug, owner).await?;
+        let songs = self.playlist_songs(&p.id).await?;
+        let mut have: Vec<&str> = songs.iter().map(|s| s.slug.as_str()).collect();
+        let mut want: Vec<&str> = song_slugs.iter().map(String::as_str).collect();
+        have.sort_unstable();
+        want.sort_unstable();
+        if have != want {
+            return Err(AppError::bad_request(
+                "the new order must list exactly the playlist's songs",
+            ));
+        }
+        let mut tx = self.pool.begin().await?;
+        for (position, song_slug) in song_slugs.iter().enumerate() {
+            let Some(song) = songs.iter().find(|s| &s.slug == song_slug) else {
+                return Err(AppError::bad_request(
+                    "the new order must list exactly the playlist's songs",
+                ));
+            };
+            sqlx::query(
+                "UPDATE playlist_songs SET position = $1 WHERE playlist_id = $2 AND song_id = $3",
+            )
+            .bind(position as i64)
+            .bind(&p.id)
+            .bind(&song.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.touch(&p.id).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,292 @@
+//! Songs in the database: the durable row of each song, which is also the job queue.
+
+use anyhow::Result;
+use sqlx::FromRow;
+
+use super::{now_ms, Db};
+use crate::api::types::{MadeFrom, Progress, SongOptions, Stage, Status};
+
+impl Db {
+    pub async fn insert_song(&self, s: &NewSong<'_>) -> Result<()> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO songs (id, slug, owner_hash, client_hash, status, stage, options, seed, \
+             has_photo, title, noise, created_ms, updated_ms) \
+             VALUES ($1, $2, $3, $4, 'queued', 'queued', $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(s.id)
+        .bind(s.slug)
+        .bind(s.owner_hash)
+        .bind(s.client_hash)
+        .bind(serde_json::to_string(s.options)?)
+        .bind(s.seed as i64)
+        .bind(s.has_photo as i64)
+        .bind(s.title)
+        .bind(s.noise as i64)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn song_by_id(&self, id: &str) -> Result<Option<SongRow>> {
+        Ok(sqlx::query_as("SELECT * FROM songs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn song_by_slug(&self, slug: &str) -> Result<Option<SongRow>> {
+        Ok(sqlx::query_as("SELECT * FROM songs WHERE slug = $1")
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn songs_of(&self, owner_hash: &str) -> Result<Vec<SongRow>> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM songs WHERE owner_hash = $1 ORDER BY created_ms DESC LIMIT 500",
+        )
+        .bind(owner_hash)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Jobs ahead of a song while it waits in the queue; None once it has left it.
+    pub async fn queue_position(&self, row: &SongRow) -> Result<Option<u32>> {
+        if row.status != Status::Queued {
+            return Ok(None);
+        }
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM songs WHERE status IN ('queued', 'running') \
+             AND (created_ms < $1 OR (created_ms = $2 AND id < $3))",
+        )
+        .bind(row.created_ms)
+        .bind(row.created_ms)
+        .bind(&row.id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Some(n as u32))
+    }
+
+    pub async fn count_waiting(&self) -> Result<(u32, u32)> {
+        let (queued, running): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(CASE WHEN status = 'queued' THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END), 0) FROM songs",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((queued as u32, running as u32))
+    }
+
+    /// Songs of one client still waiting or being made.
+    pub async fn count_waiting_for(&self, client_hash: &str) -> Result<u32> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM songs WHERE client_hash = $1 \
+             AND status IN ('queued', 'running')",
+        )
+        .bind(client_hash)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n as u32)
+    }
+
+    /// Every song id there is (for the start-up sweep of media left by a crash).
+    pub async fn song_ids(&self) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM songs")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Take the oldest queued job, if any, marking it running (one statement, so two
+    /// workers never take the same job).
+    pub async fn claim_next(&self) -> Result<Option<SongRow>> {
+        let now = now_ms();
+        Ok(sqlx::query_as(
+            "UPDATE songs SET status = 'running', stage = 'reading', progress = 0, step = 0, \
+             total = 0, attempts = attempts + 1, error = NULL, started_ms = $1, updated_ms = $2 \
+             WHERE id = (SELECT id FROM songs WHERE status = 'queued' \
+                         ORDER BY created_ms, id LIMIT 1) \
+             AND status = 'queued' RETURNING *",
+        )
+        .bind(now)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn set_progress(&self, id: &str, p: &Progress) -> Result<()> {
+        sqlx::query(
+            "UPDATE songs SET stage = $1, step = $2, total = $3, progress = $4, updated_ms = $5 \
+             WHERE id = $6 AND status = 'running'",
+        )
+        .bind(p.stage.as_str())
+        .bind(p.step as i64)
+        .bind(p.total as i64)
+        .bind(p.progress as f64)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// What the composer made, stored as soon as it is known.
+    pub async fn set_made_from(&self, id: &str, made: &MadeOf) -> Result<()> {
+        sqlx::query(
+            "UPDATE songs SET caption = $1, prompt = $2, parts = $3, palette = $4, title = $5, \
+             updated_ms = $6 WHERE id = $7",
+        )
+        .bind(&made.caption)
+        .bind(&made.prompt)
+        .bind(serde_json::to_string(&made.parts)?)
+        .bind(serde_json::to_string(&made.palette)?)
+        .bind(&made.title)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn finish(&self, id: &str) -> Result<()> {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE songs SET status = 'ready', stage = 'done', progress = 1, finished_ms = $1, \
+             updated_ms = $2 WHERE id = $3",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn fail(&self, id: &str, error: &str) -> Result<()> {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE songs SET status = 'failed', error = $1, finished_ms = $2, updated_ms = $3 \
+             WHERE id = $4",
+        )
+        .bind(error)
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Put a job back in the queue (a retry, or one interrupted by a shutdown).
+    pub async fn requeue(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE songs SET status = 'queued', stage = 'queued', progress = 0, step = 0, \
+             total = 0, error = NULL, updated_ms = $1 \
+             WHERE id = $2 AND status IN ('failed', 'running')",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// At start: jobs left running by a crash go back to the queue, or fail (with a retry
+    /// offered) once they have been tried `max_attempts` times. Returns (requeued, failed).
+    pub async fn recover_interrupted(&self, max_attempts: u32) -> Result<(u64, u64)> {
+        let now = now_ms();
+        let failed = sqlx::query(
+            "UPDATE songs SET status = 'failed', error = $1, finished_ms = $2, updated_ms = $3 \
+             WHERE status = 'running' AND attempts >= $4",
+        )
+        .bind("the server stopped while making this song, more than once")
+        .bind(now)
+        .bind(now)
+        .bind(max_attempts as i64)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let requeued = sqlx::query(
+            "UPDATE songs SET status = 'queued', stage = 'queued', progress = 0, step = 0, \
+             total = 0, updated_ms = $1 WHERE status = 'running'",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok((requeued, failed))
+    }
+}
+
+pub struct NewSong<'a> {
+    pub id: &'a str,
+    pub slug: &'a str,
+    pub owner_hash: &'a str,
+    /// Who sent it, as `admission::Client` (for the per-client queue bound).
+    pub client_hash: &'a str,
+    pub options: &'a SongOptions,
+    pub seed: u64,
+    pub has_photo: bool,
+    pub title: &'a str,
+    pub noise: bool,
+}
+
+/// What the composer made of a job.
+pub struct MadeOf {
+    pub caption: Option<String>,
+    pub prompt: String,
+    pub parts: Vec<MadeFrom>,
+    pub palette: Vec<String>,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct SongRow {
+    pub id: String,
+    pub slug: String,
+    pub owner_hash: String,
+    #[sqlx(try_from = "String")]
+    pub status: Status,
+    #[sqlx(try_from = "String")]
+    pub stage: Stage,
+    pub step: i64,
+    pub total: i64,
+    pub progress: f64,
+    pub attempts: i64,
+    pub options: String,
+    pub seed: i64,
+    pub has_photo: i64,
+    pub title: String,
+    pub caption: Option<String>,
+    pub prompt: Option<String>,
+    pub parts: Option<String>,
+    pub palette: Option<String>,
+    pub noise: i64,
+    pub error: Option<String>,
+    pub created_ms: i64,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
+    pub updated_ms: i64,
+}
+
+impl SongRow {
+    pub fn options(&self) -> SongOptions {
+        serde_json::from_str(&self.options).unwrap_or_default()
+    }
+
+    pub fn progress(&self, queue_position: Option<u32>) -> Progress {
+        Progress {
+            status: self.status,
+            stage: self.stage,
+            progress: self.progress as f32,
+            step: self.step as u32,
+            total: self.total as u32,
+            eta_s: None,
+            queue_position,
+            error: self.error.clone(),
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! What every handler and server function shares, and how it is put together at start:
+//! the database, the media store, the queue the worker takes songs from, the models.
+
+use std::collections::HashSet;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::extract::FromRef;
+use axum::http::HeaderMap;
+use leptos::config::LeptosOptions;
+use tokio::sync::Notify;
+
+use crate::ml::hub::ModelChoice;
+use crate::server::config::ServeConfig;
+use crate::server::db::Db;
+use crate::server::middleware::rate_limit::RateLimiter;
+use crate::server::storage::Storage;
+use crate::server::worker::models::{ModelConfig, Models};
+use crate::server::worker::progress::Hub;
+use crate::server::worker::{threads, Queue};
+
+/// Shared by every handler and server function.
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub queue: Queue,
+    pub config: Arc<ServeConfig>,
+    /// The MusicGen in use is the tiny random one: songs are noise.
+    pub noise: bool,
+    /// Songs per client per minute.
+    pub limiter: Arc<RateLimiter>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(s: &AppState) -> Self {
+        s.leptos_options.clone()
+    }
+}
+
+impl AppState {
+    pub fn db(&self) -> &Db {
+        &self.queue.db
+    }
+    pub fn storage(&self) -> &Storage {
+        &self.queue.storage
+    }
+
+    /// The address links should start with: configured, or from the request.
+    pub fn base_url(&self, headers: &HeaderMap) -> String {
+        if let Some(u) = &self.config.public_url {
+            return u.trim_end_matches('/').to_string();
+        }
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| {
+                h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+            })
+            .map(str::to_string)
+            .unwrap_or_else(|| self.config.addr.to_string());
+        let proto = headers
+            .get("x-forwarded-proto")
+            .and_then(|h| h.to_str().ok())
+            .filter(|p| *p == "https")
+            .unwrap_or("http");
+        format!("{proto}://{host}")
+    }
+}
+
+fn leptos_options(cfg: &ServeConfig) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name(std::env::var("LEPTOS_OUTPUT_NAME").unwrap_or_else(|_| "snapsong".into()))
+        .site_root(cfg.site_root.clone())
+        .site_pkg_dir("pkg")
+        .site_addr(cfg.addr)
+        .build()
+}
+
+/// Model choices, with `--tiny-models` making (once) and using local random ones.
+fn model_config(cfg: &ServeConfig) -> Result<ModelConfig> {
+    let mut m = ModelConfig {
+        musicgen: cfg.musicgen_model.clone(),
+        caption: cfg.caption_model.clone(),
+        clip: cfg.clip_model.clone(),
+        device: cfg.device,
+        precision: cfg.dtype,
+    };
+    if cfg.tiny_models {
+        let root = cfg.media_dir.join("tiny-models");
+        let dirs = crate::ml::tiny::ensure_tiny_set(&root)?;
+        m.musicgen = dirs.musicgen.display().to_string();
+        m.caption = ModelChoice::Use(dirs.blip.display().to_string());
+        m.clip = ModelChoice::Use(dirs.clip.display().to_string());
+    }
+    Ok(m)
+}
+
+/// The server's parts, ready to route requests and run jobs.
+pub struct Built {
+    pub state: AppState,
+    pub models: Models,
+    /// Where songs are made (see `worker::threads`).
+    pub workers: rayon::ThreadPool,
+}
+
+/// Open the database and media folder (sweeping what a crash left half-made), prepare
+/// the models (making the tiny set if asked).
+pub async fn build(cfg: ServeConfig) -> Result<Built> {
+    let db = Db::connect(&cfg.database_url).await?;
+    let storage = Storage::new(&cfg.media_dir)?;
+    let known: HashSet<String> = db.song_ids().await?.into_iter().collect();
+    match storage
+        .sweep(&known)
+        .context("cannot sweep the media folder")?
+    {
+        (0, 0) => {}
+        (dirs, parts) => tracing::warn!(dirs, parts, "removed media left by an interrupted upload"),
+    }
+    let workers = threads::pool(cfg.worker_threads, cfg.worker_nice)?;
+    let mut models = Models::new(model_config(&cfg)?)?;
+    let noise = models.is_noise();
+    if cfg.tiny_models {
+        models.warm()?;
+    }
+    let queue = Queue {
+        db,
+        storage,
+        hub: Hub::default(),
+        wake: Arc::new(Notify::new()),
+        stopping: Arc::new(AtomicBool::new(false)),
+    };
+    let state = AppState {
+        leptos_options: leptos_options(&cfg),
+        queue,
+        limiter: Arc::new(RateLimiter::new(cfg.songs_per_minute, cfg.songs_burst)),
+        config: Arc::new(cfg),
+        noise,
+    };
+    Ok(Built {
+        state,
+        models,
+        workers,
+    })
+}
