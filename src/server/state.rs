@@ -108,6 +108,9 @@ pub struct Built {
 /// Open the database and media folder (sweeping what a crash left half-made), prepare
 /// the models (making the tiny set if asked).
 pub async fn build(cfg: ServeConfig) -> Result<Built> {
+    // A device this build or machine cannot use stops the start here, before anything
+    // is touched.
+    cfg.device.open()?;
     let db = Db::connect(&cfg.database_url).await?;
     let storage = Storage::new(&cfg.media_dir)?;
     let known: HashSet<String> = db.song_ids().await?.into_iter().collect();

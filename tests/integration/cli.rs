@@ -80,6 +80,34 @@ fn bad_arguments_fail_with_a_message() {
     }
 }
 
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn serve_refuses_cuda_at_start_on_a_cpu_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db.sqlite");
+    let o = bin()
+        .args([
+            "serve",
+            "--device",
+            "cuda",
+            "--addr",
+            "127.0.0.1:0",
+            "--database-url",
+        ])
+        .arg(format!("sqlite:{}", db.display()))
+        .arg("--media-dir")
+        .arg(dir.path().join("media"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "a CPU build must not serve on cuda");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no CUDA support") && err.contains("--features cuda"),
+        "{err}"
+    );
+    assert!(!db.exists(), "refused before the database was touched");
+}
+
 #[test]
 fn tiny_model_is_made_locally_and_generates() {
     let d = tempfile::tempdir().unwrap();
