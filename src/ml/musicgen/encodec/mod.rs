@@ -5,6 +5,7 @@
 //! Padding is trimmed exactly as transformers does, so F frames give F × hop samples.
 
 mod layers;
+mod lstm;
 mod signal;
 
 use anyhow::{bail, Result};
@@ -12,7 +13,8 @@ use candle_core::DType;
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
-use layers::{host, Conv, ConvTranspose, Lstm, ResBlock};
+use layers::{host, Conv, ConvTranspose, ResBlock};
+use lstm::Lstm;
 pub use signal::PadMode;
 use signal::Signal;
 
