@@ -31,7 +31,7 @@ fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let context_state = state.clone();
-    // The largest request is an upload. The upload route's own limit (rest.rs) is the
+    // The largest request is an upload. The upload route's own limit (http::rest) is the
     // tighter one and answers 413 in words; this one bounds every other route.
     let body_limit = state.config.max_upload_bytes + 128 * 1024;
     let opts = state.leptos_options.clone();
