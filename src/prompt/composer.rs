@@ -483,4 +483,19 @@ mod tests {
             .prompt
             .ends_with(", hi[31m there"));
     }
+
+    #[test]
+    fn source_words_are_their_json_form() {
+        for source in [
+            Source::Choice,
+            Source::Photo,
+            Source::Palette,
+            Source::Caption,
+            Source::Derived,
+            Source::Default,
+        ] {
+            let json = serde_json::to_value(source).expect("a source serializes");
+            assert_eq!(json.as_str(), Some(source.as_str()));
+        }
+    }
 }

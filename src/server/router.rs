@@ -14,6 +14,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::api::types::MEDIA_PREFIX;
 use crate::app::App;
 use crate::server::http::{media, rest};
 use crate::server::middleware::{admission, guard, owner};
@@ -38,7 +39,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(rest::routes(&state))
-        .nest(media::PREFIX, media::routes(&state))
+        .nest(MEDIA_PREFIX, media::routes(&state))
         .leptos_routes_with_context(
             &state,
             routes,

@@ -84,7 +84,6 @@ fn model_config(cfg: &ServeConfig) -> Result<ModelConfig> {
         musicgen: cfg.musicgen_model.clone(),
         caption: cfg.caption_model.clone(),
         clip: cfg.clip_model.clone(),
-        device: cfg.device,
         precision: cfg.dtype,
     };
     if cfg.tiny_models {
@@ -110,7 +109,7 @@ pub struct Built {
 pub async fn build(cfg: ServeConfig) -> Result<Built> {
     // A device this build or machine cannot use stops the start here, before anything
     // is touched.
-    cfg.device.open()?;
+    let device = cfg.device.open()?;
     let db = Db::connect(&cfg.database_url).await?;
     let storage = Storage::new(&cfg.media_dir)?;
     let known: HashSet<String> = db.song_ids().await?.into_iter().collect();
@@ -122,7 +121,7 @@ pub async fn build(cfg: ServeConfig) -> Result<Built> {
         (dirs, parts) => tracing::warn!(dirs, parts, "removed media left by an interrupted upload"),
     }
     let workers = threads::pool(cfg.worker_threads, cfg.worker_nice)?;
-    let mut models = Models::new(model_config(&cfg)?)?;
+    let mut models = Models::new(model_config(&cfg)?, device);
     let noise = models.is_noise();
     if cfg.tiny_models {
         models.warm()?;

@@ -9,9 +9,6 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::api::types::media_path;
 use crate::server::state::AppState;
 
-/// Where media is mounted.
-pub const PREFIX: &str = crate::api::types::MEDIA_PREFIX;
-
 pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .fallback_service(ServeDir::new(state.storage().songs_dir()))
@@ -22,7 +19,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         ))
 }
 
-/// The absolute URL of a song's file, e.g. `audio_url(base, id, SONG_WAV)`.
+/// The absolute URL of a song's file, e.g. `url(base, id, SONG_WAV)`.
 pub fn url(base: &str, id: &str, file: &str) -> String {
     format!("{base}{}", media_path(id, file))
 }

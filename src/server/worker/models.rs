@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use candle_core::Device;
 
 use crate::ml::hub::{self, ModelChoice};
-use crate::ml::{tiny, Captioner, ClipScorer, DeviceChoice, MusicGen, Precision};
+use crate::ml::{tiny, Captioner, ClipScorer, MusicGen, Precision};
 
 /// Which models to use: a hub repo id or a local directory each; "none" turns the
 /// caption or CLIP step off.
@@ -16,29 +16,27 @@ pub struct ModelConfig {
     pub musicgen: String,
     pub caption: ModelChoice,
     pub clip: ModelChoice,
-    pub device: DeviceChoice,
     pub precision: Precision,
 }
 
 pub struct Models {
     cfg: ModelConfig,
     device: Device,
-    precision: Precision,
     musicgen: Option<MusicGen>,
     captioner: Option<Option<Captioner>>,
     clip: Option<Option<ClipScorer>>,
 }
 
 impl Models {
-    pub fn new(cfg: ModelConfig) -> Result<Self> {
-        Ok(Self {
-            device: cfg.device.open()?,
-            precision: cfg.precision,
+    /// Nothing loads yet; `device` is opened once, at start (`DeviceChoice::open`).
+    pub fn new(cfg: ModelConfig, device: Device) -> Self {
+        Self {
             cfg,
+            device,
             musicgen: None,
             captioner: None,
             clip: None,
-        })
+        }
     }
 
     /// Whether songs from this MusicGen are noise (the tiny random model).
@@ -51,7 +49,7 @@ impl Models {
             let t = Instant::now();
             tracing::info!(model = %self.cfg.musicgen, "loading MusicGen (downloads on first use)");
             let files = hub::resolve(&self.cfg.musicgen)?;
-            self.musicgen = Some(MusicGen::load(&files, self.precision, &self.device)?);
+            self.musicgen = Some(MusicGen::load(&files, self.cfg.precision, &self.device)?);
             tracing::info!(secs = t.elapsed().as_secs_f32(), "MusicGen ready");
         }
         self.musicgen.as_mut().context("MusicGen is not loaded")
@@ -63,7 +61,7 @@ impl Models {
                 None => None,
                 Some(files) => {
                     tracing::info!(model = %self.cfg.caption, "loading BLIP");
-                    Some(Captioner::load(&files, self.precision, &self.device)?)
+                    Some(Captioner::load(&files, self.cfg.precision, &self.device)?)
                 }
             });
         }
