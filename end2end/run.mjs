@@ -182,7 +182,12 @@ async function journey(browser, vp) {
     const before = await slugs();
     assert.equal(before.length, 2);
     await page.locator("[data-testid=move-down]").first().click();
-    await page.waitForFunction((first) => document.querySelector("[data-testid=playlist-song]")?.dataset.slug !== first, before[0]);
+    // The list re-renders after the move: wait for it to be back, in the new order (an
+    // empty list in between must not count as "changed").
+    await page.waitForFunction((first) => {
+      const songs = document.querySelectorAll("[data-testid=playlist-song]");
+      return songs.length === 2 && songs[0].dataset.slug !== first;
+    }, before[0]);
     assert.deepEqual(await slugs(), [before[1], before[0]]);
     await page.screenshot({ path: `${OUT}playlist-${vp.name}.png`, fullPage: true });
     await page.click("[data-testid=play-all]");
