@@ -16,6 +16,17 @@ pub const MAX_SEED: u64 = (1 << 53) - 1;
 pub const MAX_TITLE_CHARS: usize = 80;
 /// Longest hand-written prompt ("edit prompt and regenerate").
 pub const MAX_PROMPT_CHARS: usize = 600;
+/// Longest "in your words" line. The prompt keeps at most this much of any free text, so
+/// it stays far below the 256 tokens MusicGen's T5 reads.
+pub const MAX_TEXT_CHARS: usize = 300;
+/// Longest text in the "From a text" mode (a script, a post): only a short scene line
+/// picked from it reaches the prompt.
+pub const MAX_LONG_TEXT_CHARS: usize = 5000;
+/// Most instruments a person can pick.
+pub const MAX_INSTRUMENTS: usize = 6;
+/// Tempo bounds (BPM).
+pub const MIN_BPM: u32 = 40;
+pub const MAX_BPM: u32 = 220;
 /// The colour of songs without a photo palette (the favicon's): the player, the visualizer
 /// and song cards fall back to it.
 pub const ACCENT: &str = "#7c5cff";
@@ -43,12 +54,23 @@ pub struct SongOptions {
     /// Seconds, 5–30.
     pub duration: Option<f32>,
     pub text: Option<String>,
+    /// `text` is a long piece ("From a text": up to 5,000 characters) to make background
+    /// music for, not a line to put in the prompt.
+    pub long_text: bool,
     pub seed: Option<u64>,
     /// A prompt written by hand ("edit prompt and regenerate"): used as it is.
     pub prompt: Option<String>,
 }
 
 impl SongOptions {
+    /// How long `text` may be in this mode.
+    pub fn max_text_chars(&self) -> usize {
+        match self.long_text {
+            true => MAX_LONG_TEXT_CHARS,
+            false => MAX_TEXT_CHARS,
+        }
+    }
+
     pub fn duration_s(&self) -> f32 {
         self.duration.unwrap_or(DEFAULT_DURATION_S)
     }
@@ -60,6 +82,12 @@ impl SongOptions {
                 return Err(format!(
                     "duration must be {MIN_DURATION_S}–{MAX_DURATION_S} seconds"
                 ));
+            }
+        }
+        if let Some(t) = &self.text {
+            let max = self.max_text_chars();
+            if t.chars().count() > max {
+                return Err(format!("the text is longer than {max} characters"));
             }
         }
         if self.seed.is_some_and(|s| s > MAX_SEED) {
@@ -242,8 +270,11 @@ impl Progress {
 pub struct MadeFrom {
     pub what: String,
     pub value: String,
-    /// choice | photo | palette | caption | derived | default
+    /// choice | words | photo | palette | caption | derived | default
     pub source: String,
+    /// Which words (or which score) produced it, when that is worth showing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub because: Option<String>,
 }
 
 /// A song as pages show it.

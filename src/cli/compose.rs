@@ -3,12 +3,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 
+use crate::api::types::{MAX_LONG_TEXT_CHARS, MAX_TEXT_CHARS};
 use crate::ml::hub::ModelChoice;
+use crate::ml::text;
 use crate::ml::vision::{blip, clip};
-use crate::ml::{photo_hints, Captioner, ClipScorer, DeviceChoice, Precision};
+use crate::ml::{photo_hints, Captioner, ClipScorer, DeviceChoice, Precision, WordReader};
 use crate::{photo, prompt};
 
 #[derive(Args)]
@@ -25,9 +27,18 @@ pub struct ComposeArgs {
     /// Comma-separated instrument ids, e.g. piano,strings.
     #[arg(long, value_delimiter = ',')]
     pub instruments: Vec<String>,
-    /// A free-text line added to the prompt.
+    /// The person's words: read for genre, mood, instruments, tempo and exclusions
+    /// ("no drums"); what is left becomes the prompt's scene.
     #[arg(long)]
     pub text: Option<String>,
+    /// --text is a long piece (a script, a post; up to 5,000 characters): its key
+    /// sentences are picked and only a short scene line reaches the prompt.
+    #[arg(long)]
+    pub long_text: bool,
+    /// Text model (directory or repo id) that reads the words for meaning; "none" keeps
+    /// keywords only.
+    #[arg(long, default_value = text::DEFAULT_MODEL)]
+    pub text_model: ModelChoice,
     /// BLIP model (directory or repo id); "none" skips the caption.
     #[arg(long, default_value = blip::DEFAULT_MODEL)]
     pub caption_model: ModelChoice,
@@ -49,8 +60,18 @@ pub fn run(a: ComposeArgs) -> Result<()> {
         bpm: a.bpm,
         instruments: a.instruments,
         text: a.text,
+        long_text: a.long_text,
     };
-    let hints = match &a.image {
+    if let Some(text) = &choices.text {
+        let max = match a.long_text {
+            true => MAX_LONG_TEXT_CHARS,
+            false => MAX_TEXT_CHARS,
+        };
+        if text.chars().count() > max {
+            bail!("the text is longer than {max} characters (--long-text takes up to {MAX_LONG_TEXT_CHARS})");
+        }
+    }
+    let mut hints = match &a.image {
         None => prompt::Hints::default(),
         Some(path) => {
             let bytes =
@@ -68,6 +89,12 @@ pub fn run(a: ComposeArgs) -> Result<()> {
             photo_hints(&photo.image, captioner.as_ref(), clip.as_ref())?
         }
     };
+    let words = prompt::words_of(&choices);
+    if !words.is_empty() {
+        if let Some(files) = a.text_model.resolve()? {
+            hints.words = WordReader::load(&files, &device)?.sense(&words, a.long_text)?;
+        }
+    }
     let composed = prompt::compose(&hints, &choices)?;
     if a.json {
         let json = serde_json::json!({ "hints": hints, "choices": choices, "composed": composed });

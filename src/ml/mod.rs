@@ -22,6 +22,7 @@
 pub mod kernels;
 pub mod musicgen;
 pub mod nn;
+pub mod text;
 pub mod vision;
 pub mod weights;
 
@@ -29,6 +30,7 @@ pub use musicgen::generate::{Cancelled, GenerateOptions, Length, Progress};
 pub use musicgen::sampling::SamplingConfig;
 pub use musicgen::{wav, MusicGen};
 pub use nn::device::{DeviceChoice, Precision};
+pub use text::sense::WordReader;
 pub use vision::blip::Captioner;
 pub use vision::clip::ClipScorer;
 pub use vision::hints::photo_hints;

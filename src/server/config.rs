@@ -34,6 +34,10 @@ pub struct ServeConfig {
     /// CLIP: hub repo id, local directory, or "none".
     #[arg(long, env = "SNAPSONG_CLIP_MODEL", default_value = clip::DEFAULT_MODEL)]
     pub clip_model: ModelChoice,
+    /// Text model that reads the person's words for meaning: hub repo id, local
+    /// directory, or "none" (keywords only). With --tiny-models it is off unless given.
+    #[arg(long, env = "SNAPSONG_TEXT_MODEL")]
+    pub text_model: Option<ModelChoice>,
     /// cpu, cuda or cuda:N (checked at start: a build without CUDA stops there).
     #[arg(long, env = "SNAPSONG_DEVICE", default_value = "cpu")]
     pub device: DeviceChoice,

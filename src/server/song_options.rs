@@ -12,6 +12,7 @@ pub fn choices(o: &SongOptions) -> Choices {
         bpm: o.bpm,
         instruments: o.instruments.clone(),
         text: o.text.clone(),
+        long_text: o.long_text,
     }
 }
 

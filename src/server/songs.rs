@@ -6,7 +6,7 @@ use image::RgbImage;
 
 use crate::api::types::{is_id, is_slug, Progress, SongOptions, SongView, Status, MAX_SEED};
 use crate::photo;
-use crate::prompt::{compose, Hints, MAX_TEXT_CHARS};
+use crate::prompt::{compose, Hints};
 use crate::server::db::{NewSong, SongRow};
 use crate::server::error::AppError;
 use crate::server::ids::{new_id, new_slug};
@@ -96,13 +96,6 @@ pub enum PhotoSource<'a> {
 /// Check the options without any model: ranges, words, lengths.
 pub fn check_options(options: &SongOptions, has_photo: bool) -> Result<(), AppError> {
     options.check().map_err(AppError::bad_request)?;
-    if let Some(t) = &options.text {
-        if t.chars().count() > MAX_TEXT_CHARS {
-            return Err(AppError::bad_request(format!(
-                "the text is longer than {MAX_TEXT_CHARS} characters"
-            )));
-        }
-    }
     compose(&Hints::default(), &choices(options))?;
     let has_words = options.genre.is_some()
         || options.mood.is_some()

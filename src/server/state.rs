@@ -12,6 +12,7 @@ use leptos::config::LeptosOptions;
 use tokio::sync::Notify;
 
 use crate::ml::hub::ModelChoice;
+use crate::ml::text;
 use crate::server::config::ServeConfig;
 use crate::server::db::Db;
 use crate::server::middleware::rate_limit::RateLimiter;
@@ -84,6 +85,10 @@ fn model_config(cfg: &ServeConfig) -> Result<ModelConfig> {
         musicgen: cfg.musicgen_model.clone(),
         caption: cfg.caption_model.clone(),
         clip: cfg.clip_model.clone(),
+        text: cfg
+            .text_model
+            .clone()
+            .unwrap_or_else(|| ModelChoice::Use(text::DEFAULT_MODEL.into())),
         precision: cfg.dtype,
     };
     if cfg.tiny_models {
@@ -92,6 +97,8 @@ fn model_config(cfg: &ServeConfig) -> Result<ModelConfig> {
         m.musicgen = dirs.musicgen.display().to_string();
         m.caption = ModelChoice::Use(dirs.blip.display().to_string());
         m.clip = ModelChoice::Use(dirs.clip.display().to_string());
+        // No tiny text model: random weights would make up meanings. Keywords still work.
+        m.text = cfg.text_model.clone().unwrap_or(ModelChoice::Off);
     }
     Ok(m)
 }

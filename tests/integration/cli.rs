@@ -198,6 +198,8 @@ fn compose_words_only_and_bad_input() {
             "calm",
             "--text",
             "a quiet lake at dawn",
+            "--text-model",
+            "none",
         ])
         .output()
         .unwrap();
@@ -224,4 +226,47 @@ fn compose_words_only_and_bad_input() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("not an image"), "{err}");
+}
+
+#[test]
+fn compose_reads_words_with_the_text_model() {
+    let o = bin()
+        .args([
+            "compose",
+            "--json",
+            "--text",
+            "a haunted house at night, no drums, 70 bpm",
+        ])
+        .arg("--text-model")
+        .arg(root("target/test-models/all-minilm-l6-v2"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let parts = json["composed"]["parts"].as_array().unwrap();
+    let part = |what: &str| {
+        parts
+            .iter()
+            .find(|p| p["what"] == what)
+            .unwrap_or_else(|| panic!("no {what} in {parts:?}"))
+    };
+    assert_eq!(part("mood")["value"], "mysterious");
+    assert_eq!(part("mood")["source"], "words");
+    assert_eq!(part("genre")["source"], "words");
+    assert_eq!(part("tempo")["value"], "70 bpm");
+    assert_eq!(part("without")["value"], "drums");
+    let prompt = json["composed"]["prompt"].as_str().unwrap();
+    assert!(prompt.ends_with(", a haunted house at night"), "{prompt}");
+    assert!(!json["hints"]["words"]["genres"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    let o = bin()
+        .args(["compose", "--long-text", "--text-model", "none", "--text"])
+        .arg("x".repeat(5001))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("longer than 5000"));
 }

@@ -15,3 +15,4 @@ mod musicgen_errors;
 mod musicgen_parity;
 mod photo_intake;
 mod web_api;
+mod words;

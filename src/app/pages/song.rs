@@ -108,7 +108,14 @@ fn HowItWasMade(page: Page) -> impl IntoView {
             "Instruments",
             (!o.instruments.is_empty()).then(|| o.instruments.join(", ")),
         ),
-        ("Your words", o.text.clone()),
+        (
+            if o.long_text {
+                "Your text"
+            } else {
+                "Your words"
+            },
+            o.text.as_deref().map(|t| shortened(t, WORDS_SHOWN)),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k, v.unwrap_or_else(|| "auto".into())))
@@ -128,7 +135,13 @@ fn HowItWasMade(page: Page) -> impl IntoView {
                 <table class="parts">
                     <thead><tr><th>"Part"</th><th>"Value"</th><th>"From"</th></tr></thead>
                     <tbody>
-                        {song.parts.iter().map(|p| view! { <tr><td>{p.what.clone()}</td><td>{p.value.clone()}</td><td>{p.source.clone()}</td></tr> }).collect_view()}
+                        {song.parts.iter().map(|p| view! {
+                            <tr data-source=p.source.clone()>
+                                <td>{p.what.clone()}</td>
+                                <td>{p.value.clone()}</td>
+                                <td>{p.source.clone()}{p.because.clone().map(|b| view! { <span class="because">{b}</span> })}</td>
+                            </tr>
+                        }).collect_view()}
                     </tbody>
                 </table>
             })}
@@ -206,4 +219,19 @@ fn AddToPlaylist(song_slug: String) -> impl IntoView {
             })}
         </section>
     }
+}
+
+/// How much of a long text "your choices" shows.
+const WORDS_SHOWN: usize = 240;
+
+/// `text` cut to `max` characters at a word, with an ellipsis when cut.
+fn shortened(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max).collect();
+    if let Some(space) = cut.rfind(' ') {
+        cut.truncate(space);
+    }
+    format!("{cut}…")
 }

@@ -6,12 +6,19 @@ use leptos_meta::{Meta, Title};
 
 use crate::api::types::{
     SongOptions, ACCEPTED_TYPES, DEFAULT_DURATION_S, DEFAULT_MAX_UPLOAD_BYTES, MAX_DURATION_S,
-    MIN_DURATION_S,
+    MAX_INSTRUMENTS, MAX_LONG_TEXT_CHARS, MAX_TEXT_CHARS, MIN_DURATION_S,
 };
 use crate::prompt::vocabulary::{GENRES, INSTRUMENTS, MOODS};
 
-const MAX_INSTRUMENTS: usize = 6;
-const MAX_TEXT: usize = 300;
+/// Where the song starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Photo,
+    /// A line of words, no photo.
+    Words,
+    /// A long text (a script, a post) to make background music for.
+    Text,
+}
 
 /// Refuse what the server would refuse, before sending a byte.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
@@ -43,7 +50,8 @@ fn label(id: &str) -> String {
 
 #[component]
 pub fn UploadPage() -> impl IntoView {
-    let words_only = RwSignal::new(false);
+    let mode = RwSignal::new(Mode::Photo);
+    let long_text = RwSignal::new(String::new());
     let preview = RwSignal::new(None::<String>);
     let file_name = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
@@ -71,7 +79,7 @@ pub fn UploadPage() -> impl IntoView {
                     }
                     preview.set(crate::app::web::browser::object_url(&f.file));
                     picked.set_value(Some(f.file));
-                    words_only.set(false);
+                    mode.set(Mode::Photo);
                 }
                 Err(e) => error.set(Some(e)),
             }
@@ -89,7 +97,12 @@ pub fn UploadPage() -> impl IntoView {
         bpm: (!auto_bpm.get()).then(|| bpm.get()),
         instruments: instruments.get(),
         duration: Some(duration.get() as f32),
-        text: Some(text.get()).filter(|t| !t.trim().is_empty()),
+        text: match mode.get() {
+            Mode::Text => Some(long_text.get()),
+            _ => Some(text.get()),
+        }
+        .filter(|t| !t.trim().is_empty()),
+        long_text: mode.get() == Mode::Text,
         seed: None,
         prompt: None,
     };
@@ -102,12 +115,14 @@ pub fn UploadPage() -> impl IntoView {
             return;
         }
         let opts = options();
-        let has_photo = preview.get_untracked().is_some() && !words_only.get_untracked();
+        let has_photo = preview.get_untracked().is_some() && mode.get_untracked() == Mode::Photo;
         if !has_photo && opts.genre.is_none() && opts.mood.is_none() && opts.text.is_none() {
-            error.set(Some(if words_only.get_untracked() {
-                "In words-only mode, pick a genre or a mood, or write a line.".into()
-            } else {
-                "Pick a photo first (or switch to words only).".into()
+            error.set(Some(match mode.get_untracked() {
+                Mode::Photo => "Pick a photo first (or switch to words only).".into(),
+                Mode::Words => {
+                    "In words-only mode, pick a genre or a mood, or write a line.".into()
+                }
+                Mode::Text => "Paste the text to make music for.".into(),
             }));
             return;
         }
@@ -142,6 +157,11 @@ pub fn UploadPage() -> impl IntoView {
         })
     };
 
+    let auto_label = move || match mode.get() {
+        Mode::Photo => "Auto (from your words or the photo)",
+        Mode::Words | Mode::Text => "Auto (from your words)",
+    };
+
     view! {
         <Title text=""/>
         <Meta name="description" content="Turn a photo into an original song, made on this host."/>
@@ -151,10 +171,20 @@ pub fn UploadPage() -> impl IntoView {
         </section>
         <form class="card upload" on:submit=submit novalidate>
             <div class="mode-switch" role="group" aria-label="Source">
-                <button type="button" class:active=move || !words_only.get() on:click=move |_| words_only.set(false)>"From a photo"</button>
-                <button type="button" class:active=move || words_only.get() on:click=move |_| words_only.set(true)>"Words only"</button>
+                <button type="button" class:active=move || mode.get() == Mode::Photo on:click=move |_| mode.set(Mode::Photo)>"From a photo"</button>
+                <button type="button" class:active=move || mode.get() == Mode::Words on:click=move |_| mode.set(Mode::Words)>"Words only"</button>
+                <button type="button" class:active=move || mode.get() == Mode::Text on:click=move |_| mode.set(Mode::Text)>"From a text"</button>
             </div>
-            <Show when=move || !words_only.get()>
+            <Show when=move || mode.get() == Mode::Text>
+                <label class="long-text">"Your text"
+                    <span class="muted">" — a video script, a post, a story. Snapsong picks the sentences that carry its mood and topic, and writes music for them."</span>
+                    <textarea name="long_text" rows="8" maxlength=MAX_LONG_TEXT_CHARS
+                        placeholder="Paste up to 5,000 characters"
+                        prop:value=move || long_text.get() on:input=move |ev| long_text.set(event_target_value(&ev))></textarea>
+                    <span class="muted counter">{move || format!("{} / {MAX_LONG_TEXT_CHARS}", long_text.get().chars().count())}</span>
+                </label>
+            </Show>
+            <Show when=move || mode.get() == Mode::Photo>
                 <div
                     class="dropzone"
                     class:dragging=move || dragging.get()
@@ -201,13 +231,13 @@ pub fn UploadPage() -> impl IntoView {
                 <legend>"Make it your own " <span class="muted">"(all optional)"</span></legend>
                 <label>"Genre"
                     <select name="genre" on:change=move |ev| genre.set(event_target_value(&ev)) prop:value=move || genre.get()>
-                        <option value="">"Auto (from the photo)"</option>
+                        <option value="">{auto_label}</option>
                         {GENRES.iter().map(|g| view! { <option value=g.id>{label(g.id)}</option> }).collect_view()}
                     </select>
                 </label>
                 <label>"Mood"
                     <select name="mood" on:change=move |ev| mood.set(event_target_value(&ev)) prop:value=move || mood.get()>
-                        <option value="">"Auto (from the photo)"</option>
+                        <option value="">{auto_label}</option>
                         {MOODS.iter().map(|m| view! { <option value=m.id>{label(m.id)}</option> }).collect_view()}
                     </select>
                 </label>
@@ -241,10 +271,12 @@ pub fn UploadPage() -> impl IntoView {
                         }).collect_view()}
                     </div>
                 </div>
-                <label>"In your words"
-                    <input type="text" name="text" maxlength=MAX_TEXT placeholder="e.g. a lazy Sunday morning by the sea"
-                        prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev))/>
-                </label>
+                <Show when=move || mode.get() != Mode::Text>
+                    <label>"In your words"
+                        <input type="text" name="text" maxlength=MAX_TEXT_CHARS placeholder="e.g. slow and dreamy, lonely saxophone, no drums"
+                            prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev))/>
+                    </label>
+                </Show>
             </fieldset>
             {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
             {move || match sending.get() {

@@ -127,6 +127,24 @@ impl Linear {
     pub fn set_bias(&mut self, bias: Tensor) {
         self.bias = Some(bias);
     }
+
+    /// Several (dim → dim) projections with biases stored apart (attention's q, k and v)
+    /// as one (parts·dim, dim) matrix: one product instead of three.
+    pub fn fused(parts: &[VarBuilder], dim: usize) -> candle_core::Result<Self> {
+        let (mut ws, mut bs) = (Vec::new(), Vec::new());
+        for vb in parts {
+            ws.push(vb.get((dim, dim), "weight")?);
+            bs.push(vb.get(dim, "bias")?);
+        }
+        let mut fused = Self::from_weight(&Tensor::cat(&ws, 0)?)?;
+        // As `Linear` keeps biases: f32 on the CPU, the weights' dtype elsewhere.
+        let bias = Tensor::cat(&bs, 0)?;
+        fused.set_bias(match bias.device().is_cpu() {
+            true => bias.to_dtype(DType::F32)?,
+            false => bias,
+        });
+        Ok(fused)
+    }
 }
 
 impl Module for Linear {

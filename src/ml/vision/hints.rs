@@ -59,5 +59,6 @@ pub fn photo_hints(
         moods,
         genres,
         palette: Some(palette(photo, PALETTE_COLOURS)),
+        words: Default::default(),
     })
 }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use candle_core::Device;
 
 use crate::ml::hub::{self, ModelChoice};
-use crate::ml::{tiny, Captioner, ClipScorer, MusicGen, Precision};
+use crate::ml::{tiny, Captioner, ClipScorer, MusicGen, Precision, WordReader};
 
 /// Which models to use: a hub repo id or a local directory each; "none" turns the
 /// caption or CLIP step off.
@@ -16,6 +16,8 @@ pub struct ModelConfig {
     pub musicgen: String,
     pub caption: ModelChoice,
     pub clip: ModelChoice,
+    /// Reads the person's words for meaning; "none" leaves keywords only.
+    pub text: ModelChoice,
     pub precision: Precision,
 }
 
@@ -25,6 +27,7 @@ pub struct Models {
     musicgen: Option<MusicGen>,
     captioner: Option<Option<Captioner>>,
     clip: Option<Option<ClipScorer>>,
+    words: Option<Option<WordReader>>,
 }
 
 impl Models {
@@ -36,6 +39,7 @@ impl Models {
             musicgen: None,
             captioner: None,
             clip: None,
+            words: None,
         }
     }
 
@@ -81,11 +85,25 @@ impl Models {
         Ok(self.clip.as_ref().and_then(Option::as_ref))
     }
 
+    pub fn words(&mut self) -> Result<Option<&WordReader>> {
+        if self.words.is_none() {
+            self.words = Some(match self.cfg.text.resolve()? {
+                None => None,
+                Some(files) => {
+                    tracing::info!(model = %self.cfg.text, "loading the text model");
+                    Some(WordReader::load(&files, &self.device)?)
+                }
+            });
+        }
+        Ok(self.words.as_ref().and_then(Option::as_ref))
+    }
+
     /// Load everything now (a server start with small models, or a warm-up).
     pub fn warm(&mut self) -> Result<()> {
         self.musicgen()?;
         self.captioner()?;
         self.clip()?;
+        self.words()?;
         Ok(())
     }
 }

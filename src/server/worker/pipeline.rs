@@ -11,7 +11,7 @@ use super::models::Models;
 use crate::api::types::{MadeFrom, SongOptions, Stage, ACCENT};
 use crate::ml::vision::hints::CAPTION_TOKENS;
 use crate::ml::{photo_hints, wav, GenerateOptions, Length, SamplingConfig};
-use crate::prompt::{compose, Hints};
+use crate::prompt::{compose, words_of, Hints};
 use crate::server::db::MadeOf;
 use crate::server::song_options::{choices, title_for};
 
@@ -49,6 +49,13 @@ pub fn run(
         };
     }
     report(Stage::Composing, 0, 0);
+    let choices = choices(job.options);
+    let words = words_of(&choices);
+    if job.options.prompt.is_none() && !words.is_empty() {
+        if let Some(reader) = models.words()? {
+            hints.words = reader.sense(&words, choices.long_text)?;
+        }
+    }
     let (prompt, parts) = match &job.options.prompt {
         Some(p) => (
             p.trim().to_string(),
@@ -56,10 +63,11 @@ pub fn run(
                 what: "prompt".into(),
                 value: p.trim().to_string(),
                 source: "choice".into(),
+                because: None,
             }],
         ),
         None => {
-            let composed = compose(&hints, &choices(job.options))?;
+            let composed = compose(&hints, &choices)?;
             let parts = composed
                 .parts
                 .iter()
@@ -67,6 +75,7 @@ pub fn run(
                     what: p.what.clone(),
                     value: p.value.clone(),
                     source: p.source.as_str().to_string(),
+                    because: p.because.clone(),
                 })
                 .collect();
             (composed.prompt, parts)

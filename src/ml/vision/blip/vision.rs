@@ -6,7 +6,7 @@ use candle_nn::{Activation, Conv2dConfig, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
 use crate::ml::kernels::activations::gelu_erf;
-use crate::ml::kernels::cpu_attention::attend;
+use crate::ml::nn::attention::self_attention;
 use crate::ml::nn::linear::Linear;
 
 /// transformers' `BlipVisionConfig`; defaults are transformers'.
@@ -67,27 +67,8 @@ impl VisionLayer {
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (b, n, h) = x.dims3()?;
-        let hd = h / self.heads;
-        let scale = (hd as f64).powf(-0.5);
         let qkv = self.qkv.forward(&self.norm1.forward(x)?)?;
-        let ctx = if let Some(ctx) = attend(&qkv, self.heads, scale)? {
-            ctx
-        } else {
-            let qkv = qkv
-                .reshape((b, n, 3, self.heads, hd))?
-                .permute((2, 0, 3, 1, 4))?;
-            let (q, k, v) = (
-                qkv.get(0)?.contiguous()?,
-                qkv.get(1)?.contiguous()?,
-                qkv.get(2)?.contiguous()?,
-            );
-            let scores = (q.matmul(&k.t()?)? * scale)?;
-            candle_nn::ops::softmax_last_dim(&scores)?
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .reshape((b, n, h))?
-        };
+        let ctx = self_attention(&qkv, self.heads, None)?;
         let x = (self.projection.forward(&ctx)? + x)?;
         let hidden = self.fc1.forward(&self.norm2.forward(&x)?)?;
         // candle's `Activation::Gelu` is the exact (erf) GELU; ours runs on every core.

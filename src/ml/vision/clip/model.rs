@@ -7,7 +7,7 @@ use candle_core::{Device, Module, Tensor, D};
 use candle_nn::{Embedding, LayerNorm, VarBuilder};
 
 use crate::ml::kernels::activations::quick_gelu;
-use crate::ml::kernels::cpu_attention::attend;
+use crate::ml::nn::attention::self_attention;
 use crate::ml::nn::linear::Linear;
 
 /// The shapes one tower needs.
@@ -45,19 +45,7 @@ struct Layer {
 impl Layer {
     fn load(vb: VarBuilder, c: &TowerConfig) -> candle_core::Result<Self> {
         let (h, a) = (c.hidden_size, vb.pp("self_attn"));
-        let part = |name: &str, what: &str, shape: &[usize]| a.pp(name).get(shape, what);
-        let (names, mut ws, mut bs) = (["q_proj", "k_proj", "v_proj"], vec![], vec![]);
-        for name in names {
-            ws.push(part(name, "weight", &[h, h])?);
-            bs.push(part(name, "bias", &[h])?);
-        }
-        let mut qkv = Linear::from_weight(&Tensor::cat(&ws, 0)?)?;
-        // As `Linear` keeps biases: f32 on the CPU, the weights' dtype elsewhere.
-        let bias = Tensor::cat(&bs, 0)?;
-        qkv.set_bias(match bias.device().is_cpu() {
-            true => bias.to_dtype(candle_core::DType::F32)?,
-            false => bias,
-        });
+        let qkv = Linear::fused(&[a.pp("q_proj"), a.pp("k_proj"), a.pp("v_proj")], h)?;
         Ok(Self {
             norm1: candle_nn::layer_norm(h, c.layer_norm_eps, vb.pp("layer_norm1"))?,
             qkv,
@@ -71,33 +59,8 @@ impl Layer {
 
     /// x (1, n, h); `mask` (n, n) added to the attention scores (causal for text).
     fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> candle_core::Result<Tensor> {
-        let (b, n, h) = x.dims3()?;
-        let hd = h / self.heads;
-        let scale = (hd as f64).powf(-0.5);
         let qkv = self.qkv.forward(&self.norm1.forward(x)?)?;
-        let unmasked = match mask {
-            None => attend(&qkv, self.heads, scale)?,
-            Some(_) => None,
-        };
-        let ctx = if let Some(ctx) = unmasked {
-            ctx
-        } else {
-            let split = |i: usize| {
-                qkv.narrow(2, i * h, h)?
-                    .reshape((b, n, self.heads, hd))?
-                    .transpose(1, 2)?
-                    .contiguous()
-            };
-            let (q, k, v) = ((split(0)? * scale)?, split(1)?, split(2)?);
-            let mut scores = q.matmul(&k.t()?)?;
-            if let Some(m) = mask {
-                scores = scores.broadcast_add(m)?;
-            }
-            candle_nn::ops::softmax_last_dim(&scores)?
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .reshape((b, n, h))?
-        };
+        let ctx = self_attention(&qkv, self.heads, mask)?;
         let x = (self.out.forward(&ctx)? + x)?;
         let m = self
             .fc2

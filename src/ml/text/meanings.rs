@@ -1,0 +1,245 @@
+//! What each mood and genre means, in plain sentences the text model compares the
+//! person's words with. Several per entry, because one abstract line ("sad music") is
+//! far from how people describe a scene ("missing someone"). Written from what the words
+//! mean, not from any test phrase.
+
+pub const MOOD_MEANINGS: &[(&str, &[&str])] = &[
+    (
+        "happy",
+        &[
+            "happy, joyful, cheerful music",
+            "a bright sunny day full of smiles and laughter",
+            "celebrating with friends and feeling great",
+        ],
+    ),
+    (
+        "calm",
+        &[
+            "calm, peaceful, relaxing music",
+            "a quiet still moment, slow breathing and serenity",
+            "resting in silence by still water",
+        ],
+    ),
+    (
+        "melancholic",
+        &[
+            "sad, melancholic, bittersweet music",
+            "loneliness, loss and missing someone",
+            "grief and a heavy heart",
+        ],
+    ),
+    (
+        "energetic",
+        &[
+            "energetic, driving, intense music",
+            "adrenaline, pushing hard and moving fast",
+            "a crowd jumping, loud and full of energy",
+        ],
+    ),
+    (
+        "romantic",
+        &[
+            "romantic, tender love music",
+            "two people in love dancing slowly together",
+            "an intimate evening with a partner",
+        ],
+    ),
+    (
+        "mysterious",
+        &[
+            "dark, mysterious, eerie music",
+            "shadows, secrets and the unknown at night",
+            "a creepy place where something is hidden",
+        ],
+    ),
+    (
+        "epic",
+        &[
+            "epic, majestic, heroic music",
+            "a triumphant victory, a grand heroic moment",
+            "vast landscapes and armies, larger than life",
+        ],
+    ),
+    (
+        "nostalgic",
+        &[
+            "nostalgic, warm, vintage music",
+            "old memories of childhood and the past",
+            "remembering how things used to be long ago",
+        ],
+    ),
+    (
+        "dreamy",
+        &[
+            "dreamy, floating, ethereal music",
+            "drifting through clouds in a hazy dream",
+            "stars, outer space and weightless wonder",
+        ],
+    ),
+    (
+        "playful",
+        &[
+            "playful, bouncy, funny music",
+            "goofy antics, jokes and mischief",
+            "a comic scene that makes you laugh",
+        ],
+    ),
+    (
+        "tense",
+        &[
+            "tense, dramatic, suspenseful music",
+            "danger and pressure, something bad is about to happen",
+            "fear and a race against time",
+        ],
+    ),
+    (
+        "hopeful",
+        &[
+            "hopeful, uplifting, inspiring music",
+            "a new beginning, things getting better",
+            "light after dark times, optimism",
+        ],
+    ),
+    (
+        "cozy",
+        &[
+            "cozy, intimate, warm music",
+            "comfort at home with a blanket and a hot drink",
+            "a snug evening indoors while it is cold outside",
+        ],
+    ),
+    (
+        "adventurous",
+        &[
+            "adventurous, bold music",
+            "exploring wild places on a journey into the unknown",
+            "setting off to travel and discover",
+        ],
+    ),
+];
+
+pub const GENRE_MEANINGS: &[(&str, &[&str])] = &[
+    (
+        "pop",
+        &["a catchy pop song", "a radio pop hit with a big chorus"],
+    ),
+    (
+        "rock",
+        &[
+            "rock music with electric guitars and loud drums",
+            "a rock band playing loud on stage",
+        ],
+    ),
+    (
+        "edm",
+        &[
+            "electronic dance music for a club",
+            "a DJ playing techno at a party all night",
+        ],
+    ),
+    (
+        "hiphop",
+        &[
+            "a hip hop beat with rap",
+            "urban street beats with heavy bass",
+        ],
+    ),
+    (
+        "lofi",
+        &[
+            "lofi hip hop beats to relax to",
+            "mellow lo-fi music with vinyl crackle",
+        ],
+    ),
+    (
+        "jazz",
+        &[
+            "jazz with saxophone and piano",
+            "a jazz club late at night, swing and improvisation",
+        ],
+    ),
+    (
+        "classical",
+        &[
+            "classical music for piano and string quartet",
+            "a chamber music recital in a concert hall",
+        ],
+    ),
+    (
+        "orchestral",
+        &[
+            "an epic orchestral film score",
+            "a full symphony orchestra with brass and timpani",
+        ],
+    ),
+    (
+        "cinematic",
+        &[
+            "a cinematic movie soundtrack",
+            "dramatic music for a scene in a film",
+        ],
+    ),
+    (
+        "ambient",
+        &[
+            "an ambient soundscape with soft pads",
+            "slow atmospheric background music, drones and textures",
+        ],
+    ),
+    (
+        "folk",
+        &[
+            "an acoustic folk song with guitar",
+            "simple songs about the countryside and home",
+        ],
+    ),
+    (
+        "country",
+        &[
+            "country music with banjo and fiddle",
+            "a ranch in the American west with cowboys",
+        ],
+    ),
+    (
+        "rnb",
+        &[
+            "smooth r&b and soul music",
+            "a sensual slow groove with electric piano",
+        ],
+    ),
+    (
+        "funk",
+        &[
+            "a funk groove with slap bass and guitar",
+            "a disco dance floor with a funky rhythm",
+        ],
+    ),
+    (
+        "reggae",
+        &[
+            "reggae with offbeat guitar",
+            "a tropical island in the Caribbean sun",
+        ],
+    ),
+    (
+        "synthwave",
+        &[
+            "80s synthwave with retro synthesizers",
+            "neon lights and retro arcade nights",
+        ],
+    ),
+    (
+        "piano",
+        &[
+            "a solo piano piece",
+            "a single piano playing softly and emotionally",
+        ],
+    ),
+    (
+        "latin",
+        &[
+            "latin music with percussion and brass",
+            "a festive dance with salsa and samba rhythms",
+        ],
+    ),
+];

@@ -1,0 +1,142 @@
+//! The text model's reading of the person's words: which moods and genres they mean
+//! (cosine with `meanings`, only when one clearly leads), and for a long text which
+//! sentences carry it (the closest to the mean of all its sentences: a centroid summary,
+//! extractive and deterministic).
+
+use anyhow::Result;
+use candle_core::Device;
+
+use super::meanings::{GENRE_MEANINGS, MOOD_MEANINGS};
+use super::{cosine, unit, TextEncoder};
+use crate::ml::weights::hub::ModelFiles;
+use crate::prompt::words::{sentences, Sense};
+
+/// The least cosine a mood or genre needs before the words count as meaning it.
+pub const MIN_COSINE: f32 = 0.30;
+/// How far the best must lead the runner-up: a near tie means the words do not say.
+pub const MIN_LEAD: f32 = 0.02;
+/// Sentences picked from a long text.
+pub const PICKED: usize = 2;
+
+/// Entries (id, its meanings' embeddings).
+type Embedded = Vec<(&'static str, Vec<Vec<f32>>)>;
+
+pub struct WordReader {
+    encoder: TextEncoder,
+    moods: Embedded,
+    genres: Embedded,
+}
+
+impl WordReader {
+    /// Load the text model and embed the vocabulary's meanings once.
+    pub fn load(files: &ModelFiles, device: &Device) -> Result<Self> {
+        let encoder = TextEncoder::load(files, device)?;
+        let embed_all = |table: &[(&'static str, &[&str])]| -> Result<Embedded> {
+            table
+                .iter()
+                .map(|(id, lines)| {
+                    let vs = lines
+                        .iter()
+                        .map(|l| encoder.embed(l))
+                        .collect::<Result<_>>()?;
+                    Ok((*id, vs))
+                })
+                .collect()
+        };
+        let moods = embed_all(MOOD_MEANINGS)?;
+        let genres = embed_all(GENRE_MEANINGS)?;
+        Ok(Self {
+            encoder,
+            moods,
+            genres,
+        })
+    }
+
+    pub fn encoder(&self) -> &TextEncoder {
+        &self.encoder
+    }
+
+    /// Every mood's and genre's cosine with `text`'s meaning, in vocabulary order: what
+    /// `sense` decides from (for tuning and for explaining a reading).
+    pub fn scores(&self, text: &str) -> Result<(Vec<(String, f32)>, Vec<(String, f32)>)> {
+        let meaning = self.encoder.embed(text)?;
+        Ok((
+            scores(&meaning, &self.moods),
+            scores(&meaning, &self.genres),
+        ))
+    }
+
+    /// Read `text` (a line, or with `long` a whole text).
+    pub fn sense(&self, text: &str, long: bool) -> Result<Sense> {
+        if text.trim().is_empty() {
+            return Ok(Sense::default());
+        }
+        let mut sense = Sense::default();
+        let meaning = if long {
+            let list = sentences::split(text);
+            let vectors = list
+                .iter()
+                .map(|s| self.encoder.embed(s))
+                .collect::<Result<Vec<_>>>()?;
+            let whole = centroid(&vectors);
+            let mut scored: Vec<(usize, f32)> = vectors
+                .iter()
+                .map(|v| cosine(v, &whole))
+                .enumerate()
+                .collect();
+            scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            scored.truncate(PICKED);
+            scored.sort_by_key(|(i, _)| *i);
+            sense.picked = scored
+                .iter()
+                .map(|(i, score)| (list[*i].to_string(), *score))
+                .collect();
+            sense.sentences = list.len();
+            whole
+        } else {
+            self.encoder.embed(text)?
+        };
+        sense.moods = sure(&meaning, &self.moods);
+        sense.genres = sure(&meaning, &self.genres);
+        Ok(sense)
+    }
+}
+
+/// The unit-length mean of unit vectors (empty input: empty output).
+fn centroid(vectors: &[Vec<f32>]) -> Vec<f32> {
+    let Some(first) = vectors.first() else {
+        return Vec::new();
+    };
+    let mut sum = vec![0f32; first.len()];
+    for v in vectors {
+        sum.iter_mut().zip(v).for_each(|(s, x)| *s += x);
+    }
+    unit(sum)
+}
+
+/// Every entry scored by its closest meaning, best first: only the best, and only when
+/// it passes `MIN_COSINE` and leads by `MIN_LEAD`; otherwise nothing.
+pub fn sure(meaning: &[f32], table: &Embedded) -> Vec<(String, f32)> {
+    let mut scores = scores(meaning, table);
+    scores.sort_by(|a, b| b.1.total_cmp(&a.1));
+    match scores.as_slice() {
+        [best, second, ..] if best.1 >= MIN_COSINE && best.1 - second.1 >= MIN_LEAD => {
+            vec![best.clone()]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// (id, best cosine over its meanings), in table order.
+pub fn scores(meaning: &[f32], table: &Embedded) -> Vec<(String, f32)> {
+    table
+        .iter()
+        .map(|(id, vs)| {
+            let best = vs
+                .iter()
+                .map(|v| cosine(meaning, v))
+                .fold(f32::NEG_INFINITY, f32::max);
+            (id.to_string(), best)
+        })
+        .collect()
+}
