@@ -225,6 +225,29 @@ async function journey(browser, vp) {
     await other.close();
   });
 
+  await step(`${vp.name}: a words-only song shows what the words chose`, async () => {
+    await page.goto(BASE + "/");
+    await page.waitForSelector("body[data-hydrated]", { timeout: 30000 });
+    await page.getByRole("button", { name: "Words only" }).click();
+    await page.fill("input[name=text]", "lonely saxophone at midnight, no drums, 70 bpm");
+    await page.locator("input[name=duration]").fill("5");
+    await page.click("[data-testid=make]");
+    await page.waitForURL(/\/s\/[A-Za-z0-9]{12}$/, { timeout: 30000 });
+    await page.waitForSelector("[data-testid=player][data-state=paused]", { timeout: 120000 });
+    await page.reload();
+    const row = (what) => page.locator("table.parts tr", { has: page.locator(`td:text-is("${what}")`) });
+    await page.waitForSelector("table.parts tr[data-source=words]");
+    for (const [what, value] of [["mood", /^melancholic$/], ["genre", /^(jazz|lofi|rnb)$/], ["tempo", /^70 bpm$/],
+      ["without", /^drums, brushed-drums, drum-machine$/], ["instruments", /^saxophone/]]) {
+      assert.equal(await row(what).getAttribute("data-source"), "words", what);
+      assert.match((await row(what).locator("td").nth(1).textContent()).trim(), value, what);
+    }
+    assert.match(await row("mood").textContent(), /“lonely”/);
+    const prompt = await page.textContent("[data-testid=prompt]");
+    assert.ok(!/drums|no drums/.test(prompt), `the prompt names what was ruled out: ${prompt}`);
+    await page.screenshot({ path: `${OUT}words-${vp.name}.png`, fullPage: true });
+  });
+
   await step(`${vp.name}: nothing was blocked by the Content Security Policy`, async () => {
     assert.deepEqual(cspViolations, []);
   });

@@ -1,10 +1,13 @@
-//! The prompt composer on arbitrary hints and choices: never a panic; when it composes,
-//! the prompt is non-empty, bounded, in tempo range, the same twice, and every choice wins.
+//! The prompt composer on arbitrary hints, choices and words (short lines and long texts,
+//! with negations, tempos and synonyms mixed into the bytes, and any text-model reading):
+//! never a panic; when it composes, the prompt is non-empty, bounded, in tempo range, the
+//! same twice, every choice wins, and nothing the words ruled out is in the instruments.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use snapsong::photo::palette::{Palette, Swatch};
-use snapsong::prompt::{compose, Choices, Hints, Source, MAX_BPM, MIN_BPM};
+use snapsong::prompt::words;
+use snapsong::prompt::{compose, words_for_model, Choices, Hints, Source, MAX_BPM, MIN_BPM};
 use snapsong::prompt::vocabulary::{GENRES, INSTRUMENTS, MOODS};
 
 /// Reads fields off the front of the fuzzer's bytes.
@@ -28,6 +31,28 @@ impl Input<'_> {
             None => self.text(),
         }
     }
+    /// Words the reader knows (negations, tempos, synonyms, breaks) mixed with free text:
+    /// each byte below 0x80 picks one, others start raw text.
+    fn words(&mut self) -> String {
+        const SEEDS: &[&str] = &[
+            "no", "not", "without", "don't", "or", "and", "drums", "sax", "keys", "808s",
+            "guitar", "house", "music", "deep", "r&b", "lo-fi", "slow", "fast", "75", "bpm",
+            "400bpm", "beats", "per", "minute", "sad", "vocals", "instrumental", ",", ".",
+            "\n", "!", "İ", "—", "’", "-", "'", "synths", "strings", "jazz", "metal",
+        ];
+        let mut out = String::new();
+        for _ in 0..(self.byte() % 64) {
+            let b = self.byte();
+            match SEEDS.get(b as usize) {
+                Some(w) => out.push_str(w),
+                None if b >= 0x80 => out.push_str(&self.text()),
+                None => out.push(char::from(b)),
+            }
+            out.push(' ');
+        }
+        out
+    }
+
     /// Text up to the next 0xFF byte, lossily UTF-8.
     fn text(&mut self) -> String {
         let end = self
@@ -61,8 +86,12 @@ fuzz_target!(|data: &[u8]| {
         choices.instruments.push(input.word(&instruments));
     }
     if flags & 8 != 0 {
-        choices.text = Some(input.text());
+        choices.text = Some(match flags & 128 {
+            0 => input.text(),
+            _ => input.words(),
+        });
     }
+    choices.long_text = flags & 64 != 0;
     let mut hints = Hints::default();
     if flags & 16 != 0 {
         hints.caption = Some(input.text());
@@ -71,6 +100,13 @@ fuzz_target!(|data: &[u8]| {
         hints.moods.push((input.word(&moods), input.float()));
         hints.genres.push((input.word(&genres), input.float()));
     }
+    // Whatever the text model could say, sensible or not.
+    for _ in 0..(input.byte() % 3) {
+        hints.words.moods.push((input.word(&moods), input.float()));
+        hints.words.genres.push((input.word(&genres), input.float()));
+        hints.words.picked.push((input.text(), input.float()));
+    }
+    hints.words.sentences = usize::from(input.byte());
     if flags & 32 != 0 {
         // Any floats at all: a palette is stored as JSON and read back.
         hints.palette = Some(Palette {
@@ -83,6 +119,10 @@ fuzz_target!(|data: &[u8]| {
             warmth: input.float(),
         });
     }
+
+    let model_text = words_for_model(&choices);
+    let reading = words::read(&model_text);
+    assert!(reading.scene.len() <= model_text.len());
 
     let Ok(c) = compose(&hints, &choices) else {
         return;
@@ -108,5 +148,20 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Some(b) = choices.bpm {
         assert_eq!(c.bpm, b);
+    }
+    // What the words ruled out is not played unless the person picked it.
+    if let (Some(without), Some(instruments)) = (
+        c.parts.iter().find(|p| p.what == "without"),
+        c.parts.iter().find(|p| p.what == "instruments"),
+    ) {
+        if instruments.source != Source::Choice {
+            for id in without.value.split(", ") {
+                assert!(
+                    !instruments.value.split(", ").any(|i| i == id),
+                    "{id} ruled out but in {}",
+                    instruments.value
+                );
+            }
+        }
     }
 });

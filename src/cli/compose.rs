@@ -89,7 +89,7 @@ pub fn run(a: ComposeArgs) -> Result<()> {
             photo_hints(&photo.image, captioner.as_ref(), clip.as_ref())?
         }
     };
-    let words = prompt::words_of(&choices);
+    let words = prompt::words_for_model(&choices);
     if !words.is_empty() {
         if let Some(files) = a.text_model.resolve()? {
             hints.words = WordReader::load(&files, &device)?.sense(&words, a.long_text)?;

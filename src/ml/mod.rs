@@ -5,7 +5,9 @@
 //!                                             └─► vision::clip   ──► moods,  ─┼─► vision::hints
 //!                          crate::photo::palette ──────────────────► colours ─┘        │
 //!                                                                                      ▼
-//! prompt text ◄─────────────────── crate::prompt (composer + vocabulary) ◄──── hints + choices
+//! the person's words ──► text (MiniLM sentence embeddings: moods, genres, key sentences) ─┐
+//!                                                                                      ▼
+//! prompt text ◄─────────── crate::prompt (words reader + composer + vocabulary) ◄─ hints + choices
 //!      │
 //!      ▼
 //! musicgen::t5 ──► musicgen::decoder (+ sampling, delay pattern, guidance: musicgen::generate)

@@ -21,6 +21,8 @@ pub struct Genre {
     pub bpm: (u32, u32),
     /// Instrument ids that define the genre's sound.
     pub instruments: &'static [&'static str],
+    /// The mood it suits when nothing else names one.
+    pub mood: &'static str,
 }
 
 pub struct Instrument {
@@ -136,6 +138,7 @@ pub const GENRES: &[Genre] = &[
         phrase: "catchy pop",
         bpm: (100, 128),
         instruments: &["synth", "drums", "bass"],
+        mood: "happy",
     },
     Genre {
         id: "rock",
@@ -143,6 +146,7 @@ pub const GENRES: &[Genre] = &[
         phrase: "rock",
         bpm: (110, 150),
         instruments: &["electric-guitar", "drums", "bass"],
+        mood: "energetic",
     },
     Genre {
         id: "edm",
@@ -150,6 +154,7 @@ pub const GENRES: &[Genre] = &[
         phrase: "electronic dance",
         bpm: (120, 132),
         instruments: &["synth", "drum-machine", "bass"],
+        mood: "energetic",
     },
     Genre {
         id: "hiphop",
@@ -157,6 +162,7 @@ pub const GENRES: &[Genre] = &[
         phrase: "hip hop",
         bpm: (80, 100),
         instruments: &["drum-machine", "bass", "samples"],
+        mood: "energetic",
     },
     Genre {
         id: "lofi",
@@ -164,6 +170,7 @@ pub const GENRES: &[Genre] = &[
         phrase: "lofi hip hop",
         bpm: (70, 90),
         instruments: &["piano", "drum-machine", "vinyl"],
+        mood: "calm",
     },
     Genre {
         id: "jazz",
@@ -171,6 +178,7 @@ pub const GENRES: &[Genre] = &[
         phrase: "smooth jazz",
         bpm: (80, 140),
         instruments: &["piano", "upright-bass", "brushed-drums", "saxophone"],
+        mood: "cozy",
     },
     Genre {
         id: "classical",
@@ -178,6 +186,7 @@ pub const GENRES: &[Genre] = &[
         phrase: "classical",
         bpm: (60, 120),
         instruments: &["strings", "piano"],
+        mood: "calm",
     },
     Genre {
         id: "orchestral",
@@ -185,6 +194,7 @@ pub const GENRES: &[Genre] = &[
         phrase: "epic orchestral",
         bpm: (70, 110),
         instruments: &["strings", "brass", "timpani"],
+        mood: "epic",
     },
     Genre {
         id: "cinematic",
@@ -192,6 +202,7 @@ pub const GENRES: &[Genre] = &[
         phrase: "cinematic",
         bpm: (60, 100),
         instruments: &["strings", "synth-pads", "percussion"],
+        mood: "tense",
     },
     Genre {
         id: "ambient",
@@ -199,6 +210,7 @@ pub const GENRES: &[Genre] = &[
         phrase: "ambient",
         bpm: (60, 80),
         instruments: &["synth-pads", "piano"],
+        mood: "calm",
     },
     Genre {
         id: "folk",
@@ -206,6 +218,7 @@ pub const GENRES: &[Genre] = &[
         phrase: "acoustic folk",
         bpm: (80, 120),
         instruments: &["acoustic-guitar", "violin", "harmonica"],
+        mood: "hopeful",
     },
     Genre {
         id: "country",
@@ -213,6 +226,7 @@ pub const GENRES: &[Genre] = &[
         phrase: "country",
         bpm: (90, 130),
         instruments: &["acoustic-guitar", "banjo", "fiddle"],
+        mood: "happy",
     },
     Genre {
         id: "rnb",
@@ -220,6 +234,7 @@ pub const GENRES: &[Genre] = &[
         phrase: "smooth r&b",
         bpm: (65, 95),
         instruments: &["electric-piano", "bass", "drums"],
+        mood: "romantic",
     },
     Genre {
         id: "funk",
@@ -227,6 +242,7 @@ pub const GENRES: &[Genre] = &[
         phrase: "funk",
         bpm: (95, 120),
         instruments: &["electric-guitar", "bass", "drums", "brass"],
+        mood: "playful",
     },
     Genre {
         id: "reggae",
@@ -234,6 +250,7 @@ pub const GENRES: &[Genre] = &[
         phrase: "reggae",
         bpm: (70, 90),
         instruments: &["organ", "bass", "electric-guitar"],
+        mood: "happy",
     },
     Genre {
         id: "synthwave",
@@ -241,6 +258,7 @@ pub const GENRES: &[Genre] = &[
         phrase: "80s synthwave",
         bpm: (90, 118),
         instruments: &["synth", "drum-machine", "bass"],
+        mood: "nostalgic",
     },
     Genre {
         id: "piano",
@@ -248,6 +266,7 @@ pub const GENRES: &[Genre] = &[
         phrase: "solo piano",
         bpm: (60, 90),
         instruments: &["piano"],
+        mood: "melancholic",
     },
     Genre {
         id: "latin",
@@ -255,6 +274,7 @@ pub const GENRES: &[Genre] = &[
         phrase: "latin",
         bpm: (90, 130),
         instruments: &["acoustic-guitar", "percussion", "brass"],
+        mood: "happy",
     },
 ];
 
@@ -408,6 +428,12 @@ mod tests {
         }
         for g in GENRES {
             assert!(g.bpm.0 < g.bpm.1);
+            assert!(
+                mood(g.mood).is_some(),
+                "genre {} names mood {}",
+                g.id,
+                g.mood
+            );
             for i in g.instruments {
                 assert!(
                     instrument(i).is_some(),

@@ -11,12 +11,29 @@ use super::{cosine, unit, TextEncoder};
 use crate::ml::weights::hub::ModelFiles;
 use crate::prompt::words::{sentences, Sense};
 
-/// The least cosine a mood or genre needs before the words count as meaning it.
-pub const MIN_COSINE: f32 = 0.30;
-/// How far the best must lead the runner-up: a near tie means the words do not say.
-pub const MIN_LEAD: f32 = 0.02;
+/// When the words count as meaning a mood or genre: the best cosine must reach `min` and
+/// lead the runner-up by `lead` (a near tie means the words do not say). Calibrated on
+/// tests/fixtures/words/labelled.json, where every pick passing these was acceptable;
+/// genre meanings sit closer together, so they need more.
+#[derive(Debug, Clone, Copy)]
+pub struct Sure {
+    pub min: f32,
+    pub lead: f32,
+}
+
+pub const MOOD_SURE: Sure = Sure {
+    min: 0.30,
+    lead: 0.04,
+};
+pub const GENRE_SURE: Sure = Sure {
+    min: 0.40,
+    lead: 0.04,
+};
 /// Sentences picked from a long text.
 pub const PICKED: usize = 2;
+
+/// (id, cosine) per vocabulary entry.
+pub type Scores = Vec<(String, f32)>;
 
 /// Entries (id, its meanings' embeddings).
 type Embedded = Vec<(&'static str, Vec<Vec<f32>>)>;
@@ -58,7 +75,7 @@ impl WordReader {
 
     /// Every mood's and genre's cosine with `text`'s meaning, in vocabulary order: what
     /// `sense` decides from (for tuning and for explaining a reading).
-    pub fn scores(&self, text: &str) -> Result<(Vec<(String, f32)>, Vec<(String, f32)>)> {
+    pub fn scores(&self, text: &str) -> Result<(Scores, Scores)> {
         let meaning = self.encoder.embed(text)?;
         Ok((
             scores(&meaning, &self.moods),
@@ -96,8 +113,8 @@ impl WordReader {
         } else {
             self.encoder.embed(text)?
         };
-        sense.moods = sure(&meaning, &self.moods);
-        sense.genres = sure(&meaning, &self.genres);
+        sense.moods = sure(&meaning, &self.moods, MOOD_SURE);
+        sense.genres = sure(&meaning, &self.genres, GENRE_SURE);
         Ok(sense)
     }
 }
@@ -114,13 +131,13 @@ fn centroid(vectors: &[Vec<f32>]) -> Vec<f32> {
     unit(sum)
 }
 
-/// Every entry scored by its closest meaning, best first: only the best, and only when
-/// it passes `MIN_COSINE` and leads by `MIN_LEAD`; otherwise nothing.
-pub fn sure(meaning: &[f32], table: &Embedded) -> Vec<(String, f32)> {
+/// Every entry scored by its closest meaning: only the best, and only when it is `sure`;
+/// otherwise nothing.
+pub fn sure(meaning: &[f32], table: &Embedded, sure: Sure) -> Vec<(String, f32)> {
     let mut scores = scores(meaning, table);
     scores.sort_by(|a, b| b.1.total_cmp(&a.1));
     match scores.as_slice() {
-        [best, second, ..] if best.1 >= MIN_COSINE && best.1 - second.1 >= MIN_LEAD => {
+        [best, second, ..] if best.1 >= sure.min && best.1 - second.1 >= sure.lead => {
             vec![best.clone()]
         }
         _ => Vec::new(),

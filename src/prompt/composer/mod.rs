@@ -18,7 +18,7 @@ use crate::api::types::{MAX_LONG_TEXT_CHARS, MAX_TEXT_CHARS};
 use crate::photo::palette::Palette;
 use crate::prompt::vocabulary;
 use crate::prompt::words::{self, Kind, Reading, TempoWords};
-use pick::{choose_genre, choose_instruments, choose_mood};
+use pick::{choose_genre, choose_instruments, mood_from_person, mood_from_photo, mood_of_genre};
 
 /// The longest scene line taken from a long text.
 pub const MAX_SCENE_CHARS: usize = 160;
@@ -109,14 +109,37 @@ pub fn words_of(choices: &Choices) -> String {
     }
 }
 
+/// What the text model should read: the words with negations and the tempo taken out
+/// for a line (embeddings do not understand "no drums": they would hear "drums"), the
+/// whole text for a long one.
+pub fn words_for_model(choices: &Choices) -> String {
+    let text = words_of(choices);
+    match choices.long_text {
+        true => text,
+        false => words::read(&text).scene,
+    }
+}
+
 /// Compose the prompt. Errors only for choices outside the vocabulary or range.
 pub fn compose(hints: &Hints, choices: &Choices) -> Result<Composed, ComposeError> {
     let text = words_of(choices);
     let reading = words::read(&text);
     let mut parts = Vec::new();
 
-    let (mood, mood_part) = choose_mood(hints, choices, &reading)?;
-    let (genre, genre_part) = choose_genre(hints, choices, &reading, mood)?;
+    // The person's mood, else the genre: a genre the words named says more about the
+    // mood ("metal") than the photo does; otherwise the photo's mood comes first.
+    let person = mood_from_person(hints, choices, &reading)?;
+    let photo = mood_from_photo(hints, &reading);
+    let known = person.as_ref().or(photo.as_ref()).map(|(m, _)| *m);
+    let (genre, genre_part) = choose_genre(hints, choices, &reading, known)?;
+    let (mood, mood_part) = match (person, photo) {
+        (Some(m), _) => m,
+        (None, _) if genre_part.source == Source::Words => {
+            mood_of_genre(genre, genre_part.source, &reading)
+        }
+        (None, Some(m)) => m,
+        (None, None) => mood_of_genre(genre, genre_part.source, &reading),
+    };
     parts.push(genre_part);
     parts.push(mood_part);
     let (instruments, inst_part) = choose_instruments(choices, &reading, genre)?;
@@ -152,10 +175,7 @@ pub fn compose(hints: &Hints, choices: &Choices) -> Result<Composed, ComposeErro
     let line = match choices.long_text {
         false => Some(reading.scene.clone())
             .filter(|s| !s.is_empty())
-            .map(|s| {
-                parts.push(part("text", s.clone(), Source::Words, None));
-                s
-            }),
+            .inspect(|s| parts.push(part("text", s.clone(), Source::Words, None))),
         true => picked_line(hints, &text, &mut parts),
     };
     if let Some(line) = line {

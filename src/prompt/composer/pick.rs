@@ -39,52 +39,75 @@ fn from_words<'a, T>(
     }
 }
 
-pub fn choose_mood<'a>(
+/// A chosen mood, with its line in the panel.
+pub type Chosen<T> = (&'static T, Part);
+
+fn mood_part(m: &'static Mood, source: Source, because: Option<String>) -> Chosen<Mood> {
+    (m, part("mood", m.id, source, because))
+}
+
+/// The mood from the upper rungs: a choice, then the words.
+pub fn mood_from_person(
     hints: &Hints,
     choices: &Choices,
     reading: &Reading,
-) -> Result<(&'static Mood, Part), ComposeError> {
-    let mood = |m: &'static Mood, source, because| (m, part("mood", m.id, source, because));
+) -> Result<Option<Chosen<Mood>>, ComposeError> {
     if let Some(m) = &choices.mood {
         let found = vocabulary::mood(m).ok_or_else(|| ComposeError::UnknownMood(m.clone()))?;
-        return Ok(mood(found, Source::Choice, None));
+        return Ok(Some(mood_part(found, Source::Choice, None)));
     }
     let allowed = |id: &str| !ruled_out(reading, Kind::Mood, id);
-    if let Some((m, because)) = from_words(
+    Ok(from_words(
         choices,
         reading.mood(),
         &hints.words.moods,
         vocabulary::mood,
         allowed,
-    ) {
-        return Ok(mood(m, Source::Words, Some(because)));
-    }
+    )
+    .map(|(m, because)| mood_part(m, Source::Words, Some(because))))
+}
+
+/// The mood from the photo: CLIP's, else the colours'.
+pub fn mood_from_photo(hints: &Hints, reading: &Reading) -> Option<Chosen<Mood>> {
+    let allowed = |id: &str| !ruled_out(reading, Kind::Mood, id);
     if let Some(m) = hints
         .moods
         .iter()
         .filter(|(id, _)| allowed(id))
         .find_map(|(id, _)| vocabulary::mood(id))
     {
-        return Ok(mood(m, Source::Photo, None));
+        return Some(mood_part(m, Source::Photo, None));
     }
-    if let Some(m) = hints
+    hints
         .palette
         .as_ref()
         .and_then(|p| vocabulary::mood(palette_mood(p)))
         .filter(|m| allowed(m.id))
-    {
-        return Ok(mood(m, Source::Palette, None));
-    }
-    let fallback = MOODS.iter().find(|m| allowed(m.id)).unwrap_or(&MOODS[0]);
-    Ok(mood(fallback, Source::Default, None))
+        .map(|m| mood_part(m, Source::Palette, None))
 }
 
+/// The mood a genre suits, when nothing above named one: "derived" (or "default" when
+/// the genre itself is the default).
+pub fn mood_of_genre(genre: &Genre, genre_source: Source, reading: &Reading) -> Chosen<Mood> {
+    let allowed = |id: &str| !ruled_out(reading, Kind::Mood, id);
+    match vocabulary::mood(genre.mood).filter(|m| allowed(m.id)) {
+        Some(m) if genre_source != Source::Default => {
+            mood_part(m, Source::Derived, Some(format!("suits {}", genre.id)))
+        }
+        _ => {
+            let m = MOODS.iter().find(|m| allowed(m.id)).unwrap_or(&MOODS[0]);
+            mood_part(m, Source::Default, None)
+        }
+    }
+}
+
+/// The genre; `mood` (if one is known by now) gives the "derived" rung.
 pub fn choose_genre(
     hints: &Hints,
     choices: &Choices,
     reading: &Reading,
-    mood: &Mood,
-) -> Result<(&'static Genre, Part), ComposeError> {
+    mood: Option<&Mood>,
+) -> Result<Chosen<Genre>, ComposeError> {
     let genre = |g: &'static Genre, source, because| (g, part("genre", g.id, source, because));
     if let Some(g) = &choices.genre {
         let found = vocabulary::genre(g).ok_or_else(|| ComposeError::UnknownGenre(g.clone()))?;
@@ -112,7 +135,10 @@ pub fn choose_genre(
     {
         return Ok(genre(g, Source::Photo, None));
     }
-    if let Some(g) = vocabulary::genre(mood.genre).filter(|g| allowed(g.id)) {
+    if let Some(g) = mood
+        .and_then(|m| vocabulary::genre(m.genre))
+        .filter(|g| allowed(g.id))
+    {
         return Ok(genre(g, Source::Derived, None));
     }
     let fallback = GENRES.iter().find(|g| allowed(g.id)).unwrap_or(&GENRES[0]);
@@ -120,8 +146,17 @@ pub fn choose_genre(
 }
 
 /// The one genre whose sound uses the most of the named instruments ("sax" → jazz), when
-/// exactly one does; with the words that named them.
+/// exactly one does; with the words that named them. Only instruments that mark a style
+/// count (in at most two genres' sounds): drums or a bass say nothing about the genre.
 fn home_of(named: &[Said]) -> Option<(&'static Genre, String)> {
+    let marks = |id: &str| {
+        GENRES
+            .iter()
+            .filter(|g| g.instruments.contains(&id))
+            .count()
+            <= 2
+    };
+    let named: Vec<&Said> = named.iter().filter(|s| marks(s.id)).collect();
     let uses = |g: &Genre| {
         named
             .iter()

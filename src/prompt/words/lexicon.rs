@@ -165,6 +165,8 @@ pub const PHRASES: &[(&str, &[Target])] = &[
     ("chill", &[Mood("calm")]),
     ("chilled", &[Mood("calm")]),
     ("soothing", &[Mood("calm")]),
+    ("sleepy", &[Mood("calm")]),
+    ("gentle", &[Mood("calm")]),
     ("mellow", &[Mood("calm")]),
     ("meditation", &[Mood("calm")]),
     ("meditative", &[Mood("calm")]),
@@ -346,3 +348,26 @@ pub const PHRASES: &[(&str, &[Target])] = &[
     ("high energy", &[Fast, Mood("energetic")]),
     ("high-energy", &[Fast, Mood("energetic")]),
 ];
+
+/// An instrument with its kinds: "no drums" rules out brushed drums and a drum machine
+/// too, "no synths" the pads as well.
+pub fn family(id: &'static str) -> &'static [&'static str] {
+    match id {
+        "drums" => &["drums", "brushed-drums", "drum-machine"],
+        "bass" => &["bass", "upright-bass"],
+        "synth" => &["synth", "synth-pads"],
+        "piano" => &["piano", "electric-piano"],
+        "strings" => &["strings", "violin", "cello", "fiddle"],
+        "percussion" => &[
+            "percussion",
+            "drums",
+            "brushed-drums",
+            "drum-machine",
+            "timpani",
+        ],
+        _ => match crate::prompt::vocabulary::instrument(id) {
+            Some(i) => std::slice::from_ref(&i.id),
+            None => &[],
+        },
+    }
+}

@@ -103,7 +103,11 @@ pub fn read(text: &str) -> Reading {
                 }
                 (Target::Genre(id), true) => r.without.push((Kind::Genre, said(id))),
                 (Target::Mood(id), true) => r.without.push((Kind::Mood, said(id))),
-                (Target::Instrument(id), true) => r.without.push((Kind::Instrument, said(id))),
+                (Target::Instrument(id), true) => {
+                    for id in lexicon::family(id) {
+                        r.without.push((Kind::Instrument, said(id)));
+                    }
+                }
                 (Target::Guitar, true) => {
                     for id in ["acoustic-guitar", "electric-guitar"] {
                         r.without.push((Kind::Instrument, said(id)));

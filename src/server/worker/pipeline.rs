@@ -11,7 +11,7 @@ use super::models::Models;
 use crate::api::types::{MadeFrom, SongOptions, Stage, ACCENT};
 use crate::ml::vision::hints::CAPTION_TOKENS;
 use crate::ml::{photo_hints, wav, GenerateOptions, Length, SamplingConfig};
-use crate::prompt::{compose, words_of, Hints};
+use crate::prompt::{compose, words_for_model, Hints};
 use crate::server::db::MadeOf;
 use crate::server::song_options::{choices, title_for};
 
@@ -50,7 +50,7 @@ pub fn run(
     }
     report(Stage::Composing, 0, 0);
     let choices = choices(job.options);
-    let words = words_of(&choices);
+    let words = words_for_model(&choices);
     if job.options.prompt.is_none() && !words.is_empty() {
         if let Some(reader) = models.words()? {
             hints.words = reader.sense(&words, choices.long_text)?;
