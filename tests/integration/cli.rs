@@ -252,7 +252,8 @@ fn compose_reads_words_with_the_text_model() {
     };
     assert_eq!(part("mood")["value"], "mysterious");
     assert_eq!(part("mood")["source"], "words");
-    assert_eq!(part("genre")["source"], "words");
+    // The genre follows from the mood the words gave.
+    assert_eq!(part("genre")["value"], "cinematic");
     assert_eq!(part("tempo")["value"], "70 bpm");
     assert_eq!(part("without")["value"], "drums");
     let prompt = json["composed"]["prompt"].as_str().unwrap();
