@@ -157,3 +157,26 @@ pub fn scores(meaning: &[f32], table: &Embedded) -> Vec<(String, f32)> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two-dimensional "meanings": a clear winner passes, a near tie or a weak best does not.
+    #[test]
+    fn only_a_clear_winner_counts() {
+        let table: Embedded = vec![
+            ("calm", vec![vec![1.0, 0.0]]),
+            ("tense", vec![vec![0.0, 1.0], vec![0.6, 0.8]]),
+        ];
+        let sure_of = |v: [f32; 2]| sure(&v, &table, MOOD_SURE);
+        assert_eq!(sure_of([1.0, 0.0]), vec![("calm".to_string(), 1.0)]);
+        // calm 0.8 and tense 0.6·0.8 + 0.8·0.4 = 0.8: a tie says nothing.
+        assert_eq!(sure_of([0.8, 0.4]), vec![]);
+        // Too weak to count, however far ahead.
+        assert_eq!(sure_of([0.2, 0.0]), vec![]);
+        assert_eq!(centroid(&[]), Vec::<f32>::new());
+        let c = centroid(&[vec![1.0, 0.0], vec![0.0, 1.0]]);
+        assert!((cosine(&c, &c) - 1.0).abs() < 1e-6);
+    }
+}

@@ -94,8 +94,15 @@ fn part(what: &str, value: impl Into<String>, source: Source, because: Option<St
 }
 
 /// “word”, “word” as the panel quotes them.
+/// Each once: "no drums" rules out three kinds of drums but was said once.
 fn quoted<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
-    let list: Vec<String> = words.into_iter().map(|w| format!("“{w}”")).collect();
+    let mut list: Vec<String> = Vec::new();
+    for w in words {
+        let q = format!("“{w}”");
+        if !list.contains(&q) {
+            list.push(q);
+        }
+    }
     list.join(", ")
 }
 

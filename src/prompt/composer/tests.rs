@@ -291,6 +291,7 @@ fn negations_rule_out_and_never_reach_the_prompt() {
         find(&c, "without").value,
         "drums, brushed-drums, drum-machine"
     );
+    assert_eq!(find(&c, "without").because.as_deref(), Some("“drums”"));
     assert_eq!(source(&c, "without"), Source::Words);
     assert!(!c.prompt.contains("no drums"), "{}", c.prompt);
     assert!(!c.prompt.contains("drums"), "{}", c.prompt);
