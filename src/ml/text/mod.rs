@@ -50,7 +50,8 @@ impl TextEncoder {
             .encode(text, true)
             .map_err(|e| anyhow::anyhow!("cannot tokenize the text: {e}"))?;
         let mut ids = encoding.get_ids().to_vec();
-        let max = MAX_TOKENS.min(self.model.max_positions());
+        // At least [CLS] and [SEP], whatever an odd config says.
+        let max = MAX_TOKENS.min(self.model.max_positions()).max(2);
         if ids.len() > max {
             let sep = ids[ids.len() - 1];
             ids.truncate(max - 1);

@@ -69,10 +69,6 @@ impl WordReader {
         })
     }
 
-    pub fn encoder(&self) -> &TextEncoder {
-        &self.encoder
-    }
-
     /// Every mood's and genre's cosine with `text`'s meaning, in vocabulary order: what
     /// `sense` decides from (for tuning and for explaining a reading).
     pub fn scores(&self, text: &str) -> Result<(Scores, Scores)> {

@@ -17,7 +17,7 @@ pub use types::*;
 use crate::api::types::{MAX_LONG_TEXT_CHARS, MAX_TEXT_CHARS};
 use crate::photo::palette::Palette;
 use crate::prompt::vocabulary;
-use crate::prompt::words::{self, Kind, Reading, TempoWords};
+use crate::prompt::words::{self, Reading, TempoWords};
 use pick::{choose_genre, choose_instruments, mood_from_person, mood_from_photo, mood_of_genre};
 
 /// The longest scene line taken from a long text.
@@ -287,11 +287,6 @@ fn choose_tempo(
             Ok(tempo(clamp(bpm), src, None))
         }
     }
-}
-
-/// Whether the words rule this mood, genre or instrument out.
-fn ruled_out(reading: &Reading, kind: Kind, id: &str) -> bool {
-    reading.excludes(kind, id)
 }
 
 /// "a", "a and b", "a, b and c".

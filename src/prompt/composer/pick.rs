@@ -4,7 +4,7 @@
 //! ("not sad", "no drums") is skipped on every rung below a choice.
 
 use super::types::{Choices, ComposeError, Hints, Part, Source, MAX_INSTRUMENTS};
-use super::{palette_mood, part, quoted, ruled_out};
+use super::{palette_mood, part, quoted};
 use crate::prompt::vocabulary::{self, Genre, Mood, GENRES, MOODS};
 use crate::prompt::words::{Kind, Reading, Said};
 
@@ -56,7 +56,7 @@ pub fn mood_from_person(
         let found = vocabulary::mood(m).ok_or_else(|| ComposeError::UnknownMood(m.clone()))?;
         return Ok(Some(mood_part(found, Source::Choice, None)));
     }
-    let allowed = |id: &str| !ruled_out(reading, Kind::Mood, id);
+    let allowed = |id: &str| !reading.excludes(Kind::Mood, id);
     Ok(from_words(
         choices,
         reading.mood(),
@@ -69,7 +69,7 @@ pub fn mood_from_person(
 
 /// The mood from the photo: CLIP's, else the colours'.
 pub fn mood_from_photo(hints: &Hints, reading: &Reading) -> Option<Chosen<Mood>> {
-    let allowed = |id: &str| !ruled_out(reading, Kind::Mood, id);
+    let allowed = |id: &str| !reading.excludes(Kind::Mood, id);
     if let Some(m) = hints
         .moods
         .iter()
@@ -89,7 +89,7 @@ pub fn mood_from_photo(hints: &Hints, reading: &Reading) -> Option<Chosen<Mood>>
 /// The mood a genre suits, when nothing above named one: "derived" (or "default" when
 /// the genre itself is the default).
 pub fn mood_of_genre(genre: &Genre, genre_source: Source, reading: &Reading) -> Chosen<Mood> {
-    let allowed = |id: &str| !ruled_out(reading, Kind::Mood, id);
+    let allowed = |id: &str| !reading.excludes(Kind::Mood, id);
     match vocabulary::mood(genre.mood).filter(|m| allowed(m.id)) {
         Some(m) if genre_source != Source::Default => {
             mood_part(m, Source::Derived, Some(format!("suits {}", genre.id)))
@@ -113,7 +113,7 @@ pub fn choose_genre(
         let found = vocabulary::genre(g).ok_or_else(|| ComposeError::UnknownGenre(g.clone()))?;
         return Ok(genre(found, Source::Choice, None));
     }
-    let allowed = |id: &str| !ruled_out(reading, Kind::Genre, id);
+    let allowed = |id: &str| !reading.excludes(Kind::Genre, id);
     if let Some((g, because)) = from_words(
         choices,
         reading.genre(),
@@ -203,7 +203,7 @@ pub fn choose_instruments(
         }
         return Ok(done(list, Source::Choice, None));
     }
-    let allowed = |id: &str| !ruled_out(reading, Kind::Instrument, id);
+    let allowed = |id: &str| !reading.excludes(Kind::Instrument, id);
     let mut named: Vec<(&'static str, &str)> = reading
         .instruments
         .iter()

@@ -3,6 +3,7 @@
 //! explicit tempo ("75 bpm"). Works on any input: nothing here can fail.
 
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use super::lexicon::{Target, CARRIERS, NEGATORS, PHRASES};
 
@@ -83,13 +84,22 @@ fn same(word: &str, form: &str) -> bool {
         || (word.replace('’', "'") == form)
 }
 
+/// The lexicon's phrases split into words, longest first (made once).
+fn by_length() -> &'static [(Vec<&'static str>, &'static [Target])] {
+    static SORTED: OnceLock<Vec<(Vec<&'static str>, &'static [Target])>> = OnceLock::new();
+    SORTED.get_or_init(|| {
+        let mut phrases: Vec<_> = PHRASES
+            .iter()
+            .map(|(p, t)| (p.split(' ').collect::<Vec<_>>(), *t))
+            .collect();
+        phrases.sort_by_key(|(words, _)| std::cmp::Reverse(words.len()));
+        phrases
+    })
+}
+
 pub fn scan(text: &str) -> Scan {
     let pieces = pieces(text);
-    let mut phrases: Vec<(Vec<&str>, &'static [Target])> = PHRASES
-        .iter()
-        .map(|(p, t)| (p.split(' ').collect(), *t))
-        .collect();
-    phrases.sort_by_key(|(words, _)| std::cmp::Reverse(words.len()));
+    let phrases = by_length();
 
     let word_at = |i: usize| match pieces.get(i) {
         Some(Piece::Word { lower, span }) => Some((lower.as_str(), span.clone())),

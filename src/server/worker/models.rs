@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use candle_core::Device;
 
-use crate::ml::hub::{self, ModelChoice};
+use crate::ml::hub::{self, ModelChoice, ModelFiles};
 use crate::ml::{tiny, Captioner, ClipScorer, MusicGen, Precision, WordReader};
 
 /// Which models to use: a hub repo id or a local directory each; "none" turns the
@@ -60,42 +60,24 @@ impl Models {
     }
 
     pub fn captioner(&mut self) -> Result<Option<&Captioner>> {
-        if self.captioner.is_none() {
-            self.captioner = Some(match self.cfg.caption.resolve()? {
-                None => None,
-                Some(files) => {
-                    tracing::info!(model = %self.cfg.caption, "loading BLIP");
-                    Some(Captioner::load(&files, self.cfg.precision, &self.device)?)
-                }
-            });
-        }
-        Ok(self.captioner.as_ref().and_then(Option::as_ref))
+        let (choice, precision, device) = (&self.cfg.caption, self.cfg.precision, &self.device);
+        optional(&mut self.captioner, choice, "BLIP", |f| {
+            Captioner::load(f, precision, device)
+        })
     }
 
     pub fn clip(&mut self) -> Result<Option<&ClipScorer>> {
-        if self.clip.is_none() {
-            self.clip = Some(match self.cfg.clip.resolve()? {
-                None => None,
-                Some(files) => {
-                    tracing::info!(model = %self.cfg.clip, "loading CLIP");
-                    Some(ClipScorer::load(&files, &self.device)?)
-                }
-            });
-        }
-        Ok(self.clip.as_ref().and_then(Option::as_ref))
+        let (choice, device) = (&self.cfg.clip, &self.device);
+        optional(&mut self.clip, choice, "CLIP", |f| {
+            ClipScorer::load(f, device)
+        })
     }
 
     pub fn words(&mut self) -> Result<Option<&WordReader>> {
-        if self.words.is_none() {
-            self.words = Some(match self.cfg.text.resolve()? {
-                None => None,
-                Some(files) => {
-                    tracing::info!(model = %self.cfg.text, "loading the text model");
-                    Some(WordReader::load(&files, &self.device)?)
-                }
-            });
-        }
-        Ok(self.words.as_ref().and_then(Option::as_ref))
+        let (choice, device) = (&self.cfg.text, &self.device);
+        optional(&mut self.words, choice, "the text model", |f| {
+            WordReader::load(f, device)
+        })
     }
 
     /// Load everything now (a server start with small models, or a warm-up).
@@ -106,4 +88,24 @@ impl Models {
         self.words()?;
         Ok(())
     }
+}
+
+/// A model that can be turned off, loaded on first use: `slot` is None until then, then
+/// Some(None) when off or Some(Some(model)).
+fn optional<'a, T>(
+    slot: &'a mut Option<Option<T>>,
+    choice: &ModelChoice,
+    what: &str,
+    load: impl FnOnce(&ModelFiles) -> Result<T>,
+) -> Result<Option<&'a T>> {
+    if slot.is_none() {
+        *slot = Some(match choice.resolve()? {
+            None => None,
+            Some(files) => {
+                tracing::info!(model = %choice, "loading {what}");
+                Some(load(&files)?)
+            }
+        });
+    }
+    Ok(slot.as_ref().and_then(Option::as_ref))
 }
