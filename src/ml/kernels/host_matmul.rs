@@ -1,5 +1,5 @@
 //! CPU matrix products for the decoder's projections: y = x · Wᵀ with W kept row-major
-//! (out, in) as in the checkpoint, in f32, f16, bf16 or Q8_0.
+//! (out, in) as in the checkpoint, in f32, f16 or bf16 (8-bit weights: `q8`).
 //!
 //! Why not candle's matmul: a decoding step multiplies 2 rows (guidance) by ~300 M weights,
 //! so the cost is reading the weights once from memory. candle's GEMM picks a tiny
@@ -10,40 +10,20 @@
 use half::{bf16, f16};
 use rayon::prelude::*;
 
-/// Values per Q8_0 block (one f32 scale each).
-pub const Q8_BLOCK: usize = 32;
-
 pub enum HostWeight {
     F32(Vec<f32>),
     F16(Vec<f16>),
     BF16(Vec<bf16>),
-    /// Symmetric 8-bit: value = q · scale, one scale per block of 32 along `in`.
-    Q8 {
-        q: Vec<i8>,
-        scales: Vec<f32>,
-    },
 }
 
 impl HostWeight {
-    /// Quantize a row-major (out, in) f32 matrix; `in` must be a multiple of 32.
-    pub fn quantize_q8(w: &[f32], in_dim: usize) -> Option<Self> {
-        if !in_dim.is_multiple_of(Q8_BLOCK) {
-            return None;
+    /// Bytes read per product.
+    pub fn bytes(&self) -> usize {
+        match self {
+            HostWeight::F32(v) => 4 * v.len(),
+            HostWeight::F16(v) => 2 * v.len(),
+            HostWeight::BF16(v) => 2 * v.len(),
         }
-        let mut q = Vec::with_capacity(w.len());
-        let mut scales = Vec::with_capacity(w.len() / Q8_BLOCK);
-        for block in w.chunks_exact(Q8_BLOCK) {
-            let max = block.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let scale = max / 127.0;
-            let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-            scales.push(scale);
-            q.extend(
-                block
-                    .iter()
-                    .map(|v| (v * inv).round().clamp(-127.0, 127.0) as i8),
-            );
-        }
-        Some(HostWeight::Q8 { q, scales })
     }
 }
 
@@ -115,21 +95,6 @@ impl Lanes for bf16 {
         // bf16 is the top half of an f32.
         let wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(p as *const __m128i));
         _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16))
-    }
-}
-
-impl Lanes for i8 {
-    fn to_f32(self) -> f32 {
-        self as f32
-    }
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    ))]
-    unsafe fn load8(p: *const Self) -> __m256 {
-        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i)))
     }
 }
 
@@ -261,50 +226,6 @@ unsafe fn hsum(v: __m256) -> f32 {
     lanes.iter().sum()
 }
 
-/// Σ over blocks of scale · (q · x), keeping the sums in vector registers throughout.
-#[inline]
-fn dot_q8(q: &[i8], scales: &[f32], x: &[f32]) -> f32 {
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    ))]
-    {
-        let blocks = (q.len().min(x.len()) / Q8_BLOCK).min(scales.len());
-        // SAFETY: block b reads q and x at [32b, 32b + 32), inside both slices.
-        unsafe {
-            let mut acc = _mm256_setzero_ps();
-            for (b, &scale) in scales.iter().enumerate().take(blocks) {
-                let (qp, xp) = (q.as_ptr().add(b * Q8_BLOCK), x.as_ptr().add(b * Q8_BLOCK));
-                let mut v = _mm256_mul_ps(i8::load8(qp), _mm256_loadu_ps(xp));
-                v = _mm256_fmadd_ps(i8::load8(qp.add(8)), _mm256_loadu_ps(xp.add(8)), v);
-                v = _mm256_fmadd_ps(i8::load8(qp.add(16)), _mm256_loadu_ps(xp.add(16)), v);
-                v = _mm256_fmadd_ps(i8::load8(qp.add(24)), _mm256_loadu_ps(xp.add(24)), v);
-                acc = _mm256_fmadd_ps(v, _mm256_set1_ps(scale), acc);
-            }
-            hsum(acc)
-        }
-    }
-    #[cfg(not(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    )))]
-    q.chunks_exact(Q8_BLOCK)
-        .zip(x.chunks_exact(Q8_BLOCK))
-        .zip(scales)
-        .map(|((qb, xb), s)| dot(qb, xb) * s)
-        .sum()
-}
-
-fn row_q8(q: &[i8], scales: &[f32], xs: &[f32], in_dim: usize, out: &mut [f32]) {
-    for (m, o) in out.iter_mut().enumerate() {
-        *o = dot_q8(q, scales, &xs[m * in_dim..(m + 1) * in_dim]);
-    }
-}
-
 /// y (rows, out) = xs (rows, in) · Wᵀ, W (out, in).
 pub fn matmul_t(
     w: &HostWeight,
@@ -326,20 +247,6 @@ pub fn matmul_t(
                 HostWeight::F32(v) => block(&v[span], xs, in_dim, rows, chunk),
                 HostWeight::F16(v) => block(&v[span], xs, in_dim, rows, chunk),
                 HostWeight::BF16(v) => block(&v[span], xs, in_dim, rows, chunk),
-                HostWeight::Q8 { q, scales } => {
-                    for (i, out) in chunk.chunks_mut(rows).enumerate() {
-                        let n = n0 + i;
-                        let span = n * in_dim..(n + 1) * in_dim;
-                        let blocks = in_dim / Q8_BLOCK;
-                        row_q8(
-                            &q[span],
-                            &scales[n * blocks..(n + 1) * blocks],
-                            xs,
-                            in_dim,
-                            out,
-                        )
-                    }
-                }
             }
         });
     if rows == 1 {
@@ -403,15 +310,6 @@ pub(crate) mod tests {
             assert!(max_rel(&matmul_t(&f16w, &xs, rows, k, n), &want) < 2e-3);
             let bf16w = HostWeight::BF16(w.iter().map(|&v| bf16::from_f32(v)).collect());
             assert!(max_rel(&matmul_t(&bf16w, &xs, rows, k, n), &want) < 1e-2);
-            // Q8 needs whole 32-value blocks.
-            if let Some(q8) = HostWeight::quantize_q8(&w, k) {
-                assert!(max_rel(&matmul_t(&q8, &xs, rows, k, n), &want) < 2e-2);
-            }
         }
-    }
-
-    #[test]
-    fn q8_needs_whole_blocks() {
-        assert!(HostWeight::quantize_q8(&[0.0; 40], 20).is_none());
     }
 }

@@ -1,8 +1,13 @@
 //! CPU kernels the layers run on: matrix products over weights kept in their storage
 //! precision (`host_matmul`), a packed-weight f32 GEMM (`packed_gemm`), fused attention
-//! over a projection's output (`cpu_attention`) and activations over all cores.
+//! over a projection's output (`cpu_attention`), one decoding step's attention over a KV
+//! cache (`decode_attention`), 8-bit products (`q8`) and activations over all cores. The
+//! vector instructions are chosen at run time (`isa`).
 //! CPU only: on a GPU the layers use candle's own ops.
 pub mod activations;
 pub mod cpu_attention;
+pub mod decode_attention;
 pub mod host_matmul;
+pub mod isa;
 pub mod packed_gemm;
+pub mod q8;

@@ -10,6 +10,8 @@
 
 use rayon::prelude::*;
 
+use super::isa::{self, Isa};
+
 /// Columns per panel: four 16-lane vectors.
 pub const NR: usize = 64;
 /// Rows per micro-kernel call: 6 × 4 accumulators, 4 weight vectors and a broadcast fit
@@ -66,8 +68,19 @@ impl PackedF32 {
         Self { panels, k, n }
     }
 
-    /// y (rows, n) = x (rows, k) · Wᵀ, over all threads.
+    /// Bytes read per product (padding included).
+    pub fn bytes(&self) -> usize {
+        4 * self.panels.len()
+    }
+
+    /// y (rows, n) = x (rows, k) · Wᵀ, over all threads, on the active kernel path.
     pub fn matmul_t(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        self.matmul_t_on(isa::active(), x, rows)
+    }
+
+    /// The same on a given path (tests run every path the CPU has).
+    pub fn matmul_t_on(&self, isa: Isa, x: &[f32], rows: usize) -> Vec<f32> {
+        assert!(isa <= isa::detect(), "{isa} asked for on a CPU without it");
         let (k, n) = (self.k, self.n);
         assert_eq!(x.len(), rows * k, "input is not (rows, k)");
         let mut y = vec![0f32; rows * n];
@@ -83,7 +96,7 @@ impl PackedF32 {
                 let r_end = rows.min((rt + 1) * ROWS_PER_TASK);
                 // SAFETY: tasks write disjoint (row range, panel) tiles of `y`, which
                 // outlives the parallel loop.
-                unsafe { self.block(x, k, rt * ROWS_PER_TASK..r_end, p, out.get(), n) };
+                unsafe { self.block(isa, x, k, rt * ROWS_PER_TASK..r_end, p, out.get(), n) };
             });
         y
     }
@@ -99,9 +112,10 @@ impl PackedF32 {
             y.len() >= (rows - 1) * ldy + self.n && ldy >= self.n,
             "output out of bounds"
         );
+        let isa = isa::active();
         for p in 0..self.n.div_ceil(NR) {
             // SAFETY: bounds asserted above; `y` is borrowed mutably for the call.
-            unsafe { self.block(x, ldx, 0..rows, p, y.as_mut_ptr(), ldy) };
+            unsafe { self.block(isa, x, ldx, 0..rows, p, y.as_mut_ptr(), ldy) };
         }
     }
 
@@ -110,8 +124,10 @@ impl PackedF32 {
     /// # Safety
     /// `y` must be valid for writes at r·ldy + p·NR + c for every r in `rows` and
     /// c < the panel's columns, and nobody else may touch those elements meanwhile.
+    #[allow(clippy::too_many_arguments)]
     unsafe fn block(
         &self,
+        isa: Isa,
         x: &[f32],
         ldx: usize,
         rows: std::ops::Range<usize>,
@@ -139,12 +155,12 @@ impl PackedF32 {
                     accumulate: k0 > 0,
                 };
                 match m {
-                    6 => tile.run::<6>(),
-                    5 => tile.run::<5>(),
-                    4 => tile.run::<4>(),
-                    3 => tile.run::<3>(),
-                    2 => tile.run::<2>(),
-                    _ => tile.run::<1>(),
+                    6 => tile.run::<6>(isa),
+                    5 => tile.run::<5>(isa),
+                    4 => tile.run::<4>(isa),
+                    3 => tile.run::<3>(isa),
+                    2 => tile.run::<2>(isa),
+                    _ => tile.run::<1>(isa),
                 }
                 r += m;
             }
@@ -178,44 +194,99 @@ struct Tile<'a> {
 }
 
 impl Tile<'_> {
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-    fn run<const M: usize>(&self) {
-        use std::arch::x86_64::*;
+    fn run<const M: usize>(&self, isa: Isa) {
         assert!(self.x.len() >= (M - 1) * self.ldx + self.kc && self.w.len() >= self.kc * NR);
-        // SAFETY: the reads stay inside `x` and `w` (asserted above); the writes stay in
-        // the M × cols tile of y the caller owns; AVX-512F is enabled at compile time.
-        unsafe {
-            let mut acc = [[_mm512_setzero_ps(); 4]; M];
-            let (x, w) = (self.x.as_ptr(), self.w.as_ptr());
+        match isa {
+            // SAFETY: the reads stay inside `x` and `w` (asserted above); the writes stay
+            // in the M × cols tile of y the caller owns; the CPU has the features (the
+            // path is never above `isa::detect()`).
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { self.run_avx512::<M>() },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { self.run_avx2::<M>() },
+            _ => self.run_portable::<M>(),
+        }
+    }
+
+    /// M rows × 64 columns in 4·M accumulators of 16 lanes.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run_avx512<const M: usize>(&self) {
+        use std::arch::x86_64::*;
+        let mut acc = [[_mm512_setzero_ps(); 4]; M];
+        let (x, w) = (self.x.as_ptr(), self.w.as_ptr());
+        for kk in 0..self.kc {
+            let wp = w.add(kk * NR);
+            let wv = [
+                _mm512_loadu_ps(wp),
+                _mm512_loadu_ps(wp.add(16)),
+                _mm512_loadu_ps(wp.add(32)),
+                _mm512_loadu_ps(wp.add(48)),
+            ];
+            for (r, row) in acc.iter_mut().enumerate() {
+                let b = _mm512_set1_ps(*x.add(r * self.ldx + kk));
+                for (a, wv) in row.iter_mut().zip(wv) {
+                    *a = _mm512_fmadd_ps(b, wv, *a);
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (v, a) in row.iter().enumerate() {
+                let lanes = self.cols.saturating_sub(v * 16).min(16);
+                if lanes == 0 {
+                    break;
+                }
+                let mask: __mmask16 = if lanes == 16 { !0 } else { (1u16 << lanes) - 1 };
+                let p = self.y.add(r * self.ldy + v * 16);
+                let sum = if self.accumulate {
+                    _mm512_add_ps(*a, _mm512_maskz_loadu_ps(mask, p))
+                } else {
+                    *a
+                };
+                _mm512_mask_storeu_ps(p, mask, sum);
+            }
+        }
+    }
+
+    /// AVX2 has 16 vector registers, not 32: the panel goes in four slices of 16 columns,
+    /// each an M × 16 tile in 2·M accumulators (6 × 2 + 2 weights + 1 broadcast = 15).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_avx2<const M: usize>(&self) {
+        use std::arch::x86_64::*;
+        let (x, w) = (self.x.as_ptr(), self.w.as_ptr());
+        for slice in 0..NR / 16 {
+            let c0 = slice * 16;
+            if c0 >= self.cols {
+                break;
+            }
+            let mut acc = [[_mm256_setzero_ps(); 2]; M];
             for kk in 0..self.kc {
-                let wp = w.add(kk * NR);
-                let wv = [
-                    _mm512_loadu_ps(wp),
-                    _mm512_loadu_ps(wp.add(16)),
-                    _mm512_loadu_ps(wp.add(32)),
-                    _mm512_loadu_ps(wp.add(48)),
-                ];
+                let wp = w.add(kk * NR + c0);
+                let (w0, w1) = (_mm256_loadu_ps(wp), _mm256_loadu_ps(wp.add(8)));
                 for (r, row) in acc.iter_mut().enumerate() {
-                    let b = _mm512_set1_ps(*x.add(r * self.ldx + kk));
-                    for (a, wv) in row.iter_mut().zip(wv) {
-                        *a = _mm512_fmadd_ps(b, wv, *a);
-                    }
+                    let b = _mm256_broadcast_ss(&*x.add(r * self.ldx + kk));
+                    row[0] = _mm256_fmadd_ps(b, w0, row[0]);
+                    row[1] = _mm256_fmadd_ps(b, w1, row[1]);
                 }
             }
             for (r, row) in acc.iter().enumerate() {
                 for (v, a) in row.iter().enumerate() {
-                    let lanes = self.cols.saturating_sub(v * 16).min(16);
+                    let c = c0 + v * 8;
+                    let lanes = self.cols.saturating_sub(c).min(8);
                     if lanes == 0 {
                         break;
                     }
-                    let mask: __mmask16 = if lanes == 16 { !0 } else { (1u16 << lanes) - 1 };
-                    let p = self.y.add(r * self.ldy + v * 16);
-                    let sum = if self.accumulate {
-                        _mm512_add_ps(*a, _mm512_maskz_loadu_ps(mask, p))
-                    } else {
-                        *a
-                    };
-                    _mm512_mask_storeu_ps(p, mask, sum);
+                    let p = self.y.add(r * self.ldy + c);
+                    let mut sum = [0f32; 8];
+                    _mm256_storeu_ps(sum.as_mut_ptr(), *a);
+                    if lanes == 8 && !self.accumulate {
+                        _mm256_storeu_ps(p, *a);
+                        continue;
+                    }
+                    for (i, s) in sum.iter().take(lanes).enumerate() {
+                        *p.add(i) = if self.accumulate { *p.add(i) + s } else { *s };
+                    }
                 }
             }
         }
@@ -223,8 +294,7 @@ impl Tile<'_> {
 
     /// Portable version: the same tile in plain arrays, which the compiler vectorises
     /// for whatever the target has.
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
-    fn run<const M: usize>(&self) {
+    fn run_portable<const M: usize>(&self) {
         let mut acc = [[0f32; NR]; M];
         for kk in 0..self.kc {
             let wv = &self.w[kk * NR..(kk + 1) * NR];
@@ -265,7 +335,14 @@ mod tests {
             (97, 64, 200),
         ] {
             let (x, w) = (data(rows * k, 1), data(n * k, 2));
-            let y = PackedF32::pack(&w, n, k).matmul_t(&x, rows);
+            let packed = PackedF32::pack(&w, n, k);
+            let y = packed.matmul_t(&x, rows);
+            for isa in Isa::available() {
+                let other = packed.matmul_t_on(isa, &x, rows);
+                for (a, b) in other.iter().zip(&y) {
+                    assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{isa}: {a} vs {b}");
+                }
+            }
             // The same product from Wᵀ (k, n) packed as columns, on one thread.
             let wt: Vec<f32> = (0..k * n).map(|i| w[(i % n) * k + i / n]).collect();
             let mut y2 = vec![0f32; rows * n];

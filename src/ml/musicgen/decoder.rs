@@ -6,6 +6,7 @@
 //! The weights are immutable and shared; everything that changes while generating (the
 //! self-attention KV cache, the cross-attention K/V over the text) lives in [`DecoderState`].
 
+use crate::ml::kernels::decode_attention;
 use crate::ml::nn::device::Precision;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Activation, Embedding, LayerNorm, VarBuilder};
@@ -56,25 +57,56 @@ impl DecoderConfig {
     }
 }
 
+/// How an attention block projects its input.
+enum Projections {
+    /// Self-attention: q, k and v of the same input in one product.
+    Fused(Linear),
+    /// Cross-attention: q every step; k and v over the text, once per song.
+    Split { q: Linear, k: Linear, v: Linear },
+}
+
 struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    proj: Projections,
     out: Linear,
     heads: usize,
     head_dim: usize,
 }
 
 impl Attention {
-    fn load(vb: VarBuilder, dim: usize, heads: usize, q: Precision) -> candle_core::Result<Self> {
+    fn load(
+        vb: VarBuilder,
+        dim: usize,
+        heads: usize,
+        p: Precision,
+        fused: bool,
+    ) -> candle_core::Result<Self> {
+        let proj = match fused {
+            true => Projections::Fused(Linear::stacked(
+                &[vb.pp("q_proj"), vb.pp("k_proj"), vb.pp("v_proj")],
+                dim,
+                dim,
+                p,
+            )?),
+            false => Projections::Split {
+                q: Linear::load_as(vb.pp("q_proj"), dim, dim, false, p)?,
+                k: Linear::load_as(vb.pp("k_proj"), dim, dim, false, p)?,
+                v: Linear::load_as(vb.pp("v_proj"), dim, dim, false, p)?,
+            },
+        };
         Ok(Self {
-            q: Linear::load_as(vb.pp("q_proj"), dim, dim, false, q)?,
-            k: Linear::load_as(vb.pp("k_proj"), dim, dim, false, q)?,
-            v: Linear::load_as(vb.pp("v_proj"), dim, dim, false, q)?,
-            out: Linear::load_as(vb.pp("out_proj"), dim, dim, false, q)?,
+            proj,
+            out: Linear::load_as(vb.pp("out_proj"), dim, dim, false, p)?,
             heads,
             head_dim: dim / heads,
         })
+    }
+
+    /// The projections a decoding step reads (cross-attention's k and v are not).
+    fn step_linears(&self) -> Vec<&Linear> {
+        match &self.proj {
+            Projections::Fused(qkv) => vec![qkv, &self.out],
+            Projections::Split { q, .. } => vec![q, &self.out],
+        }
     }
 
     /// (B, T, D) → (B, H, T, Dh)
@@ -85,24 +117,62 @@ impl Attention {
             .contiguous()
     }
 
-    fn project_kv(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
-        Ok((
-            self.split_heads(&self.k.forward(x)?)?,
-            self.split_heads(&self.v.forward(x)?)?,
-        ))
+    /// Queries (B, T, D) and keys and values (B, H, T, Dh) of one input (self-attention).
+    fn qkv(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+        let d = self.heads * self.head_dim;
+        let part = |y: &Tensor, i: usize| y.narrow(2, i * d, d);
+        match &self.proj {
+            Projections::Fused(qkv) => {
+                let y = qkv.forward(x)?;
+                let (k, v) = (part(&y, 1)?, part(&y, 2)?);
+                Ok((part(&y, 0)?, self.split_heads(&k)?, self.split_heads(&v)?))
+            }
+            Projections::Split { q, .. } => {
+                let (k, v) = self.project_kv(x)?;
+                Ok((q.forward(x)?, k, v))
+            }
+        }
     }
 
-    /// Scaled dot-product attention of `x` over (k, v), with an additive mask.
+    /// Queries (B, T, D) of `x`.
+    fn query(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match &self.proj {
+            Projections::Fused(_) => Ok(self.qkv(x)?.0),
+            Projections::Split { q, .. } => q.forward(x),
+        }
+    }
+
+    /// Keys and values (B, H, T, Dh) of `x`.
+    fn project_kv(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        match &self.proj {
+            Projections::Fused(_) => {
+                let (_, k, v) = self.qkv(x)?;
+                Ok((k, v))
+            }
+            Projections::Split { k, v, .. } => Ok((
+                self.split_heads(&k.forward(x)?)?,
+                self.split_heads(&v.forward(x)?)?,
+            )),
+        }
+    }
+
+    /// Scaled dot-product attention of queries `q` (B, T, D) over (k, v), with an
+    /// additive mask, through the output projection.
     fn attend(
         &self,
-        x: &Tensor,
+        q: &Tensor,
         k: &Tensor,
         v: &Tensor,
         mask: Option<&Tensor>,
     ) -> candle_core::Result<Tensor> {
-        let (b, t, d) = x.dims3()?;
+        let (b, t, d) = q.dims3()?;
         let scale = (self.head_dim as f64).powf(-0.5);
-        let q = self.split_heads(&(self.q.forward(x)? * scale)?)?;
+        if t == 1 {
+            if let Some(y) = decode_attention::attend_one(q, k, v, mask, scale as f32)? {
+                return self.out.forward(&y);
+            }
+        }
+        let q = self.split_heads(&(q * scale)?)?;
         let scores = q.matmul(&k.t()?)?;
         let scores = match mask {
             Some(m) => scores.broadcast_add(m)?,
@@ -133,9 +203,15 @@ impl DecoderLayer {
     fn load(vb: VarBuilder, cfg: &DecoderConfig, q: Precision) -> candle_core::Result<Self> {
         let d = cfg.hidden_size;
         Ok(Self {
-            self_attn: Attention::load(vb.pp("self_attn"), d, cfg.num_attention_heads, q)?,
+            self_attn: Attention::load(vb.pp("self_attn"), d, cfg.num_attention_heads, q, true)?,
             self_attn_layer_norm: layer_norm(vb.pp("self_attn_layer_norm"), d)?,
-            encoder_attn: Attention::load(vb.pp("encoder_attn"), d, cfg.num_attention_heads, q)?,
+            encoder_attn: Attention::load(
+                vb.pp("encoder_attn"),
+                d,
+                cfg.num_attention_heads,
+                q,
+                false,
+            )?,
             encoder_attn_layer_norm: layer_norm(vb.pp("encoder_attn_layer_norm"), d)?,
             fc1: Linear::load_as(vb.pp("fc1"), d, cfg.ffn_dim, false, q)?,
             fc2: Linear::load_as(vb.pp("fc2"), cfg.ffn_dim, d, false, q)?,
@@ -152,15 +228,16 @@ impl DecoderLayer {
         cross_mask: Option<&Tensor>,
     ) -> candle_core::Result<Tensor> {
         let h = self.self_attn_layer_norm.forward(x)?;
-        let (k, v) = self.self_attn.project_kv(&h)?;
+        let (q, k, v) = self.self_attn.qkv(&h)?;
         let (k, v) = cache.self_kv.append(&k, &v)?;
-        let x = (x + self.self_attn.attend(&h, &k, &v, self_mask)?)?;
+        let x = (x + self.self_attn.attend(&q, &k, &v, self_mask)?)?;
 
         let h = self.encoder_attn_layer_norm.forward(&x)?;
+        let q = self.encoder_attn.query(&h)?;
         let x = (&x
             + self
                 .encoder_attn
-                .attend(&h, &cache.cross_k, &cache.cross_v, cross_mask)?)?;
+                .attend(&q, &cache.cross_k, &cache.cross_v, cross_mask)?)?;
 
         let h = self.final_layer_norm.forward(&x)?;
         let h = self
@@ -229,6 +306,23 @@ impl MusicgenDecoder {
             dtype: vb.dtype(),
             device: vb.device().clone(),
         })
+    }
+
+    /// Bytes of weights one decoding step reads: every projection but the cross-attention
+    /// keys and values (made once per song in `start`), and the heads.
+    pub fn step_weight_bytes(&self) -> usize {
+        let layer = |l: &DecoderLayer| {
+            let mut linears = l.self_attn.step_linears();
+            linears.extend(l.encoder_attn.step_linears());
+            linears.extend([&l.fc1, &l.fc2]);
+            linears.iter().map(|p| p.weight_bytes()).sum::<usize>()
+        };
+        self.layers.iter().map(layer).sum::<usize>()
+            + self
+                .lm_heads
+                .iter()
+                .map(Linear::weight_bytes)
+                .sum::<usize>()
     }
 
     pub fn config(&self) -> &DecoderConfig {

@@ -96,6 +96,11 @@ impl MusicGen {
         self.codec.config().sampling_rate
     }
 
+    /// Bytes of weights one decoder step reads (see `MusicgenDecoder::step_weight_bytes`).
+    pub fn step_weight_bytes(&self) -> usize {
+        self.decoder.step_weight_bytes()
+    }
+
     pub fn num_codebooks(&self) -> usize {
         self.decoder.config().num_codebooks
     }

@@ -9,11 +9,14 @@ use candle_nn::VarBuilder;
 
 use crate::ml::kernels::host_matmul::{matmul_t, HostWeight};
 use crate::ml::kernels::packed_gemm::PackedF32;
+use crate::ml::kernels::q8::Q8Matrix;
 use crate::ml::nn::device::Precision;
 
 enum Weight {
     Packed(PackedF32),
     Host(HostWeight),
+    /// 8-bit weights times 8-bit activations.
+    Q8(Q8Matrix),
     /// (out, in) on a device, in the activations' dtype.
     Device(Tensor),
     Quantized(QMatMul),
@@ -52,46 +55,73 @@ impl Linear {
         bias: bool,
         precision: Precision,
     ) -> candle_core::Result<Self> {
-        let device = vb.device().clone();
-        let w32 =
-            || vb.get_with_hints_dtype((out_dim, in_dim), "weight", Default::default(), DType::F32);
+        let w =
+            vb.get_with_hints_dtype((out_dim, in_dim), "weight", Default::default(), DType::F32)?;
+        // On the CPU activations are f32 whatever the weights are.
+        let bias_dtype = match vb.device().is_cpu() {
+            true => DType::F32,
+            false => precision.dtype(),
+        };
+        let bias = match bias {
+            true => {
+                Some(vb.get_with_hints_dtype(out_dim, "bias", Default::default(), bias_dtype)?)
+            }
+            false => None,
+        };
+        Self::with_precision(&w, bias, precision)
+    }
+
+    /// Several bias-free projections of the same input stacked into one (Σ out, in)
+    /// matrix, e.g. attention's q, k and v: one product (and one pass over the input)
+    /// instead of three. Each part keeps its checkpoint name.
+    pub fn stacked(
+        parts: &[VarBuilder],
+        in_dim: usize,
+        out_dim: usize,
+        precision: Precision,
+    ) -> candle_core::Result<Self> {
+        let ws = parts
+            .iter()
+            .map(|vb| {
+                vb.get_with_hints_dtype((out_dim, in_dim), "weight", Default::default(), DType::F32)
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Self::with_precision(&Tensor::cat(&ws, 0)?, None, precision)
+    }
+
+    /// An (out, in) f32 weight stored in `precision` on its device.
+    fn with_precision(
+        w: &Tensor,
+        bias: Option<Tensor>,
+        precision: Precision,
+    ) -> candle_core::Result<Self> {
+        let (out_dim, in_dim) = w.dims2()?;
+        let device = w.device().clone();
         let weight = if device.is_cpu() {
-            let w = w32()?.flatten_all()?;
+            let v: Vec<f32> = w.flatten_all()?.to_vec1()?;
             let packed = |v: &[f32]| Weight::Packed(PackedF32::pack(v, out_dim, in_dim));
             match precision {
-                Precision::F32 => packed(&w.to_vec1()?),
-                Precision::F16 => Weight::Host(HostWeight::F16(w.to_dtype(DType::F16)?.to_vec1()?)),
-                Precision::BF16 => {
-                    Weight::Host(HostWeight::BF16(w.to_dtype(DType::BF16)?.to_vec1()?))
-                }
-                Precision::Q8_0 => {
-                    let v: Vec<f32> = w.to_vec1()?;
-                    match HostWeight::quantize_q8(&v, in_dim) {
-                        Some(q) => Weight::Host(q),
-                        None => packed(&v),
-                    }
-                }
+                Precision::F32 => packed(&v),
+                Precision::F16 => Weight::Host(HostWeight::F16(
+                    v.iter().map(|x| half::f16::from_f32(*x)).collect(),
+                )),
+                Precision::BF16 => Weight::Host(HostWeight::BF16(
+                    v.iter().map(|x| half::bf16::from_f32(*x)).collect(),
+                )),
+                Precision::Q8_0 => match Q8Matrix::quantize(&v, out_dim, in_dim) {
+                    Some(q) => Weight::Q8(q),
+                    None => packed(&v),
+                },
             }
         } else if precision == Precision::Q8_0
             && in_dim.is_multiple_of(GgmlDType::Q8_0.block_size())
         {
             Weight::Quantized(QMatMul::from_qtensor(QTensor::quantize(
-                &w32()?,
+                w,
                 GgmlDType::Q8_0,
             )?)?)
         } else {
-            Weight::Device(vb.get((out_dim, in_dim), "weight")?)
-        };
-        // On the CPU activations are f32 whatever the weights are.
-        let bias_dtype = if device.is_cpu() {
-            DType::F32
-        } else {
-            precision.dtype()
-        };
-        let bias = if bias {
-            Some(vb.get_with_hints_dtype(out_dim, "bias", Default::default(), bias_dtype)?)
-        } else {
-            None
+            Weight::Device(w.to_dtype(precision.dtype())?)
         };
         Ok(Self {
             weight,
@@ -123,6 +153,18 @@ impl Linear {
         })
     }
 
+    /// Bytes of weight one product reads (what bounds a decoding step).
+    pub fn weight_bytes(&self) -> usize {
+        match &self.weight {
+            Weight::Packed(w) => w.bytes(),
+            Weight::Host(w) => w.bytes(),
+            Weight::Q8(w) => w.bytes(),
+            Weight::Device(w) => w.elem_count() * w.dtype().size_in_bytes(),
+            // GGML's Q8_0: 34 bytes per 32 weights.
+            Weight::Quantized(_) => self.in_dim * self.out_dim * 34 / 32,
+        }
+    }
+
     /// Replace the bias (for heads whose bias is stored apart from the weight).
     pub fn set_bias(&mut self, bias: Tensor) {
         self.bias = Some(bias);
@@ -152,15 +194,15 @@ impl Module for Linear {
         let dims = x.dims();
         let rows = x.elem_count() / self.in_dim;
         let x2 = x.reshape((rows, self.in_dim))?;
+        // CPU kernels take and give row-major f32 values.
+        let on_host = |f: &dyn Fn(&[f32]) -> Vec<f32>| -> candle_core::Result<Tensor> {
+            let y = with_f32(&x2, f)?;
+            Tensor::from_vec(y, (rows, self.out_dim), &self.device)?.to_dtype(x.dtype())
+        };
         let y = match &self.weight {
-            Weight::Packed(w) => {
-                let y = with_f32(&x2, |xs| w.matmul_t(xs, rows))?;
-                Tensor::from_vec(y, (rows, self.out_dim), &self.device)?.to_dtype(x.dtype())?
-            }
-            Weight::Host(w) => {
-                let y = with_f32(&x2, |xs| matmul_t(w, xs, rows, self.in_dim, self.out_dim))?;
-                Tensor::from_vec(y, (rows, self.out_dim), &self.device)?.to_dtype(x.dtype())?
-            }
+            Weight::Packed(w) => on_host(&|xs| w.matmul_t(xs, rows))?,
+            Weight::Host(w) => on_host(&|xs| matmul_t(w, xs, rows, self.in_dim, self.out_dim))?,
+            Weight::Q8(w) => on_host(&|xs| w.matmul_t(xs, rows))?,
             Weight::Device(w) => x2.matmul(&w.t()?)?,
             Weight::Quantized(q) => q.forward(&x2)?,
         };
