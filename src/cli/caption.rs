@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::ml::vision::blip;
-use crate::ml::{hub, Captioner, DeviceChoice, Precision};
+use crate::ml::{hub, Captioner, DeviceChoice, DtypeChoice};
 use crate::photo;
 
 #[derive(Args)]
@@ -22,15 +22,16 @@ pub struct CaptionArgs {
     /// Also write {"caption": …, "tokens": […]} (tokens after [DEC], with [SEP]).
     #[arg(long)]
     pub tokens_out: Option<PathBuf>,
-    /// f32, f16 or bf16 (the caption decoder's weights on a CPU; everything on a GPU).
-    #[arg(long, default_value = "f32")]
-    pub dtype: Precision,
+    /// auto (f32), f32, f16, bf16 or q8_0 (the caption decoder's weights on a CPU;
+    /// everything on a GPU).
+    #[arg(long, default_value = "auto")]
+    pub dtype: DtypeChoice,
     #[arg(long, default_value = "cpu")]
     pub device: DeviceChoice,
 }
 
 pub fn run(a: CaptionArgs) -> Result<()> {
-    let precision = a.dtype;
+    let precision = a.dtype.exact_or_f32();
     let device = a.device.open()?;
     if a.max_new_tokens == 0 {
         anyhow::bail!("--max-new-tokens must be at least 1");

@@ -9,7 +9,7 @@ use clap::Args;
 use crate::api::types::DEFAULT_MAX_UPLOAD_BYTES;
 use crate::ml::hub::ModelChoice;
 use crate::ml::vision::{blip, clip};
-use crate::ml::{musicgen, DeviceChoice, Precision};
+use crate::ml::{musicgen, DeviceChoice, DtypeChoice};
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeConfig {
@@ -41,9 +41,10 @@ pub struct ServeConfig {
     /// cpu, cuda or cuda:N (checked at start: a build without CUDA stops there).
     #[arg(long, env = "SNAPSONG_DEVICE", default_value = "cpu")]
     pub device: DeviceChoice,
-    /// f32, f16, bf16 or q8_0 (MusicGen decoder and BLIP text weights).
-    #[arg(long, env = "SNAPSONG_DTYPE", default_value = "f32")]
-    pub dtype: Precision,
+    /// auto, f32, f16, bf16 or q8_0 (MusicGen decoder and BLIP text weights). auto: q8_0
+    /// on a CPU with AVX2 or better, else f32.
+    #[arg(long, env = "SNAPSONG_DTYPE", default_value = "auto")]
+    pub dtype: DtypeChoice,
     /// Largest upload (bytes) the server reads.
     #[arg(long, env = "SNAPSONG_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: usize,

@@ -80,7 +80,7 @@ fn leptos_options(cfg: &ServeConfig) -> LeptosOptions {
 }
 
 /// Model choices, with `--tiny-models` making (once) and using local random ones.
-fn model_config(cfg: &ServeConfig) -> Result<ModelConfig> {
+fn model_config(cfg: &ServeConfig, device: &candle_core::Device) -> Result<ModelConfig> {
     let mut m = ModelConfig {
         musicgen: cfg.musicgen_model.clone(),
         caption: cfg.caption_model.clone(),
@@ -89,7 +89,8 @@ fn model_config(cfg: &ServeConfig) -> Result<ModelConfig> {
             .text_model
             .clone()
             .unwrap_or_else(|| ModelChoice::Use(text::DEFAULT_MODEL.into())),
-        precision: cfg.dtype,
+        precision: cfg.dtype.resolve(device),
+        caption_precision: cfg.dtype.exact_or_f32(),
     };
     if cfg.tiny_models {
         let root = cfg.media_dir.join("tiny-models");
@@ -128,7 +129,7 @@ pub async fn build(cfg: ServeConfig) -> Result<Built> {
         (dirs, parts) => tracing::warn!(dirs, parts, "removed media left by an interrupted upload"),
     }
     let workers = threads::pool(cfg.worker_threads, cfg.worker_nice)?;
-    let mut models = Models::new(model_config(&cfg)?, device);
+    let mut models = Models::new(model_config(&cfg, &device)?, device);
     let noise = models.is_noise();
     if cfg.tiny_models {
         models.warm()?;

@@ -7,6 +7,8 @@ use std::str::FromStr;
 use anyhow::{bail, Result};
 use candle_core::{DType, Device};
 
+use crate::ml::kernels::isa::{self, Isa};
+
 /// The device asked for: `cpu`, `cuda` or `cuda:N`. Parsing checks the words; `open`
 /// checks that this build and machine can run it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -118,6 +120,60 @@ impl fmt::Display for Precision {
     }
 }
 
+/// `--dtype`: a precision, or `auto` for the fastest one that stays close to f32 on the
+/// device (resolved once the device is open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DtypeChoice {
+    #[default]
+    Auto,
+    Exact(Precision),
+}
+
+impl DtypeChoice {
+    /// On a CPU with AVX2 or better, 8-bit weights: the decoder reads a quarter of the
+    /// bytes and its logits keep a cosine of 0.9999 with f32 (scripts/bench/musicgen).
+    /// Without vector units, and on a GPU until the GPU path is measured, f32.
+    pub fn resolve(self, device: &Device) -> Precision {
+        match self {
+            Self::Exact(p) => p,
+            Self::Auto if device.is_cpu() && isa::active() >= Isa::Avx2 => Precision::Q8_0,
+            Self::Auto => Precision::F32,
+        }
+    }
+}
+
+impl DtypeChoice {
+    /// For models whose time is not spent reading weights one token at a time (BLIP: its
+    /// vision encoder), `auto` stays f32.
+    pub fn exact_or_f32(self) -> Precision {
+        match self {
+            Self::Exact(p) => p,
+            Self::Auto => Precision::F32,
+        }
+    }
+}
+
+impl FromStr for DtypeChoice {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            other => parse_precision(other).map(Self::Exact).map_err(|_| {
+                anyhow::anyhow!("unknown dtype {other:?}: expected auto, f32, f16, bf16 or q8_0")
+            }),
+        }
+    }
+}
+
+impl fmt::Display for DtypeChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Exact(p) => p.fmt(f),
+        }
+    }
+}
+
 /// `f32`, `f16` or `bf16`.
 pub fn parse_dtype(s: &str) -> Result<DType> {
     match s.trim().to_ascii_lowercase().as_str() {
@@ -144,6 +200,22 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unknown dtype"));
+    }
+
+    #[test]
+    fn auto_resolves_by_device_and_exact_is_kept() {
+        let auto: DtypeChoice = "AUTO".parse().unwrap();
+        let want = match isa::active() >= Isa::Avx2 {
+            true => Precision::Q8_0,
+            false => Precision::F32,
+        };
+        assert_eq!(auto.resolve(&Device::Cpu), want);
+        let bf16: DtypeChoice = "bf16".parse().unwrap();
+        assert_eq!(bf16.resolve(&Device::Cpu), Precision::BF16);
+        assert_eq!(bf16.to_string(), "bf16");
+        assert_eq!(auto.exact_or_f32(), Precision::F32);
+        let e = "int4".parse::<DtypeChoice>().unwrap_err().to_string();
+        assert!(e.contains("expected auto"), "{e}");
     }
 
     #[test]

@@ -18,7 +18,10 @@ pub struct ModelConfig {
     pub clip: ModelChoice,
     /// Reads the person's words for meaning; "none" leaves keywords only.
     pub text: ModelChoice,
+    /// The MusicGen decoder's weights.
     pub precision: Precision,
+    /// BLIP's caption decoder's weights.
+    pub caption_precision: Precision,
 }
 
 pub struct Models {
@@ -60,7 +63,8 @@ impl Models {
     }
 
     pub fn captioner(&mut self) -> Result<Option<&Captioner>> {
-        let (choice, precision, device) = (&self.cfg.caption, self.cfg.precision, &self.device);
+        let (choice, precision, device) =
+            (&self.cfg.caption, self.cfg.caption_precision, &self.device);
         optional(&mut self.captioner, choice, "BLIP", |f| {
             Captioner::load(f, precision, device)
         })
