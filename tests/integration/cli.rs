@@ -28,7 +28,8 @@ fn greedy_generate_writes_transformers_codes_and_a_wav() {
         .arg(fixture("proj_4cb"))
         .args(["--prompt", meta["prompt"].as_str().unwrap()])
         .args(["--max-new-tokens", &meta["max_new_tokens"].to_string()])
-        .args(["--greedy", "--guidance", "3.0", "--out"])
+        // Parity is f32's promise; `auto` may pick 8-bit weights on this CPU.
+        .args(["--greedy", "--guidance", "3.0", "--dtype", "f32", "--out"])
         .arg(&wav)
         .arg("--codes-out")
         .arg(&codes)
