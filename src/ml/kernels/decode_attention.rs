@@ -1,6 +1,8 @@
 //! Attention for one new token per sequence (a decoding step) on the CPU: for each batch
 //! row and head, softmax(q·kᵀ · scale + mask) · v over the cached keys and values, read
-//! in place from the cache's (B, H, T, Dh) buffer whatever its strides.
+//! in place from the cache's (B, H, T, Dh) buffer whatever its strides, in f32 or f16
+//! (a cache in f16 halves what a step reads late in a song, when the cache outweighs
+//! 8-bit weights).
 //!
 //! Why not candle's ops: for one query row its matmul costs more in set-up than in
 //! arithmetic — it packs both operands, and reads /proc/cpuinfo to count cores on every
@@ -8,15 +10,23 @@
 //! parallel loop and nothing is copied.
 
 use candle_core::{CpuStorage, Device, Storage, Tensor};
+use half::f16;
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 /// Multiply-adds (per q·k or p·v pass) below which a task is not split further.
 const MIN_TASK_WORK: usize = 1 << 15;
 
-/// (B, H, T, Dh) f32 values on the CPU, read in place: the head at (b, h) starts at
+/// A cache buffer's values.
+enum Values<'a> {
+    F32(&'a [f32]),
+    F16(&'a [f16]),
+}
+
+/// (B, H, T, Dh) values on the CPU, read in place: the head at (b, h) starts at
 /// `offset + b·sb + h·sh`, its rows `st` apart.
 struct Heads<'a> {
-    data: &'a [f32],
+    data: Values<'a>,
     offset: usize,
     sb: usize,
     sh: usize,
@@ -24,18 +34,47 @@ struct Heads<'a> {
 }
 
 impl Heads<'_> {
-    fn row(&self, b: usize, h: usize, t: usize, dh: usize) -> &[f32] {
-        let start = self.offset + b * self.sb + h * self.sh + t * self.st;
-        &self.data[start..start + dh]
+    /// Rows 0..t of head (b, h) as one (t, dh) f32 block: borrowed when they lie so in
+    /// f32, else gathered (and widened from f16) into `scratch`.
+    fn rows<'s>(
+        &'s self,
+        b: usize,
+        h: usize,
+        t: usize,
+        dh: usize,
+        scratch: &'s mut Vec<f32>,
+    ) -> &'s [f32] {
+        let start = self.offset + b * self.sb + h * self.sh;
+        let packed = self.st == dh;
+        if let (Values::F32(v), true) = (&self.data, packed) {
+            return &v[start..start + t * dh];
+        }
+        scratch.resize(t * dh, 0.0);
+        match &self.data {
+            // The whole head at once: one conversion call, not one per row.
+            Values::F16(v) if packed => v[start..start + t * dh].convert_to_f32_slice(scratch),
+            data => {
+                for (j, dst) in scratch.chunks_exact_mut(dh).enumerate() {
+                    let at = start + j * self.st;
+                    match data {
+                        Values::F32(v) => dst.copy_from_slice(&v[at..at + dh]),
+                        Values::F16(v) => v[at..at + dh].convert_to_f32_slice(dst),
+                    }
+                }
+            }
+        }
+        scratch
     }
 }
 
 /// Run `f` on `x`'s values as `Heads`, or return None when `x` is not a (B, H, T, Dh) f32
-/// CPU tensor with unit stride along Dh.
+/// or f16 CPU tensor with unit stride along Dh.
 fn with_heads<R>(x: &Tensor, f: impl FnOnce(Heads) -> R) -> Option<R> {
     let (storage, layout) = x.storage_and_layout();
-    let Storage::Cpu(CpuStorage::F32(data)) = &*storage else {
-        return None;
+    let data = match &*storage {
+        Storage::Cpu(CpuStorage::F32(v)) => Values::F32(v),
+        Storage::Cpu(CpuStorage::F16(v)) => Values::F16(v),
+        _ => return None,
     };
     match layout.stride() {
         [sb, sh, st, 1] if x.rank() == 4 => Some(f(Heads {
@@ -68,8 +107,8 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Context (B, 1, H·Dh) for queries `q` (B, 1, H·Dh) over keys and values (B, H, T, Dh),
-/// with an optional additive mask (B, 1, 1, T). None when the tensors are not contiguous
-/// f32 CPU ones of those shapes (the caller then uses candle's ops).
+/// with an optional additive mask (B, 1, 1, T). None when the tensors are not f32 (q) and
+/// f32 or f16 (k, v) CPU ones of those shapes (the caller then uses candle's ops).
 pub fn attend_one(
     q: &Tensor,
     k: &Tensor,
@@ -100,8 +139,11 @@ pub fn attend_one(
                 .for_each(|(i, out)| {
                     let (bi, h) = (i / heads, i % heads);
                     let qh = &q[i * dh..(i + 1) * dh];
-                    let mut scores: Vec<f32> = (0..t)
-                        .map(|j| dot(qh, keys.row(bi, h, j, dh)) * scale)
+                    let mut scratch = Vec::new();
+                    let mut scores: Vec<f32> = keys
+                        .rows(bi, h, t, dh, &mut scratch)
+                        .chunks_exact(dh)
+                        .map(|key| dot(qh, key) * scale)
                         .collect();
                     if let Some(m) = &mask {
                         for (s, m) in scores.iter_mut().zip(&m[bi * t..(bi + 1) * t]) {
@@ -114,9 +156,10 @@ pub fn attend_one(
                         *s = (*s - max).exp();
                         total += *s;
                     }
-                    for (j, p) in scores.iter().enumerate() {
+                    let rows = values.rows(bi, h, t, dh, &mut scratch);
+                    for (p, value) in scores.iter().zip(rows.chunks_exact(dh)) {
                         let p = p / total;
-                        for (o, x) in out.iter_mut().zip(values.row(bi, h, j, dh)) {
+                        for (o, x) in out.iter_mut().zip(value) {
                             *o += p * x;
                         }
                     }
@@ -171,12 +214,29 @@ mod tests {
             .and_then(|y| y.transpose(1, 2))
             .and_then(|y| y.reshape((b, 1, heads * dh)))
             .expect("ctx");
-        let diff = (got - want)
+        let diff = (got - &want)
             .and_then(|d| d.abs())
             .and_then(|d| d.flatten_all())
             .and_then(|d| d.max(0))
             .and_then(|d| d.to_scalar::<f32>())
             .expect("diff");
         assert!(diff < 1e-5, "max |Δ| {diff}");
+
+        // The same cache held in f16: within f16's rounding of keys and values.
+        let half = |x: &Tensor| x.to_dtype(candle_core::DType::F16).expect("f16");
+        let (k16, v16) = (
+            half(&kbuf).narrow(2, 0, t).expect("k"),
+            half(&vbuf).narrow(2, 0, t).expect("v"),
+        );
+        let got16 = attend_one(&q, &k16, &v16, Some(&mask), scale)
+            .expect("runs")
+            .expect("takes f16");
+        let diff16 = (got16 - &want)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.flatten_all())
+            .and_then(|d| d.max(0))
+            .and_then(|d| d.to_scalar::<f32>())
+            .expect("diff");
+        assert!(diff16 < 2e-3, "f16 max |Δ| {diff16}");
     }
 }

@@ -172,6 +172,8 @@ impl Attention {
                 return self.out.forward(&y);
             }
         }
+        // candle's path needs keys and values in the queries' dtype (the cache may be f16).
+        let (k, v) = (&k.to_dtype(q.dtype())?, &v.to_dtype(q.dtype())?);
         let q = self.split_heads(&(q * scale)?)?;
         let scores = q.matmul(&k.t()?)?;
         let scores = match mask {
@@ -229,7 +231,8 @@ impl DecoderLayer {
     ) -> candle_core::Result<Tensor> {
         let h = self.self_attn_layer_norm.forward(x)?;
         let (q, k, v) = self.self_attn.qkv(&h)?;
-        let (k, v) = cache.self_kv.append(&k, &v)?;
+        let as_cached = |x: Tensor| x.to_dtype(cache.kv_dtype);
+        let (k, v) = cache.self_kv.append(&as_cached(k)?, &as_cached(v)?)?;
         let x = (x + self.self_attn.attend(&q, &k, &v, self_mask)?)?;
 
         let h = self.encoder_attn_layer_norm.forward(&x)?;
@@ -249,6 +252,8 @@ impl DecoderLayer {
 
 struct LayerCache {
     self_kv: candle_nn::kv_cache::KvCache,
+    /// What the self-attention cache holds its keys and values in.
+    kv_dtype: DType,
     cross_k: Tensor,
     cross_v: Tensor,
 }
@@ -274,6 +279,10 @@ pub struct MusicgenDecoder {
     lm_heads: Vec<Linear>,
     cfg: DecoderConfig,
     dtype: DType,
+    /// The self-attention cache's dtype: on the CPU, f16 unless the precision is f32 (late
+    /// in a 30 s song an f32 cache is 590 MB read per step, more than 8-bit weights; f32
+    /// keeps transformers' exact tokens). Elsewhere the activations' dtype.
+    kv_dtype: DType,
     device: Device,
 }
 
@@ -304,6 +313,10 @@ impl MusicgenDecoder {
             lm_heads,
             cfg: cfg.clone(),
             dtype: vb.dtype(),
+            kv_dtype: match vb.device().is_cpu() && precision != Precision::F32 {
+                true => DType::F16,
+                false => vb.dtype(),
+            },
             device: vb.device().clone(),
         })
     }
@@ -349,6 +362,7 @@ impl MusicgenDecoder {
                 let (cross_k, cross_v) = l.encoder_attn.project_kv(&enc)?;
                 Ok(LayerCache {
                     self_kv: candle_nn::kv_cache::KvCache::new(2, max_len),
+                    kv_dtype: self.kv_dtype,
                     cross_k,
                     cross_v,
                 })
