@@ -1,8 +1,10 @@
 //! Attention for one new token per sequence (a decoding step) on the CPU: for each batch
 //! row and head, softmax(q·kᵀ · scale + mask) · v over the cached keys and values, read
-//! in place from the cache's (B, H, T, Dh) buffer whatever its strides, in f32 or f16
+//! in place from the cache's buffers whatever their strides, in f32 or f16
 //! (a cache in f16 halves what a step reads late in a song, when the cache outweighs
-//! 8-bit weights).
+//! 8-bit weights). Keys come transposed, (B, H, Dh, T): the scores are then Dh passes of
+//! a·x + y along T, which vectorise, instead of T short dot products with a horizontal
+//! sum each (those made attention the largest cost late in a 30 s song).
 //!
 //! Why not candle's ops: for one query row its matmul costs more in set-up than in
 //! arithmetic — it packs both operands, and reads /proc/cpuinfo to count cores on every
@@ -34,31 +36,31 @@ struct Heads<'a> {
 }
 
 impl Heads<'_> {
-    /// Rows 0..t of head (b, h) as one (t, dh) f32 block: borrowed when they lie so in
-    /// f32, else gathered (and widened from f16) into `scratch`.
+    /// The first `n` rows of `len` values of head (b, h) as one packed f32 block: borrowed
+    /// when they lie so in f32, else gathered (and widened from f16) into `scratch`.
     fn rows<'s>(
         &'s self,
         b: usize,
         h: usize,
-        t: usize,
-        dh: usize,
+        n: usize,
+        len: usize,
         scratch: &'s mut Vec<f32>,
     ) -> &'s [f32] {
         let start = self.offset + b * self.sb + h * self.sh;
-        let packed = self.st == dh;
+        let packed = self.st == len;
         if let (Values::F32(v), true) = (&self.data, packed) {
-            return &v[start..start + t * dh];
+            return &v[start..start + n * len];
         }
-        scratch.resize(t * dh, 0.0);
+        scratch.resize(n * len, 0.0);
         match &self.data {
             // The whole head at once: one conversion call, not one per row.
-            Values::F16(v) if packed => v[start..start + t * dh].convert_to_f32_slice(scratch),
+            Values::F16(v) if packed => v[start..start + n * len].convert_to_f32_slice(scratch),
             data => {
-                for (j, dst) in scratch.chunks_exact_mut(dh).enumerate() {
+                for (j, dst) in scratch.chunks_exact_mut(len).enumerate() {
                     let at = start + j * self.st;
                     match data {
-                        Values::F32(v) => dst.copy_from_slice(&v[at..at + dh]),
-                        Values::F16(v) => v[at..at + dh].convert_to_f32_slice(dst),
+                        Values::F32(v) => dst.copy_from_slice(&v[at..at + len]),
+                        Values::F16(v) => v[at..at + len].convert_to_f32_slice(dst),
                     }
                 }
             }
@@ -88,37 +90,21 @@ fn with_heads<R>(x: &Tensor, f: impl FnOnce(Heads) -> R) -> Option<R> {
     }
 }
 
-/// Σ a·b in 16 independent lanes, which the compiler vectorises for the target.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 16];
-    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..16 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// Context (B, 1, H·Dh) for queries `q` (B, 1, H·Dh) over keys and values (B, H, T, Dh),
-/// with an optional additive mask (B, 1, 1, T). None when the tensors are not f32 (q) and
-/// f32 or f16 (k, v) CPU ones of those shapes (the caller then uses candle's ops).
+/// Context (B, 1, H·Dh) for queries `q` (B, 1, H·Dh) over keys `kt` (B, H, Dh, T) and
+/// values `v` (B, H, T, Dh), with an optional additive mask (B, 1, 1, T). None when the
+/// tensors are not f32 (q) and f32 or f16 (kt, v) CPU ones of those shapes (the caller
+/// then uses candle's ops).
 pub fn attend_one(
     q: &Tensor,
-    k: &Tensor,
+    kt: &Tensor,
     v: &Tensor,
     mask: Option<&Tensor>,
     scale: f32,
 ) -> candle_core::Result<Option<Tensor>> {
     let (b, s, d) = q.dims3()?;
-    let (kb, heads, t, dh) = k.dims4()?;
-    if s != 1 || !q.device().is_cpu() || kb != b || heads * dh != d || v.dims() != k.dims() {
+    let (kb, heads, dh, t) = kt.dims4()?;
+    if s != 1 || !q.device().is_cpu() || kb != b || heads * dh != d || v.dims() != [b, heads, t, dh]
+    {
         return Ok(None);
     }
     let mask: Option<Vec<f32>> = match mask {
@@ -127,7 +113,7 @@ pub fn attend_one(
         None => None,
     };
     let q: Vec<f32> = q.flatten_all()?.to_vec1()?;
-    let ctx = with_heads(k, |keys| {
+    let ctx = with_heads(kt, |keys| {
         with_heads(v, |values| {
             let mut ctx = vec![0f32; b * d];
             // Early in a song a head is a few hundred multiply-adds: give each task enough
@@ -140,11 +126,14 @@ pub fn attend_one(
                     let (bi, h) = (i / heads, i % heads);
                     let qh = &q[i * dh..(i + 1) * dh];
                     let mut scratch = Vec::new();
-                    let mut scores: Vec<f32> = keys
-                        .rows(bi, h, t, dh, &mut scratch)
-                        .chunks_exact(dh)
-                        .map(|key| dot(qh, key) * scale)
-                        .collect();
+                    let mut scores = vec![0f32; t];
+                    let kt = keys.rows(bi, h, dh, t, &mut scratch);
+                    for (qd, keys_d) in qh.iter().zip(kt.chunks_exact(t)) {
+                        let qd = qd * scale;
+                        for (s, k) in scores.iter_mut().zip(keys_d) {
+                            *s += qd * k;
+                        }
+                    }
                     if let Some(m) = &mask {
                         for (s, m) in scores.iter_mut().zip(&m[bi * t..(bi + 1) * t]) {
                             *s += m;
@@ -183,7 +172,7 @@ mod tests {
     fn matches_candles_attention_on_a_strided_cache() {
         let (b, heads, t, dh, max) = (2, 3, 5, 20, 9);
         let dev = Device::Cpu;
-        // A cache buffer longer than what is filled, narrowed as KvCache does.
+        // Cache buffers longer than what is filled, narrowed as the decoder's cache does.
         let kbuf =
             Tensor::from_vec(data(b * heads * max * dh, 5), (b, heads, max, dh), &dev).expect("k");
         let vbuf =
@@ -192,13 +181,19 @@ mod tests {
             kbuf.narrow(2, 0, t).expect("k"),
             vbuf.narrow(2, 0, t).expect("v"),
         );
+        // Keys as the decoder caches them: transposed, (B, H, Dh, max), narrowed along T.
+        let ktbuf = kbuf
+            .transpose(2, 3)
+            .and_then(|x| x.contiguous())
+            .expect("kt");
+        let kt = ktbuf.narrow(3, 0, t).expect("kt");
         let q = Tensor::from_vec(data(b * heads * dh, 7), (b, 1, heads * dh), &dev).expect("q");
         let mask_vals: Vec<f32> = (0..b * t)
             .map(|i| if i % t == 3 { -1e9 } else { 0.0 })
             .collect();
         let mask = Tensor::from_vec(mask_vals, (b, 1, 1, t), &dev).expect("mask");
         let scale = 0.125f32;
-        let got = attend_one(&q, &k, &v, Some(&mask), scale)
+        let got = attend_one(&q, &kt, &v, Some(&mask), scale)
             .expect("runs")
             .expect("takes this layout");
         let qh = q
@@ -224,11 +219,11 @@ mod tests {
 
         // The same cache held in f16: within f16's rounding of keys and values.
         let half = |x: &Tensor| x.to_dtype(candle_core::DType::F16).expect("f16");
-        let (k16, v16) = (
-            half(&kbuf).narrow(2, 0, t).expect("k"),
+        let (kt16, v16) = (
+            half(&ktbuf).narrow(3, 0, t).expect("kt"),
             half(&vbuf).narrow(2, 0, t).expect("v"),
         );
-        let got16 = attend_one(&q, &k16, &v16, Some(&mask), scale)
+        let got16 = attend_one(&q, &kt16, &v16, Some(&mask), scale)
             .expect("runs")
             .expect("takes f16");
         let diff16 = (got16 - &want)

@@ -9,6 +9,7 @@
 use crate::ml::kernels::decode_attention;
 use crate::ml::nn::device::Precision;
 use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::kv_cache::Cache;
 use candle_nn::{Activation, Embedding, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
@@ -156,26 +157,27 @@ impl Attention {
         }
     }
 
-    /// Scaled dot-product attention of queries `q` (B, T, D) over (k, v), with an
-    /// additive mask, through the output projection.
+    /// Scaled dot-product attention of queries `q` (B, T, D) over keys `kt` (B, H, Dh, S,
+    /// transposed) and values `v` (B, H, S, Dh), with an additive mask, through the output
+    /// projection.
     fn attend(
         &self,
         q: &Tensor,
-        k: &Tensor,
+        kt: &Tensor,
         v: &Tensor,
         mask: Option<&Tensor>,
     ) -> candle_core::Result<Tensor> {
         let (b, t, d) = q.dims3()?;
         let scale = (self.head_dim as f64).powf(-0.5);
         if t == 1 {
-            if let Some(y) = decode_attention::attend_one(q, k, v, mask, scale as f32)? {
+            if let Some(y) = decode_attention::attend_one(q, kt, v, mask, scale as f32)? {
                 return self.out.forward(&y);
             }
         }
         // candle's path needs keys and values in the queries' dtype (the cache may be f16).
-        let (k, v) = (&k.to_dtype(q.dtype())?, &v.to_dtype(q.dtype())?);
+        let (kt, v) = (&kt.to_dtype(q.dtype())?, &v.to_dtype(q.dtype())?);
         let q = self.split_heads(&(q * scale)?)?;
-        let scores = q.matmul(&k.t()?)?;
+        let scores = q.matmul(kt)?;
         let scores = match mask {
             Some(m) => scores.broadcast_add(m)?,
             None => scores,
@@ -231,16 +233,15 @@ impl DecoderLayer {
     ) -> candle_core::Result<Tensor> {
         let h = self.self_attn_layer_norm.forward(x)?;
         let (q, k, v) = self.self_attn.qkv(&h)?;
-        let as_cached = |x: Tensor| x.to_dtype(cache.kv_dtype);
-        let (k, v) = cache.self_kv.append(&as_cached(k)?, &as_cached(v)?)?;
-        let x = (x + self.self_attn.attend(&q, &k, &v, self_mask)?)?;
+        let (kt, v) = cache.append(&k, &v)?;
+        let x = (x + self.self_attn.attend(&q, &kt, &v, self_mask)?)?;
 
         let h = self.encoder_attn_layer_norm.forward(&x)?;
         let q = self.encoder_attn.query(&h)?;
         let x = (&x
             + self
                 .encoder_attn
-                .attend(&q, &cache.cross_k, &cache.cross_v, cross_mask)?)?;
+                .attend(&q, &cache.cross_kt, &cache.cross_v, cross_mask)?)?;
 
         let h = self.final_layer_norm.forward(&x)?;
         let h = self
@@ -250,12 +251,31 @@ impl DecoderLayer {
     }
 }
 
+/// One layer's attention state. Keys are kept transposed, (B, H, Dh, T), as the one-token
+/// attention reads them; values (B, H, T, Dh).
 struct LayerCache {
-    self_kv: candle_nn::kv_cache::KvCache,
+    /// Self-attention keys, appended along T (dim 3).
+    keys: Cache,
+    /// Self-attention values, appended along T (dim 2).
+    values: Cache,
     /// What the self-attention cache holds its keys and values in.
     kv_dtype: DType,
-    cross_k: Tensor,
+    cross_kt: Tensor,
     cross_v: Tensor,
+}
+
+impl LayerCache {
+    /// Add this step's keys and values (B, H, S, Dh); return all of them so far, keys
+    /// transposed.
+    fn append(&mut self, k: &Tensor, v: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        let kt = k.transpose(2, 3)?.contiguous()?.to_dtype(self.kv_dtype)?;
+        self.keys.append(&kt)?;
+        self.values.append(&v.to_dtype(self.kv_dtype)?)?;
+        match (self.keys.current_data()?, self.values.current_data()?) {
+            (Some(kt), Some(v)) => Ok((kt, v)),
+            _ => candle_core::bail!("the attention cache is empty after an append"),
+        }
+    }
 }
 
 /// Per-generation state: KV caches, the cross-attention mask, the position reached.
@@ -361,9 +381,10 @@ impl MusicgenDecoder {
             .map(|l| {
                 let (cross_k, cross_v) = l.encoder_attn.project_kv(&enc)?;
                 Ok(LayerCache {
-                    self_kv: candle_nn::kv_cache::KvCache::new(2, max_len),
+                    keys: Cache::new(3, max_len),
+                    values: Cache::new(2, max_len),
                     kv_dtype: self.kv_dtype,
-                    cross_k,
+                    cross_kt: cross_k.transpose(2, 3)?.contiguous()?,
                     cross_v,
                 })
             })
