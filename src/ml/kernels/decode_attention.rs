@@ -168,6 +168,15 @@ mod tests {
     use crate::ml::kernels::host_matmul::tests::data;
     use candle_core::D;
 
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.flatten_all())
+            .and_then(|d| d.max(0))
+            .and_then(|d| d.to_scalar::<f32>())
+            .expect("diff")
+    }
+
     #[test]
     fn matches_candles_attention_on_a_strided_cache() {
         let (b, heads, t, dh, max) = (2, 3, 5, 20, 9);
@@ -209,12 +218,7 @@ mod tests {
             .and_then(|y| y.transpose(1, 2))
             .and_then(|y| y.reshape((b, 1, heads * dh)))
             .expect("ctx");
-        let diff = (got - &want)
-            .and_then(|d| d.abs())
-            .and_then(|d| d.flatten_all())
-            .and_then(|d| d.max(0))
-            .and_then(|d| d.to_scalar::<f32>())
-            .expect("diff");
+        let diff = max_abs_diff(&got, &want);
         assert!(diff < 1e-5, "max |Δ| {diff}");
 
         // The same cache held in f16: within f16's rounding of keys and values.
@@ -226,12 +230,7 @@ mod tests {
         let got16 = attend_one(&q, &kt16, &v16, Some(&mask), scale)
             .expect("runs")
             .expect("takes f16");
-        let diff16 = (got16 - &want)
-            .and_then(|d| d.abs())
-            .and_then(|d| d.flatten_all())
-            .and_then(|d| d.max(0))
-            .and_then(|d| d.to_scalar::<f32>())
-            .expect("diff");
+        let diff16 = max_abs_diff(&got16, &want);
         assert!(diff16 < 2e-3, "f16 max |Δ| {diff16}");
     }
 }
