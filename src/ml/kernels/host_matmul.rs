@@ -237,7 +237,7 @@ pub fn matmul_t(
     // Computed as (out, rows) — one weight row at a time — then transposed, so threads
     // write disjoint contiguous chunks.
     let mut yt = vec![0f32; out_dim * rows];
-    let per_task = (out_dim / (4 * rayon::current_num_threads().max(1))).max(16);
+    let per_task = outputs_per_task(out_dim);
     yt.par_chunks_mut(per_task * rows)
         .enumerate()
         .for_each(|(task, chunk)| {
@@ -249,13 +249,24 @@ pub fn matmul_t(
                 HostWeight::BF16(v) => block(&v[span], xs, in_dim, rows, chunk),
             }
         });
+    rows_first(yt, rows, out_dim)
+}
+
+/// How many outputs (weight rows) one task of a row-streaming product takes: four tasks
+/// per thread, so a slow thread does not hold the others up, and never a sliver.
+pub(crate) fn outputs_per_task(outputs: usize) -> usize {
+    (outputs / (4 * rayon::current_num_threads().max(1))).max(16)
+}
+
+/// A product computed output by output, (out, rows), laid out row by row, (rows, out).
+pub(crate) fn rows_first(yt: Vec<f32>, rows: usize, outputs: usize) -> Vec<f32> {
     if rows == 1 {
         return yt;
     }
-    let mut y = vec![0f32; rows * out_dim];
-    for n in 0..out_dim {
-        for m in 0..rows {
-            y[m * out_dim + n] = yt[n * rows + m];
+    let mut y = vec![0f32; rows * outputs];
+    for (n, col) in yt.chunks_exact(rows).enumerate() {
+        for (m, v) in col.iter().enumerate() {
+            y[m * outputs + n] = *v;
         }
     }
     y

@@ -77,16 +77,11 @@ pub fn detect() -> Isa {
     Isa::Portable
 }
 
-/// Whether the CPU has 8-bit dot products (`vpdpbusd`) on 256-bit vectors: AVX-512 VNNI
-/// with VL, or AVX-VNNI (Alder Lake and later).
+/// Whether the CPU has integer dot products (`vpdpwssd`, `vpdpbusd`) on 256-bit vectors:
+/// AVX-512 VNNI with VL. (std caches the answer.)
 pub fn has_vnni() -> bool {
     #[cfg(target_arch = "x86_64")]
-    {
-        static VNNI: OnceLock<bool> = OnceLock::new();
-        *VNNI.get_or_init(|| {
-            is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl")
-        })
-    }
+    return is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl");
     #[cfg(not(target_arch = "x86_64"))]
     false
 }
@@ -113,10 +108,9 @@ pub fn active() -> Isa {
 
 /// What the kernels run on, for logs and benchmarks: "avx512 + vnni", "avx2", …
 pub fn describe() -> String {
-    let isa = active();
-    match isa >= Isa::Avx2 && has_vnni() && isa == Isa::Avx512 {
-        true => format!("{isa} + vnni"),
-        false => isa.to_string(),
+    match active() {
+        Isa::Avx512 if has_vnni() => "avx512 + vnni".to_string(),
+        isa => isa.to_string(),
     }
 }
 

@@ -13,6 +13,7 @@
 
 use rayon::prelude::*;
 
+use super::host_matmul::{outputs_per_task, rows_first};
 use super::isa::{self, Isa};
 
 /// Values per block (one f32 scale each), for weights and activations alike.
@@ -92,7 +93,7 @@ impl Q8Matrix {
         if rows == 0 || n == 0 {
             return yt;
         }
-        let per_task = (n / (4 * rayon::current_num_threads().max(1))).max(16);
+        let per_task = outputs_per_task(n);
         yt.par_chunks_mut(per_task * rows)
             .enumerate()
             .for_each(|(task, chunk)| {
@@ -120,16 +121,7 @@ impl Q8Matrix {
                     }
                 }
             });
-        if rows == 1 {
-            return yt;
-        }
-        let mut y = vec![0f32; rows * n];
-        for (j, col) in yt.chunks_exact(rows).enumerate() {
-            for (r, v) in col.iter().enumerate() {
-                y[r * n + j] = *v;
-            }
-        }
-        y
+        rows_first(yt, rows, n)
     }
 }
 

@@ -58,56 +58,75 @@ impl DecoderConfig {
     }
 }
 
-/// How an attention block projects its input.
-enum Projections {
-    /// Self-attention: q, k and v of the same input in one product.
-    Fused(Linear),
-    /// Cross-attention: q every step; k and v over the text, once per song.
-    Split { q: Linear, k: Linear, v: Linear },
-}
-
+/// What self- and cross-attention share: heads, the output projection, `attend`.
 struct Attention {
-    proj: Projections,
     out: Linear,
     heads: usize,
     head_dim: usize,
 }
 
-impl Attention {
-    fn load(
-        vb: VarBuilder,
-        dim: usize,
-        heads: usize,
-        p: Precision,
-        fused: bool,
-    ) -> candle_core::Result<Self> {
-        let proj = match fused {
-            true => Projections::Fused(Linear::stacked(
-                &[vb.pp("q_proj"), vb.pp("k_proj"), vb.pp("v_proj")],
-                dim,
-                dim,
-                p,
-            )?),
-            false => Projections::Split {
-                q: Linear::load_as(vb.pp("q_proj"), dim, dim, false, p)?,
-                k: Linear::load_as(vb.pp("k_proj"), dim, dim, false, p)?,
-                v: Linear::load_as(vb.pp("v_proj"), dim, dim, false, p)?,
-            },
-        };
+/// Self-attention: q, k and v of the same input in one product.
+struct SelfAttention {
+    qkv: Linear,
+    attn: Attention,
+}
+
+/// Cross-attention: q every step; k and v over the text, once per song (`start`).
+struct CrossAttention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    attn: Attention,
+}
+
+impl SelfAttention {
+    fn load(vb: VarBuilder, dim: usize, heads: usize, p: Precision) -> candle_core::Result<Self> {
+        let parts = [vb.pp("q_proj"), vb.pp("k_proj"), vb.pp("v_proj")];
         Ok(Self {
-            proj,
+            qkv: Linear::stacked(&parts, dim, dim, p)?,
+            attn: Attention::load(vb, dim, heads, p)?,
+        })
+    }
+
+    /// Queries (B, T, D) and keys and values (B, H, T, Dh) of `x`.
+    fn qkv(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+        let d = self.attn.heads * self.attn.head_dim;
+        let y = self.qkv.forward(x)?;
+        let part = |i: usize| y.narrow(2, i * d, d);
+        let (k, v) = (
+            self.attn.split_heads(&part(1)?)?,
+            self.attn.split_heads(&part(2)?)?,
+        );
+        Ok((part(0)?, k, v))
+    }
+}
+
+impl CrossAttention {
+    fn load(vb: VarBuilder, dim: usize, heads: usize, p: Precision) -> candle_core::Result<Self> {
+        Ok(Self {
+            q: Linear::load_as(vb.pp("q_proj"), dim, dim, false, p)?,
+            k: Linear::load_as(vb.pp("k_proj"), dim, dim, false, p)?,
+            v: Linear::load_as(vb.pp("v_proj"), dim, dim, false, p)?,
+            attn: Attention::load(vb, dim, heads, p)?,
+        })
+    }
+
+    /// Keys and values (B, H, T, Dh) of the text states `x`.
+    fn project_kv(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        Ok((
+            self.attn.split_heads(&self.k.forward(x)?)?,
+            self.attn.split_heads(&self.v.forward(x)?)?,
+        ))
+    }
+}
+
+impl Attention {
+    fn load(vb: VarBuilder, dim: usize, heads: usize, p: Precision) -> candle_core::Result<Self> {
+        Ok(Self {
             out: Linear::load_as(vb.pp("out_proj"), dim, dim, false, p)?,
             heads,
             head_dim: dim / heads,
         })
-    }
-
-    /// The projections a decoding step reads (cross-attention's k and v are not).
-    fn step_linears(&self) -> Vec<&Linear> {
-        match &self.proj {
-            Projections::Fused(qkv) => vec![qkv, &self.out],
-            Projections::Split { q, .. } => vec![q, &self.out],
-        }
     }
 
     /// (B, T, D) → (B, H, T, Dh)
@@ -116,45 +135,6 @@ impl Attention {
         x.reshape((b, t, self.heads, self.head_dim))?
             .transpose(1, 2)?
             .contiguous()
-    }
-
-    /// Queries (B, T, D) and keys and values (B, H, T, Dh) of one input (self-attention).
-    fn qkv(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
-        let d = self.heads * self.head_dim;
-        let part = |y: &Tensor, i: usize| y.narrow(2, i * d, d);
-        match &self.proj {
-            Projections::Fused(qkv) => {
-                let y = qkv.forward(x)?;
-                let (k, v) = (part(&y, 1)?, part(&y, 2)?);
-                Ok((part(&y, 0)?, self.split_heads(&k)?, self.split_heads(&v)?))
-            }
-            Projections::Split { q, .. } => {
-                let (k, v) = self.project_kv(x)?;
-                Ok((q.forward(x)?, k, v))
-            }
-        }
-    }
-
-    /// Queries (B, T, D) of `x`.
-    fn query(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        match &self.proj {
-            Projections::Fused(_) => Ok(self.qkv(x)?.0),
-            Projections::Split { q, .. } => q.forward(x),
-        }
-    }
-
-    /// Keys and values (B, H, T, Dh) of `x`.
-    fn project_kv(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
-        match &self.proj {
-            Projections::Fused(_) => {
-                let (_, k, v) = self.qkv(x)?;
-                Ok((k, v))
-            }
-            Projections::Split { k, v, .. } => Ok((
-                self.split_heads(&k.forward(x)?)?,
-                self.split_heads(&v.forward(x)?)?,
-            )),
-        }
     }
 
     /// Scaled dot-product attention of queries `q` (B, T, D) over keys `kt` (B, H, Dh, S,
@@ -189,9 +169,9 @@ impl Attention {
 }
 
 struct DecoderLayer {
-    self_attn: Attention,
+    self_attn: SelfAttention,
     self_attn_layer_norm: LayerNorm,
-    encoder_attn: Attention,
+    encoder_attn: CrossAttention,
     encoder_attn_layer_norm: LayerNorm,
     fc1: Linear,
     fc2: Linear,
@@ -207,14 +187,13 @@ impl DecoderLayer {
     fn load(vb: VarBuilder, cfg: &DecoderConfig, q: Precision) -> candle_core::Result<Self> {
         let d = cfg.hidden_size;
         Ok(Self {
-            self_attn: Attention::load(vb.pp("self_attn"), d, cfg.num_attention_heads, q, true)?,
+            self_attn: SelfAttention::load(vb.pp("self_attn"), d, cfg.num_attention_heads, q)?,
             self_attn_layer_norm: layer_norm(vb.pp("self_attn_layer_norm"), d)?,
-            encoder_attn: Attention::load(
+            encoder_attn: CrossAttention::load(
                 vb.pp("encoder_attn"),
                 d,
                 cfg.num_attention_heads,
                 q,
-                false,
             )?,
             encoder_attn_layer_norm: layer_norm(vb.pp("encoder_attn_layer_norm"), d)?,
             fc1: Linear::load_as(vb.pp("fc1"), d, cfg.ffn_dim, false, q)?,
@@ -234,14 +213,14 @@ impl DecoderLayer {
         let h = self.self_attn_layer_norm.forward(x)?;
         let (q, k, v) = self.self_attn.qkv(&h)?;
         let (kt, v) = cache.append(&k, &v)?;
-        let x = (x + self.self_attn.attend(&q, &kt, &v, self_mask)?)?;
+        let x = (x + self.self_attn.attn.attend(&q, &kt, &v, self_mask)?)?;
 
         let h = self.encoder_attn_layer_norm.forward(&x)?;
-        let q = self.encoder_attn.query(&h)?;
+        let (cross, kt, v) = (&self.encoder_attn, &cache.cross_kt, &cache.cross_v);
         let x = (&x
-            + self
-                .encoder_attn
-                .attend(&q, &cache.cross_kt, &cache.cross_v, cross_mask)?)?;
+            + cross
+                .attn
+                .attend(&cross.q.forward(&h)?, kt, v, cross_mask)?)?;
 
         let h = self.final_layer_norm.forward(&x)?;
         let h = self
@@ -345,10 +324,11 @@ impl MusicgenDecoder {
     /// keys and values (made once per song in `start`), and the heads.
     pub fn step_weight_bytes(&self) -> usize {
         let layer = |l: &DecoderLayer| {
-            let mut linears = l.self_attn.step_linears();
-            linears.extend(l.encoder_attn.step_linears());
-            linears.extend([&l.fc1, &l.fc2]);
-            linears.iter().map(|p| p.weight_bytes()).sum::<usize>()
+            let (s, e) = (&l.self_attn, &l.encoder_attn);
+            [&s.qkv, &s.attn.out, &e.q, &e.attn.out, &l.fc1, &l.fc2]
+                .iter()
+                .map(|p| p.weight_bytes())
+                .sum::<usize>()
         };
         self.layers.iter().map(layer).sum::<usize>()
             + self

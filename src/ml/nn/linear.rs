@@ -30,6 +30,15 @@ pub struct Linear {
     device: Device,
 }
 
+/// The precision a checkpoint loaded in `dtype` keeps.
+fn precision_of(dtype: DType) -> Precision {
+    match dtype {
+        DType::F16 => Precision::F16,
+        DType::BF16 => Precision::BF16,
+        _ => Precision::F32,
+    }
+}
+
 impl Linear {
     /// Full precision, in `vb`'s dtype.
     pub fn load(
@@ -38,11 +47,7 @@ impl Linear {
         out_dim: usize,
         bias: bool,
     ) -> candle_core::Result<Self> {
-        let precision = match vb.dtype() {
-            DType::F16 => Precision::F16,
-            DType::BF16 => Precision::BF16,
-            _ => Precision::F32,
-        };
+        let precision = precision_of(vb.dtype());
         Self::load_as(vb, in_dim, out_dim, bias, precision)
     }
 
@@ -55,20 +60,7 @@ impl Linear {
         bias: bool,
         precision: Precision,
     ) -> candle_core::Result<Self> {
-        let w =
-            vb.get_with_hints_dtype((out_dim, in_dim), "weight", Default::default(), DType::F32)?;
-        // On the CPU activations are f32 whatever the weights are.
-        let bias_dtype = match vb.device().is_cpu() {
-            true => DType::F32,
-            false => precision.dtype(),
-        };
-        let bias = match bias {
-            true => {
-                Some(vb.get_with_hints_dtype(out_dim, "bias", Default::default(), bias_dtype)?)
-            }
-            false => None,
-        };
-        Self::with_precision(&w, bias, precision)
+        Self::load_parts(&[vb], in_dim, out_dim, bias, precision)
     }
 
     /// Several bias-free projections of the same input stacked into one (Σ out, in)
@@ -80,13 +72,57 @@ impl Linear {
         out_dim: usize,
         precision: Precision,
     ) -> candle_core::Result<Self> {
+        Self::load_parts(parts, in_dim, out_dim, false, precision)
+    }
+
+    /// Several (dim → dim) projections with biases (attention's q, k and v) as one
+    /// (parts·dim, dim) matrix, f32 on the CPU and in the checkpoint's dtype elsewhere.
+    pub fn fused(parts: &[VarBuilder], dim: usize) -> candle_core::Result<Self> {
+        let Some(first) = parts.first() else {
+            candle_core::bail!("a fused projection needs at least one part");
+        };
+        let precision = match first.device().is_cpu() {
+            true => Precision::F32,
+            false => precision_of(first.dtype()),
+        };
+        Self::load_parts(parts, dim, dim, true, precision)
+    }
+
+    /// `parts` (out, in) weights, and biases when `bias`, stacked along `out` and stored in
+    /// `precision`.
+    fn load_parts(
+        parts: &[VarBuilder],
+        in_dim: usize,
+        out_dim: usize,
+        bias: bool,
+        precision: Precision,
+    ) -> candle_core::Result<Self> {
+        let Some(first) = parts.first() else {
+            candle_core::bail!("a projection needs at least one weight");
+        };
+        let get = |vb: &VarBuilder, shape: &[usize], name: &str, dtype: DType| {
+            vb.get_with_hints_dtype(shape, name, Default::default(), dtype)
+        };
         let ws = parts
             .iter()
-            .map(|vb| {
-                vb.get_with_hints_dtype((out_dim, in_dim), "weight", Default::default(), DType::F32)
-            })
+            .map(|vb| get(vb, &[out_dim, in_dim], "weight", DType::F32))
             .collect::<candle_core::Result<Vec<_>>>()?;
-        Self::with_precision(&Tensor::cat(&ws, 0)?, None, precision)
+        // On the CPU activations are f32 whatever the weights are.
+        let bias_dtype = match first.device().is_cpu() {
+            true => DType::F32,
+            false => precision.dtype(),
+        };
+        let bias = match bias {
+            true => {
+                let bs = parts
+                    .iter()
+                    .map(|vb| get(vb, &[out_dim], "bias", bias_dtype))
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                Some(Tensor::cat(&bs, 0)?)
+            }
+            false => None,
+        };
+        Self::with_precision(&Tensor::cat(&ws, 0)?, bias, precision)
     }
 
     /// An (out, in) f32 weight stored in `precision` on its device.
@@ -168,24 +204,6 @@ impl Linear {
     /// Replace the bias (for heads whose bias is stored apart from the weight).
     pub fn set_bias(&mut self, bias: Tensor) {
         self.bias = Some(bias);
-    }
-
-    /// Several (dim → dim) projections with biases stored apart (attention's q, k and v)
-    /// as one (parts·dim, dim) matrix: one product instead of three.
-    pub fn fused(parts: &[VarBuilder], dim: usize) -> candle_core::Result<Self> {
-        let (mut ws, mut bs) = (Vec::new(), Vec::new());
-        for vb in parts {
-            ws.push(vb.get((dim, dim), "weight")?);
-            bs.push(vb.get(dim, "bias")?);
-        }
-        let mut fused = Self::from_weight(&Tensor::cat(&ws, 0)?)?;
-        // As `Linear` keeps biases: f32 on the CPU, the weights' dtype elsewhere.
-        let bias = Tensor::cat(&bs, 0)?;
-        fused.set_bias(match bias.device().is_cpu() {
-            true => bias.to_dtype(DType::F32)?,
-            false => bias,
-        });
-        Ok(fused)
     }
 }
 
