@@ -85,6 +85,7 @@ fn run() -> Result<()> {
             greedy: true,
             ..SamplingConfig::default()
         },
+        prompt_codes: Vec::new(),
     };
     let never = AtomicBool::new(false);
     let mut out = serde_json::Map::new();
@@ -112,13 +113,13 @@ fn run() -> Result<()> {
             length: Length::MaxNewTokens(8),
             ..opts.clone()
         };
-        model.generate_codes(prompt, &warm, &mut |_| {}, &never)?;
+        model.generate_codes(prompt, &warm, &mut |_, _| {}, &never)?;
         // The median of three runs: this shared machine's neighbours come and go.
         let mut runs = Vec::new();
         let mut codes = Vec::new();
         for _ in 0..RUNS {
             let t = Instant::now();
-            codes = model.generate_codes(prompt, &opts, &mut |_| {}, &never)?;
+            codes = model.generate_codes(prompt, &opts, &mut |_, _| {}, &never)?;
             runs.push(t.elapsed().as_secs_f64() * 1000.0 - t5_ms);
         }
         runs.sort_by(f64::total_cmp);

@@ -4,7 +4,9 @@ The Rust tests load these fixtures through the real loading code and must produc
 same codes (exactly), the same waveform (max |diff| <= 1e-4, same length) and the same T5
 states. Run from the repo root:
 
-    python scripts/parity/make_fixtures.py            # writes tests/fixtures/
+    python scripts/parity/make_fixtures.py                 # writes tests/fixtures/
+    python scripts/parity/make_fixtures.py --continuation  # adds the continuation runs
+                                                           # to the fixtures already there
 
 Needs: torch, transformers, safetensors, tokenizers. The fixtures are committed, so CI
 never runs this.
@@ -141,6 +143,47 @@ def run(model, tok, prompt, steps, guidance):
     return ids[0], hidden[0], codes, audio[0, 0]
 
 
+# Continuation: these many prompt frames (random codes), then max_new_tokens greedy steps.
+CONTINUATION_FRAMES = 7
+
+
+def continuation(name, c, model, tok):
+    """Greedy generate(decoder_input_ids=<prompt codes>, guidance_scale=3): the prompt codes
+    (codebooks, frames) and the codes transformers returns (the prompt's first)."""
+    g = torch.Generator().manual_seed(sum(map(ord, name)) + 1)
+    prompt = torch.randint(0, c["vocab"], (c["codebooks"], CONTINUATION_FRAMES), generator=g)
+    enc = tok.encode(PROMPT)
+    ids = torch.tensor([enc.ids])
+    captured = {}
+    decode = model.audio_encoder.decode
+
+    def spy(audio_codes, *a, **k):
+        captured["codes"] = audio_codes.clone()
+        return decode(audio_codes, *a, **k)
+
+    model.audio_encoder.decode = spy
+    with torch.no_grad():
+        model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), decoder_input_ids=prompt,
+                       do_sample=False, guidance_scale=3.0, max_new_tokens=c["steps"])
+    model.audio_encoder.decode = decode
+    return prompt, captured["codes"][0, 0]
+
+
+def add_continuations():
+    tok = Tokenizer.from_file(os.path.join(ROOT, "tiny_tokenizer.json"))
+    for name, c in CONFIGS.items():
+        out = os.path.join(ROOT, "musicgen", name)
+        model = MusicgenForConditionalGeneration.from_pretrained(out).eval()
+        gen = model.generation_config
+        gen.decoder_start_token_id = gen.pad_token_id = gen.bos_token_id = c["vocab"]
+        prompt, codes = continuation(name, c, model, tok)
+        ref = load_file(os.path.join(out, "reference.safetensors"))
+        ref["cont.prompt_codes"] = prompt.to(torch.int64).contiguous()
+        ref["cont.codes"] = codes.to(torch.int64).contiguous()
+        save_file(ref, os.path.join(out, "reference.safetensors"))
+        print(name, "continuation", tuple(prompt.shape), "->", tuple(codes.shape), file=sys.stderr)
+
+
 def save(name, c, model, tok, tok_path):
     out = os.path.join(ROOT, "musicgen", name)
     os.makedirs(out, exist_ok=True)
@@ -184,4 +227,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if "--continuation" in sys.argv:
+        add_continuations()
+    else:
+        main()
+        add_continuations()

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Song length bounds (seconds), as the upload page offers them.
 pub const MIN_DURATION_S: f32 = 5.0;
-pub const MAX_DURATION_S: f32 = 30.0;
+pub const MAX_DURATION_S: f32 = 180.0;
 pub const DEFAULT_DURATION_S: f32 = 10.0;
 /// Largest photo the server takes, unless configured otherwise (the browser checks too).
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 20 * 1024 * 1024;

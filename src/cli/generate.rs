@@ -1,5 +1,6 @@
 //! `snapsong generate`: text prompt → song (WAV), with MusicGen; `--codes-out` writes the
-//! audio codes, `--greedy` decodes by argmax (the parity tests use both).
+//! audio codes, `--prompt-codes` continues codes in that format, `--greedy` decodes by
+//! argmax (the parity tests use all three).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,10 +22,11 @@ pub struct GenerateArgs {
     pub model: String,
     #[arg(long)]
     pub prompt: String,
-    /// Length of the song in seconds (at most 30).
+    /// Length of the song in seconds, a continued prompt included (at most 180; past 30
+    /// it is made in 30 s windows, each prompted with the last 12 s).
     #[arg(long, conflicts_with = "max_new_tokens")]
     pub duration: Option<f64>,
-    /// Decoder steps, exactly as transformers' max_new_tokens.
+    /// Decoder steps after the prompt codes, exactly as transformers' max_new_tokens.
     #[arg(long)]
     pub max_new_tokens: Option<usize>,
     #[arg(long, default_value_t = 3.0)]
@@ -52,6 +54,15 @@ pub struct GenerateArgs {
     /// Also write the audio codes as JSON: {"codes": [[…frames…] × codebooks]}.
     #[arg(long)]
     pub codes_out: Option<PathBuf>,
+    /// Continue these codes (JSON as `--codes-out` writes): the song starts with them.
+    #[arg(long)]
+    pub prompt_codes: Option<PathBuf>,
+}
+
+/// `--codes-out` / `--prompt-codes`: one row of frames per codebook.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct CodesFile {
+    pub codes: Vec<Vec<u32>>,
 }
 
 pub fn run(a: GenerateArgs) -> Result<()> {
@@ -80,6 +91,10 @@ fn generate(a: GenerateArgs) -> Result<()> {
             top_p: a.top_p,
             seed,
         },
+        prompt_codes: match &a.prompt_codes {
+            Some(path) => read_codes(path)?,
+            None => Vec::new(),
+        },
     };
     opts.sampling.validate()?;
     if a.prompt.trim().is_empty() {
@@ -95,15 +110,17 @@ fn generate(a: GenerateArgs) -> Result<()> {
         );
     }
     let mut model = MusicGen::load(&files, precision, &device)?;
-    let steps = model.max_new_tokens(&opts.length)?;
+    let plan = model.plan(&opts.length, opts.prompt_codes.first().map_or(0, Vec::len))?;
+    let steps = plan.steps;
     eprintln!(
-        "loaded {} in {:.1}s; {steps} decoder steps, seed {seed}",
+        "loaded {} in {:.1}s; {steps} decoder steps in {} window(s), seed {seed}",
         a.model,
-        t0.elapsed().as_secs_f64()
+        t0.elapsed().as_secs_f64(),
+        plan.windows.len()
     );
 
     let t1 = Instant::now();
-    let mut report = |p: Progress| {
+    let mut report = |p: Progress, _: &[Vec<u32>]| {
         if p.step.is_multiple_of(10) || p.step == p.total {
             eprint!("\rgenerating {}/{}", p.step, p.total);
             let _ = std::io::stderr().flush();
@@ -125,10 +142,20 @@ fn generate(a: GenerateArgs) -> Result<()> {
     );
     wav::write_wav(&a.out, &samples, model.sample_rate())?;
     if let Some(path) = &a.codes_out {
-        let json = serde_json::json!({ "codes": codes });
-        std::fs::write(path, serde_json::to_vec(&json)?)
+        std::fs::write(path, serde_json::to_vec(&CodesFile { codes })?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     println!("{}", a.out.display());
     Ok(())
+}
+
+fn read_codes(path: &std::path::Path) -> Result<Vec<Vec<u32>>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let file: CodesFile = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{} is not a codes file ({{\"codes\": [[…] × codebooks]}})",
+            path.display()
+        )
+    })?;
+    Ok(file.codes)
 }

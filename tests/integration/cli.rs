@@ -56,13 +56,76 @@ fn greedy_generate_writes_transformers_codes_and_a_wav() {
 }
 
 #[test]
+fn greedy_generate_continues_prompt_codes_as_transformers_does() {
+    let out = tempfile::tempdir().unwrap();
+    let r = candle_core::safetensors::load(
+        fixture("proj_4cb").join("reference.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let prompt: Vec<Vec<i64>> = r["cont.prompt_codes"].to_vec2().unwrap();
+    let want: Vec<Vec<i64>> = r["cont.codes"].to_vec2().unwrap();
+    let (prompt_path, codes) = (
+        out.path().join("prompt.json"),
+        out.path().join("codes.json"),
+    );
+    std::fs::write(
+        &prompt_path,
+        serde_json::json!({ "codes": prompt }).to_string(),
+    )
+    .unwrap();
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("proj_4cb").join("reference.json")).unwrap(),
+    )
+    .unwrap();
+    let status = bin()
+        .args(["generate", "--model"])
+        .arg(fixture("proj_4cb"))
+        .args(["--prompt", meta["prompt"].as_str().unwrap()])
+        .args(["--max-new-tokens", &meta["max_new_tokens"].to_string()])
+        .args([
+            "--greedy",
+            "--guidance",
+            "3.0",
+            "--dtype",
+            "f32",
+            "--prompt-codes",
+        ])
+        .arg(&prompt_path)
+        .arg("--out")
+        .arg(out.path().join("song.wav"))
+        .arg("--codes-out")
+        .arg(&codes)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let got: serde_json::Value = serde_json::from_slice(&std::fs::read(&codes).unwrap()).unwrap();
+    let got: Vec<Vec<i64>> = serde_json::from_value(got["codes"].clone()).unwrap();
+    assert_eq!(got, want);
+
+    // Not a codes file: a clear message, no panic.
+    std::fs::write(&prompt_path, "{\"codes\": \"many\"}").unwrap();
+    let o = bin()
+        .args(["generate", "--model"])
+        .arg(fixture("proj_4cb"))
+        .args(["--prompt", "piano", "--prompt-codes"])
+        .arg(&prompt_path)
+        .arg("--out")
+        .arg(out.path().join("x.wav"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not a codes file"));
+}
+
+#[test]
 fn bad_arguments_fail_with_a_message() {
     let out = tempfile::tempdir().unwrap();
     let wav = out.path().join("x.wav");
     let cases: [(&[&str], &str); 4] = [
         (&["--dtype", "int3"], "unknown dtype"),
         (&["--duration", "0"], "duration must be"),
-        (&["--duration", "45"], "duration must be"),
+        (&["--duration", "181"], "duration must be"),
         (&["--device", "tpu"], "unknown device"),
     ];
     for (args, msg) in cases {

@@ -11,6 +11,7 @@ mod cli;
 mod clip_parity;
 mod crash_safety;
 mod hostile_input;
+mod long_songs;
 mod musicgen_errors;
 mod musicgen_parity;
 mod photo_intake;

@@ -108,11 +108,11 @@ fn opts(length: Length) -> GenerateOptions {
 fn bad_prompts_and_lengths() {
     let mut m = try_load(&fixture()).unwrap();
     let run = |m: &mut MusicGen, prompt: &str, o: GenerateOptions| {
-        m.generate_codes(prompt, &o, &mut |_| {}, &AtomicBool::new(false))
+        m.generate_codes(prompt, &o, &mut |_, _| {}, &AtomicBool::new(false))
     };
     assert!(err(run(&mut m, "   ", opts(Length::MaxNewTokens(10)))).contains("prompt is empty"));
     assert!(err(run(&mut m, "piano", opts(Length::Seconds(0.0)))).contains("duration must be"));
-    assert!(err(run(&mut m, "piano", opts(Length::Seconds(31.0)))).contains("duration must be"));
+    assert!(err(run(&mut m, "piano", opts(Length::Seconds(181.0)))).contains("duration must be"));
     assert!(err(run(&mut m, "piano", opts(Length::Seconds(f64::NAN)))).contains("duration must be"));
     assert!(err(run(&mut m, "piano", opts(Length::MaxNewTokens(2)))).contains("at least 6"));
     let long = "piano ".repeat(400);
@@ -127,7 +127,7 @@ fn cancellation_stops_generation() {
     let r = m.generate_codes(
         "piano",
         &opts(Length::MaxNewTokens(20)),
-        &mut |p| {
+        &mut |p, _| {
             steps = p.step;
             if p.step == 5 {
                 cancel.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -146,7 +146,7 @@ fn sampling_is_seeded_and_respects_length() {
     let mut o = opts(Length::MaxNewTokens(12));
     o.sampling.seed = 7;
     let run = |m: &mut MusicGen, o: &GenerateOptions| {
-        m.generate_codes("piano", o, &mut |_| {}, &AtomicBool::new(false))
+        m.generate_codes("piano", o, &mut |_, _| {}, &AtomicBool::new(false))
             .unwrap()
     };
     let a = run(&mut m, &o);

@@ -40,6 +40,7 @@ fn greedy(steps: usize, guidance: f64) -> GenerateOptions {
             greedy: true,
             ..SamplingConfig::default()
         },
+        prompt_codes: Vec::new(),
     }
 }
 
@@ -68,7 +69,7 @@ fn greedy_codes_and_waveform_match_transformers() {
                 .generate_codes(
                     prompt,
                     &greedy(steps, guidance),
-                    &mut |p| seen.push(p.step),
+                    &mut |p, _| seen.push(p.step),
                     &AtomicBool::new(false),
                 )
                 .unwrap();

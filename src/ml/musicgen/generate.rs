@@ -2,6 +2,11 @@
 //! runs it: the prompt through T5 (and the projection), then the decoder LM one step at a
 //! time with the codebook delay pattern and classifier-free guidance as one batch of two;
 //! tokens are sampled (or forced, to compare precisions) and the delay is undone.
+//!
+//! A song may continue earlier codes (transformers' `decoder_input_ids`: they go in with
+//! the first forward pass and come back at the start of the result), and a song longer
+//! than one window is made window by window (`windows`), each prompted with the end of the
+//! last.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -9,12 +14,15 @@ use anyhow::{bail, Result};
 use candle_core::{DType, Module, Tensor};
 
 use super::sampling::{guide, Sampler, SamplingConfig};
-use super::MusicGen;
+use super::windows::{Window, Windows};
+use super::{MusicGen, MAX_SECONDS};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Length {
+    /// The whole song's length, a continued prompt included.
     Seconds(f64),
-    /// Decoder steps, as in transformers' `generate(max_new_tokens=…)`.
+    /// Decoder steps after the prompt, as in transformers' `generate(max_new_tokens=…)`:
+    /// the song gets `n + 1 − codebooks` frames more than the prompt.
     MaxNewTokens(usize),
 }
 
@@ -24,6 +32,9 @@ pub struct GenerateOptions {
     /// Classifier-free guidance scale; ≤ 1 turns guidance off.
     pub guidance_scale: f64,
     pub sampling: SamplingConfig,
+    /// Codes to continue, one row of frames per codebook (what `--codes-out` writes); empty
+    /// for a new song.
+    pub prompt_codes: Vec<Vec<u32>>,
 }
 
 impl Default for GenerateOptions {
@@ -32,15 +43,31 @@ impl Default for GenerateOptions {
             length: Length::Seconds(10.0),
             guidance_scale: 3.0,
             sampling: SamplingConfig::default(),
+            prompt_codes: Vec::new(),
         }
     }
 }
 
-/// Reported after every decoder step.
+/// Reported after every decoder step, with the codes of the frames made so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
+    /// Decoder steps done and to do, over every window of the song.
     pub step: usize,
     pub total: usize,
+    /// Frames whose every codebook is known, the prompt's included.
+    pub frames: usize,
+    /// Frames the song will have.
+    pub total_frames: usize,
+}
+
+/// What a song is made of: its windows, in frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SongPlan {
+    pub prompt_frames: usize,
+    pub total_frames: usize,
+    pub windows: Vec<Window>,
+    /// Decoder steps over all windows.
+    pub steps: usize,
 }
 
 /// Returned (inside `anyhow::Error`) when the cancel flag stops a generation.
@@ -48,20 +75,101 @@ pub struct Progress {
 #[error("generation cancelled")]
 pub struct Cancelled;
 
+/// Called after each step with the progress and the song's complete frames so far.
+pub type OnStep<'a> = dyn FnMut(Progress, &[Vec<u32>]) + 'a;
+
+/// The text condition, made once per song: encoder states (with the unconditional half
+/// when guided) and their attention mask.
+struct Condition {
+    enc: Tensor,
+    mask: Tensor,
+    guided: bool,
+    scale: f32,
+}
+
 impl MusicGen {
-    /// Prompt → audio codes, reporting each decoder step and stopping when `cancel` is set.
+    /// The windows that make a song of `length` after `prompt_frames` frames.
+    pub fn plan(&self, length: &Length, prompt_frames: usize) -> Result<SongPlan> {
+        let k = self.num_codebooks();
+        let rate = self.codec.config().frame_rate();
+        let max_frames = (MAX_SECONDS * rate).round() as usize;
+        let total_frames = match *length {
+            Length::Seconds(s) => {
+                if !(s.is_finite() && s > 0.0 && s <= MAX_SECONDS) {
+                    bail!(
+                        "duration must be more than 0 and at most {MAX_SECONDS} seconds, got {s}"
+                    );
+                }
+                (s * rate).round().max(1.0) as usize
+            }
+            Length::MaxNewTokens(n) => {
+                // The delay pattern needs 2K − 1 positions (start token included).
+                let min = 2 * k - 2;
+                if n < min {
+                    bail!(
+                        "max-new-tokens must be at least {min} for a {k}-codebook model, got {n}"
+                    );
+                }
+                prompt_frames + n + 1 - k
+            }
+        };
+        if total_frames > max_frames {
+            bail!("that is longer than {MAX_SECONDS} seconds ({total_frames} frames, at most {max_frames})");
+        }
+        if total_frames <= prompt_frames {
+            bail!(
+                "the prompt codes are already {:.1} s long: ask for a longer song",
+                prompt_frames as f64 / rate
+            );
+        }
+        if total_frames < k - 1 {
+            bail!(
+                "a song needs at least {} frames for a {k}-codebook model",
+                k - 1
+            );
+        }
+        let cfg = self.decoder.config();
+        let windows = Windows::for_model(rate, cfg.max_position_embeddings, k)
+            .plan(prompt_frames, total_frames);
+        let steps = windows.iter().map(|w| w.steps(k)).sum();
+        Ok(SongPlan {
+            prompt_frames,
+            total_frames,
+            windows,
+            steps,
+        })
+    }
+
+    /// Prompt → audio codes (the prompt codes first), reporting each decoder step and
+    /// stopping when `cancel` is set.
     pub fn generate_codes(
         &mut self,
         prompt: &str,
         opts: &GenerateOptions,
-        on_step: &mut dyn FnMut(Progress),
+        on_step: &mut OnStep,
         cancel: &AtomicBool,
     ) -> Result<Vec<Vec<u32>>> {
         opts.sampling.validate()?;
-        let n = self.max_new_tokens(&opts.length)?;
+        let mut song = self.check_prompt_codes(&opts.prompt_codes)?;
+        let plan = self.plan(&opts.length, song[0].len())?;
+        let cond = self.condition(prompt, opts.guidance_scale)?;
         let mut sampler = Sampler::new(opts.sampling.clone());
         let mut choose = |_step: usize, _codebook: usize, logits: &[f32]| sampler.sample(logits);
-        self.decode_loop(prompt, n, opts.guidance_scale, &mut choose, on_step, cancel)
+        let mut done = 0;
+        for w in &plan.windows {
+            let mut report = |step: usize, song: &[Vec<u32>]| {
+                let p = Progress {
+                    step: done + step,
+                    total: plan.steps,
+                    frames: song[0].len(),
+                    total_frames: plan.total_frames,
+                };
+                on_step(p, song)
+            };
+            self.decode_window(&cond, &mut song, w, &mut choose, &mut report, cancel)?;
+            done += w.steps(self.num_codebooks());
+        }
+        Ok(song)
     }
 
     /// Feed `codes` (as produced by `generate_codes` for `prompt`) back through the decoder
@@ -77,48 +185,57 @@ impl MusicGen {
         if codes.len() != k || codes.iter().any(|c| c.len() != codes[0].len()) {
             bail!("expected {k} codebooks of equal length");
         }
-        let n = codes[0].len() + k - 1;
+        let cond = self.condition(prompt, guidance_scale)?;
         let mut rows = Vec::new();
         let mut choose = |step: usize, c: usize, logits: &[f32]| {
             rows.push(logits.to_vec());
             // Position step+1 of codebook c holds frame step − c.
             codes[c][step - c]
         };
-        self.decode_loop(
-            prompt,
-            n,
-            guidance_scale,
-            &mut choose,
-            &mut |_| {},
-            &AtomicBool::new(false),
-        )?;
+        let window = Window {
+            context: 0,
+            new: codes[0].len(),
+        };
+        let mut song = vec![Vec::new(); k];
+        let (mut report, cancel) = (|_: usize, _: &[Vec<u32>]| {}, AtomicBool::new(false));
+        self.decode_window(&cond, &mut song, &window, &mut choose, &mut report, &cancel)?;
         Ok(rows)
     }
 
-    /// The decoder loop shared by sampling and teacher forcing: `choose(step, codebook,
-    /// guided_logits)` picks each token that the delay pattern leaves free.
-    fn decode_loop(
-        &mut self,
-        prompt: &str,
-        n: usize,
-        guidance_scale: f64,
-        choose: &mut dyn FnMut(usize, usize, &[f32]) -> u32,
-        on_step: &mut dyn FnMut(Progress),
-        cancel: &AtomicBool,
-    ) -> Result<Vec<Vec<u32>>> {
+    /// Prompt codes must be one row per codebook, equally long, each code in the vocabulary.
+    /// Returns them as the start of the song (empty rows for none).
+    fn check_prompt_codes(&self, codes: &[Vec<u32>]) -> Result<Vec<Vec<u32>>> {
+        let k = self.num_codebooks();
+        if codes.is_empty() {
+            return Ok(vec![Vec::new(); k]);
+        }
+        let vocab = self.decoder.config().vocab_size;
+        if codes.len() != k {
+            bail!(
+                "the prompt codes have {} codebooks; this model has {k}",
+                codes.len()
+            );
+        }
+        if codes.iter().any(|c| c.len() != codes[0].len()) {
+            bail!("the prompt codes' codebooks differ in length");
+        }
+        if let Some(bad) = codes.iter().flatten().find(|&&c| c as usize >= vocab) {
+            bail!("prompt code {bad} is outside this model's {vocab} codes");
+        }
+        Ok(codes.to_vec())
+    }
+
+    /// T5 (and the projection) over the prompt; with guidance, a second, unconditional row:
+    /// all zeros with an all-zero attention mask (transformers).
+    fn condition(&mut self, prompt: &str, guidance_scale: f64) -> Result<Condition> {
         if !guidance_scale.is_finite() || guidance_scale < 0.0 {
             bail!("guidance must be a number ≥ 0, got {guidance_scale}");
         }
-        let cfg = self.decoder.config().clone();
-        let (k, vocab, pad) = (cfg.num_codebooks, cfg.vocab_size, cfg.pad_id());
-
         let enc = self.encode_prompt(prompt)?;
         let enc = match &self.enc_to_dec {
             Some(p) => p.forward(&enc)?,
             None => enc,
         };
-        // Guidance runs the conditional and the unconditional pass as one batch of two; the
-        // unconditional text is all zeros with an all-zero attention mask (transformers).
         let guided = guidance_scale > 1.0;
         let t = enc.dim(1)?;
         let (enc, mask) = if guided {
@@ -129,48 +246,91 @@ impl MusicGen {
         } else {
             (enc, Tensor::ones((1, t), DType::F32, &self.device)?)
         };
-        let batch = enc.dim(0)?;
-        let len = n + 1; // positions, the start token included
-        let mut state = self.decoder.start(&enc, Some(&mask), len)?;
+        Ok(Condition {
+            enc,
+            mask,
+            guided,
+            scale: guidance_scale as f32,
+        })
+    }
 
-        // The delay pattern: codebook c is shifted right by c, so at position p it is
-        // padding when p ≤ c (start) or p > len − k + c (end).
-        let forced = |c: usize, p: usize| p <= c || p > len - k + c;
-        let mut seq = vec![vec![pad; len]; k];
+    /// One window: the last `w.context` frames of `song` go in with the first forward pass
+    /// (after the start token), then `w.new` frames are chosen and appended to `song` as
+    /// each becomes complete. `choose(step, codebook, guided_logits)` picks each token the
+    /// delay pattern leaves free.
+    fn decode_window(
+        &mut self,
+        cond: &Condition,
+        song: &mut [Vec<u32>],
+        w: &Window,
+        choose: &mut dyn FnMut(usize, usize, &[f32]) -> u32,
+        report: &mut dyn FnMut(usize, &[Vec<u32>]),
+        cancel: &AtomicBool,
+    ) -> Result<()> {
+        let cfg = self.decoder.config().clone();
+        let (k, vocab, pad) = (cfg.num_codebooks, cfg.vocab_size, cfg.pad_id());
+        let batch = cond.enc.dim(0)?;
+        let t = w.context;
+        let len = t + w.new + k; // positions, the start token included
+        let mut state = self.decoder.start(&cond.enc, Some(&cond.mask), len)?;
+
+        // The delay pattern: codebook c is shifted right by c, so position p holds frame
+        // p − 1 − c; it is padding when p ≤ c (start) or p > len − k + c (end), and the
+        // context's code while that frame is one of the context's.
+        let context: Vec<Vec<u32>> = song
+            .iter()
+            .map(|row| row[row.len() - t..].to_vec())
+            .collect();
+        let fixed = |c: usize, p: usize| -> Option<u32> {
+            if p <= c || p > len - k + c {
+                Some(pad)
+            } else if p - 1 - c < t {
+                Some(context[c][p - 1 - c])
+            } else {
+                None
+            }
+        };
+        let mut seq: Vec<Vec<u32>> = (0..k)
+            .map(|c| (0..len).map(|p| fixed(c, p).unwrap_or(pad)).collect())
+            .collect();
         let mut guided_row = Vec::with_capacity(vocab);
-        let scale = guidance_scale as f32;
-        for step in 0..n {
+        for step in 0..w.steps(k) {
             if cancel.load(Ordering::Relaxed) {
                 return Err(Cancelled.into());
             }
-            let column: Vec<u32> = (0..k).map(|c| seq[c][step]).collect();
+            // The first pass takes the start token and the whole context; then one column.
+            let (from, count) = if step == 0 { (0, t + 1) } else { (t + step, 1) };
+            let columns: Vec<u32> = (0..k)
+                .flat_map(|c| seq[c][from..from + count].iter().copied())
+                .collect();
             let tokens =
-                Tensor::from_vec(column, (1, k, 1), &self.device)?.repeat((batch, 1, 1))?;
+                Tensor::from_vec(columns, (1, k, count), &self.device)?.repeat((batch, 1, 1))?;
             let logits = self.decoder.forward(&tokens, &mut state)?;
             let logits: Vec<f32> = logits.flatten_all()?.to_vec1()?;
-            let p = step + 1;
-            for (c, row) in seq.iter_mut().enumerate() {
-                row[p] = if forced(c, p) {
-                    pad
-                } else {
-                    let cond = &logits[c * vocab..(c + 1) * vocab];
-                    if guided {
-                        let uncond = &logits[(k + c) * vocab..(k + c + 1) * vocab];
-                        guide(cond, uncond, scale, &mut guided_row);
-                        choose(step, c, &guided_row)
-                    } else {
-                        choose(step, c, cond)
+            let p = from + count;
+            for c in 0..k {
+                seq[c][p] = match fixed(c, p) {
+                    Some(code) => code,
+                    None => {
+                        let cond_row = &logits[c * vocab..(c + 1) * vocab];
+                        if cond.guided {
+                            let uncond = &logits[(k + c) * vocab..(k + c + 1) * vocab];
+                            guide(cond_row, uncond, cond.scale, &mut guided_row);
+                            choose(p - 1, c, &guided_row)
+                        } else {
+                            choose(p - 1, c, cond_row)
+                        }
                     }
                 };
             }
-            on_step(Progress {
-                step: step + 1,
-                total: n,
-            });
+            // Position p completes frame p − k (its last codebook's code); keep new ones.
+            if p >= k && p - k >= t {
+                for (c, row) in song.iter_mut().enumerate() {
+                    row.push(seq[c][p - k + c + 1]);
+                }
+            }
+            report(step + 1, song);
         }
-        let frames = len - k;
-        Ok((0..k)
-            .map(|c| seq[c][c + 1..c + 1 + frames].to_vec())
-            .collect())
+        Ok(())
     }
 }

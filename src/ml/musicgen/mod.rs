@@ -9,6 +9,7 @@ pub mod generate;
 pub mod sampling;
 pub mod t5;
 pub mod wav;
+pub mod windows;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -19,7 +20,6 @@ use crate::ml::nn::linear::Linear;
 use crate::ml::weights::hub::ModelFiles;
 use decoder::{DecoderConfig, MusicgenDecoder};
 use encodec::{EncodecConfig, EncodecDecoder};
-use generate::Length;
 use t5::{T5Config, T5Encoder};
 
 /// The default model (`facebook/musicgen-medium` and `-large` load the same way).
@@ -105,39 +105,9 @@ impl MusicGen {
         self.decoder.config().num_codebooks
     }
 
-    /// Length → decoder steps. A duration gives round(seconds × frame rate) frames, plus
-    /// the codebooks − 1 extra steps the delay pattern needs.
-    pub fn max_new_tokens(&self, length: &Length) -> Result<usize> {
-        let k = self.num_codebooks();
-        let rate = self.codec.config().frame_rate();
-        let max_frames = (MAX_SECONDS * rate).round() as usize;
-        let n = match *length {
-            Length::Seconds(s) => {
-                if !(s.is_finite() && s > 0.0 && s <= MAX_SECONDS) {
-                    bail!(
-                        "duration must be more than 0 and at most {MAX_SECONDS} seconds, got {s}"
-                    );
-                }
-                (s * rate).round().max(1.0) as usize + k - 1
-            }
-            Length::MaxNewTokens(n) => n,
-        };
-        // The delay pattern needs 2K − 1 positions (start token included) to be built.
-        let min = 2 * k - 2;
-        if n < min {
-            bail!("max-new-tokens must be at least {min} for a {k}-codebook model, got {n}");
-        }
-        if n + 1 - k > max_frames {
-            bail!(
-                "that is longer than {MAX_SECONDS} seconds ({} frames, at most {max_frames})",
-                n + 1 - k
-            );
-        }
-        let max_pos = self.decoder.config().max_position_embeddings;
-        if n + 1 > max_pos {
-            bail!("max-new-tokens {n} exceeds the model's {max_pos} positions");
-        }
-        Ok(n)
+    /// Audio frames (codes per codebook) per second.
+    pub fn frame_rate(&self) -> f64 {
+        self.codec.config().frame_rate()
     }
 
     /// The T5 encoder's last hidden state for a prompt, (1, T, d_model).

@@ -105,7 +105,7 @@ pub fn run(
     let codes = model.generate_codes(
         &prompt,
         &opts,
-        &mut |p| report(Stage::Generating, p.step as u32, p.total as u32),
+        &mut |p, _| report(Stage::Generating, p.step as u32, p.total as u32),
         cancel,
     )?;
     report(Stage::Mixing, 0, 0);
