@@ -113,13 +113,13 @@ fn run() -> Result<()> {
             length: Length::MaxNewTokens(8),
             ..opts.clone()
         };
-        model.generate_codes(prompt, &warm, &mut |_, _| {}, &never)?;
+        model.generate_codes(prompt, &warm, &mut |_, _| Ok(()), &never)?;
         // The median of three runs: this shared machine's neighbours come and go.
         let mut runs = Vec::new();
         let mut codes = Vec::new();
         for _ in 0..RUNS {
             let t = Instant::now();
-            codes = model.generate_codes(prompt, &opts, &mut |_, _| {}, &never)?;
+            codes = model.generate_codes(prompt, &opts, &mut |_, _| Ok(()), &never)?;
             runs.push(t.elapsed().as_secs_f64() * 1000.0 - t5_ms);
         }
         runs.sort_by(f64::total_cmp);

@@ -74,9 +74,37 @@ async function journey(browser, vp) {
     songUrl = await makeSong(page, vp.name, { genre: "jazz", duration: 30 });
   });
 
+  const audioRequests = [];
+  page.on("request", (r) => { if (/\/song\.(wav|mp3)$/.test(r.url())) audioRequests.push(r.url()); });
+
+  await step(`${vp.name}: the song plays while it is still being made, without a gap`, async () => {
+    // The server makes songs at 2× real time (--pace 2): playback starts by itself once
+    // it cannot catch up, while the page still says "making".
+    const live = page.locator("[data-testid=live]");
+    await page.waitForSelector("[data-testid=live][data-state=playing]", { timeout: 60000 });
+    assert.equal(await page.locator("[data-testid=making]").count(), 1, "not making any more");
+    const t1 = await num(live, "data-time");
+    const w1 = Date.now();
+    await page.waitForTimeout(4500); // past at least two 2 s chunk boundaries
+    const t2 = await num(live, "data-time");
+    const wall = (Date.now() - w1) / 1000;
+    assert.equal(await page.locator("[data-testid=making]").count(), 1, "the song finished too early to tell");
+    assert.ok(t2 - t1 > wall - 0.6, `live time ${t1} → ${t2} in ${wall} s: a gap`);
+    assert.equal(await live.getAttribute("data-stalls"), "0", "playback stalled");
+    await page.screenshot({ path: `${OUT}live-${vp.name}.png`, fullPage: true });
+  });
+
   await step(`${vp.name}: stages and progress advance, player appears without reload`, async () => {
     await page.evaluate(() => (window.__sameDocument = true));
-    await page.waitForSelector("[data-testid=player][data-state=paused]", { timeout: 120000 });
+    await page.waitForSelector("[data-testid=player]:is([data-state=paused], [data-state=playing])", { timeout: 120000 });
+    // It took over from the live audio at the same place, playing: pause it.
+    if ((await page.getAttribute("[data-testid=player]", "data-state")) === "playing") {
+      await page.click("[data-testid=play]");
+      await page.waitForSelector("[data-testid=player][data-state=paused]");
+    }
+    // Phones fetch the MP3, larger screens the WAV.
+    const want = vp.name === "mobile" ? /song\.mp3$/ : /song\.wav$/;
+    assert.ok(audioRequests.some((u) => want.test(u)), `audio fetched: ${audioRequests}`);
     assert.equal(await page.evaluate(() => window.__sameDocument), true, "the page reloaded");
     const seen = await page.evaluate(() => window.__seen);
     const values = seen.map((s) => parseFloat(s.split(":")[1]));
@@ -132,6 +160,11 @@ async function journey(browser, vp) {
     assert.equal(body.subarray(8, 12).toString(), "WAVE");
     const ranged = await page.request.get(BASE + href, { headers: { Range: "bytes=0-99" } });
     assert.equal(ranged.status(), 206);
+    const mp3 = await page.request.get(BASE + (await page.getAttribute("[data-testid=download-mp3]", "href")));
+    assert.equal(mp3.status(), 200);
+    assert.equal(mp3.headers()["content-type"], "audio/mpeg");
+    const head = await mp3.body();
+    assert.ok(head[0] === 0xff && (head[1] & 0xe0) === 0xe0, "an MPEG audio frame");
   });
 
   await step(`${vp.name}: share page has Open Graph tags and renders without JavaScript`, async () => {

@@ -2,6 +2,7 @@
 //! server functions (`songs`, `playlists`): thin, they check input and call the server's
 //! services, turning an `AppError` into a `ServerFnError` with its status.
 
+pub mod live;
 pub mod playlists;
 pub mod songs;
 pub mod types;

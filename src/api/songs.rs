@@ -1,4 +1,5 @@
-//! Server functions for the song pages: read a song, retry it, make another like it.
+//! Server functions for the song pages: read a song, retry it, make another like it,
+//! extend it.
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -56,6 +57,31 @@ pub async fn remake_song(slug: String, prompt: Option<String>) -> Result<String,
     if let Some(p) = prompt {
         options.prompt = Some(p);
     }
+    let source = if row.has_photo != 0 {
+        PhotoSource::CopyOf(&row.id)
+    } else {
+        PhotoSource::None
+    };
+    let (_, slug) = songs::create(&state, &owner.hash, &client, source, options).await?;
+    Ok(slug)
+}
+
+/// A longer song that continues a finished one ("extend this song"): its audio codes come
+/// first, then more with the same prompt and photo, up to `duration` seconds. Anyone may
+/// do this from a shared page: the new song is theirs. Returns the new song's slug.
+#[server(prefix = "/api/fn", endpoint = "extend_song")]
+pub async fn extend_song(slug: String, duration: f32) -> Result<String, ServerFnError> {
+    use crate::server::middleware::admission::Client;
+    use crate::server::songs::PhotoSource;
+    let (state, owner) = super::caller().await?;
+    let axum::Extension(client) = leptos_axum::extract::<axum::Extension<Client>>().await?;
+    let row = songs::find_by_slug(&state, &slug).await?;
+    let mut options = row.options();
+    options.seed = None;
+    options.duration = Some(duration);
+    // The same text condition as the song it continues.
+    options.prompt = row.prompt.clone();
+    options.extends = Some(row.slug.clone());
     let source = if row.has_photo != 0 {
         PhotoSource::CopyOf(&row.id)
     } else {

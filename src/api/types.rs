@@ -34,6 +34,9 @@ pub const ACCENT: &str = "#7c5cff";
 /// Where a song's files are served, and their names.
 pub const MEDIA_PREFIX: &str = "/media";
 pub const SONG_WAV: &str = "song.wav";
+pub const SONG_MP3: &str = "song.mp3";
+/// The song's audio codes, `{"codes": [[…] × codebooks]}`: what an extension continues.
+pub const SONG_CODES: &str = "codes.json";
 pub const PHOTO_JPG: &str = "photo.jpg";
 pub const COVER_JPG: &str = "cover.jpg";
 pub const SHARE_JPG: &str = "share.jpg";
@@ -51,7 +54,7 @@ pub struct SongOptions {
     pub mood: Option<String>,
     pub bpm: Option<u32>,
     pub instruments: Vec<String>,
-    /// Seconds, 5–30.
+    /// Seconds, 5–180.
     pub duration: Option<f32>,
     pub text: Option<String>,
     /// `text` is a long piece ("From a text": up to 5,000 characters) to make background
@@ -60,6 +63,9 @@ pub struct SongOptions {
     pub seed: Option<u64>,
     /// A prompt written by hand ("edit prompt and regenerate"): used as it is.
     pub prompt: Option<String>,
+    /// The slug of a finished song this one continues ("extend this song"): its audio
+    /// codes come first, then more with the same prompt, up to `duration`.
+    pub extends: Option<String>,
 }
 
 impl SongOptions {
@@ -89,6 +95,9 @@ impl SongOptions {
             if t.chars().count() > max {
                 return Err(format!("the text is longer than {max} characters"));
             }
+        }
+        if self.extends.as_deref().is_some_and(|s| !is_slug(s)) {
+            return Err("extends must be the slug of a song".into());
         }
         if self.seed.is_some_and(|s| s > MAX_SEED) {
             return Err(format!("seed must be at most {MAX_SEED}"));
@@ -247,6 +256,9 @@ pub struct Progress {
     /// Jobs ahead of this one while it waits.
     pub queue_position: Option<u32>,
     pub error: Option<String>,
+    /// The audio made so far, while generating (not kept in the row).
+    #[serde(default)]
+    pub live: Option<crate::api::live::Live>,
 }
 
 impl Progress {
@@ -261,6 +273,7 @@ impl Progress {
             eta_s: None,
             queue_position: None,
             error: None,
+            live: None,
         }
     }
 }
@@ -305,6 +318,10 @@ impl SongView {
     }
     pub fn audio_path(&self) -> String {
         media_path(&self.id, SONG_WAV)
+    }
+    /// The compressed copy: phones play it, share cards link it.
+    pub fn mp3_path(&self) -> String {
+        media_path(&self.id, SONG_MP3)
     }
     pub fn cover_path(&self) -> Option<String> {
         self.has_photo.then(|| media_path(&self.id, COVER_JPG))
@@ -362,7 +379,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(ok.check(), Ok(()));
-        for bad in [0.0, 4.9, 30.5, 500.0, f32::NAN] {
+        for bad in [0.0, 4.9, 180.5, 500.0, f32::NAN] {
             let o = SongOptions {
                 duration: Some(bad),
                 ..Default::default()

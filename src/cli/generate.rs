@@ -10,6 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 
+use crate::ml::musicgen::CodesFile;
 use crate::ml::{
     hub, musicgen, tiny, wav, DeviceChoice, DtypeChoice, GenerateOptions, Length, MusicGen,
     Progress, SamplingConfig,
@@ -57,12 +58,6 @@ pub struct GenerateArgs {
     /// Continue these codes (JSON as `--codes-out` writes): the song starts with them.
     #[arg(long)]
     pub prompt_codes: Option<PathBuf>,
-}
-
-/// `--codes-out` / `--prompt-codes`: one row of frames per codebook.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct CodesFile {
-    pub codes: Vec<Vec<u32>>,
 }
 
 pub fn run(a: GenerateArgs) -> Result<()> {
@@ -125,6 +120,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
             eprint!("\rgenerating {}/{}", p.step, p.total);
             let _ = std::io::stderr().flush();
         }
+        Ok(())
     };
     let codes = model.generate_codes(&a.prompt, &opts, &mut report, &AtomicBool::new(false))?;
     let gen_s = t1.elapsed().as_secs_f64();

@@ -30,7 +30,7 @@ pub mod weights;
 
 pub use musicgen::generate::{Cancelled, GenerateOptions, Length, Progress};
 pub use musicgen::sampling::SamplingConfig;
-pub use musicgen::{wav, MusicGen};
+pub use musicgen::{mp3, wav, MusicGen};
 pub use nn::device::{DeviceChoice, DtypeChoice, Precision};
 pub use text::sense::WordReader;
 pub use vision::blip::Captioner;

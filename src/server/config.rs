@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::api::types::DEFAULT_MAX_UPLOAD_BYTES;
+use crate::api::types::{DEFAULT_MAX_UPLOAD_BYTES, MAX_DURATION_S, MIN_DURATION_S};
 use crate::ml::hub::ModelChoice;
 use crate::ml::vision::{blip, clip};
 use crate::ml::{musicgen, DeviceChoice, DtypeChoice};
@@ -45,6 +45,16 @@ pub struct ServeConfig {
     /// on a CPU with AVX2 or better, else f32.
     #[arg(long, env = "SNAPSONG_DTYPE", default_value = "auto")]
     pub dtype: DtypeChoice,
+    /// Longest song (seconds) this server makes, up to 180 (past 30 s a song is made in
+    /// windows, so time grows with length and memory does not).
+    #[arg(long, env = "SNAPSONG_MAX_DURATION", default_value_t = MAX_DURATION_S,
+          value_parser = parse_max_duration)]
+    pub max_duration: f32,
+    /// Make songs no faster than this many times real time (0: as fast as the machine
+    /// can). With --tiny-models, which make noise in a blink, 1 shows a song heard while
+    /// it is made as a real model would on a fast machine.
+    #[arg(long, env = "SNAPSONG_PACE", default_value_t = 0.0)]
+    pub pace: f64,
     /// Largest upload (bytes) the server reads.
     #[arg(long, env = "SNAPSONG_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: usize,
@@ -82,4 +92,13 @@ pub struct ServeConfig {
     /// Where scripts/build-web (or cargo-leptos) put the site: wasm, JS, CSS, public/.
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: String,
+}
+
+fn parse_max_duration(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(d) if (MIN_DURATION_S..=MAX_DURATION_S).contains(&d) => Ok(d),
+        _ => Err(format!(
+            "a number of seconds from {MIN_DURATION_S} to {MAX_DURATION_S}"
+        )),
+    }
 }

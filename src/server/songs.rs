@@ -100,6 +100,7 @@ pub fn check_options(options: &SongOptions, has_photo: bool) -> Result<(), AppEr
     let has_words = options.genre.is_some()
         || options.mood.is_some()
         || options.prompt.is_some()
+        || options.extends.is_some()
         || options
             .text
             .as_deref()
@@ -112,6 +113,28 @@ pub fn check_options(options: &SongOptions, has_photo: bool) -> Result<(), AppEr
     Ok(())
 }
 
+/// An extension needs a finished song with its codes kept, and a longer length. Returns
+/// the song's prompt: the extension keeps it (the same text condition).
+async fn check_extension(
+    state: &AppState,
+    slug: &str,
+    duration: f32,
+) -> Result<Option<String>, AppError> {
+    let original = find_by_slug(state, slug).await?;
+    if original.status != Status::Ready || !state.storage().has_codes(&original.id) {
+        return Err(AppError::bad_request(
+            "only a finished song can be extended (songs made before extensions existed cannot)",
+        ));
+    }
+    let had = original.options().duration_s();
+    if duration < had + 1.0 {
+        return Err(AppError::bad_request(format!(
+            "an extension must be longer than the song's {had} s"
+        )));
+    }
+    Ok(original.prompt)
+}
+
 /// Create a queued song; returns (id, slug). Options are checked first, then whether this
 /// client may add a song now, and only then is the photo decoded.
 pub async fn create(
@@ -119,10 +142,20 @@ pub async fn create(
     owner_hash: &str,
     client: &Client,
     source: PhotoSource<'_>,
-    options: SongOptions,
+    mut options: SongOptions,
 ) -> Result<(String, String), AppError> {
     let has_photo = !matches!(source, PhotoSource::None);
     check_options(&options, has_photo)?;
+    let max = state.config.max_duration;
+    if options.duration_s() > max {
+        return Err(AppError::bad_request(format!(
+            "this server makes songs of at most {max} seconds"
+        )));
+    }
+    if let Some(slug) = &options.extends {
+        let prompt = check_extension(state, slug, options.duration_s()).await?;
+        options.prompt = options.prompt.or(prompt);
+    }
     admit(state, client).await?;
     let image: Option<RgbImage> = match source {
         PhotoSource::Upload(bytes) => {

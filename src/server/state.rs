@@ -140,6 +140,7 @@ pub async fn build(cfg: ServeConfig) -> Result<Built> {
         hub: Hub::default(),
         wake: Arc::new(Notify::new()),
         stopping: Arc::new(AtomicBool::new(false)),
+        pace: cfg.pace,
     };
     let state = AppState {
         leptos_options: leptos_options(&cfg),

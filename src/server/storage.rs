@@ -1,5 +1,6 @@
 //! Media on local disk: `MEDIA_DIR/songs/{id}/` holds photo.jpg (re-encoded, no EXIF),
-//! cover.jpg (square), share.jpg (1200×630) and song.wav. Every file is written to a
+//! cover.jpg (square), share.jpg (1200×630), song.wav, song.mp3 and codes.json (the audio
+//! codes, for extensions). Every file is written to a
 //! temporary name and renamed, so a reader (or a crash) never sees half a file.
 
 use std::collections::HashSet;
@@ -8,8 +9,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use image::RgbImage;
 
-use crate::api::types::{is_id, COVER_JPG, PHOTO_JPG, SHARE_JPG, SONG_WAV};
+use crate::api::types::{is_id, COVER_JPG, PHOTO_JPG, SHARE_JPG, SONG_CODES, SONG_MP3, SONG_WAV};
+use crate::ml::musicgen::CodesFile;
 use crate::photo::{share_thumbnail, square_cover, to_jpeg};
+use crate::server::worker::pipeline::SongAudio;
 
 #[derive(Clone, Debug)]
 pub struct Storage {
@@ -68,10 +71,35 @@ impl Storage {
         Ok(())
     }
 
-    pub fn save_wav(&self, id: &str, wav: &[u8]) -> Result<()> {
+    pub fn mp3_path(&self, id: &str) -> PathBuf {
+        self.song_dir(id).join(SONG_MP3)
+    }
+
+    /// Keep a finished song: its codes, its MP3, then its WAV.
+    pub fn save_song(&self, id: &str, audio: &SongAudio) -> Result<()> {
         let dir = self.song_dir(id);
         std::fs::create_dir_all(&dir)?;
-        write_atomic(&self.wav_path(id), wav)
+        let codes = serde_json::to_vec(&CodesFile {
+            codes: audio.codes.clone(),
+        })?;
+        write_atomic(&dir.join(SONG_CODES), &codes)?;
+        write_atomic(&self.mp3_path(id), &audio.mp3)?;
+        write_atomic(&self.wav_path(id), &audio.wav)
+    }
+
+    /// A finished song's audio codes (what an extension continues).
+    pub fn read_codes(&self, id: &str) -> Result<Vec<Vec<u32>>> {
+        let path = self.song_dir(id).join(SONG_CODES);
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("the codes of song {id} are missing"))?;
+        let file: CodesFile = serde_json::from_slice(&bytes)
+            .with_context(|| format!("the codes of song {id} are damaged"))?;
+        Ok(file.codes)
+    }
+
+    /// Whether a song's codes are kept (songs made before they were are not extensible).
+    pub fn has_codes(&self, id: &str) -> bool {
+        self.song_dir(id).join(SONG_CODES).is_file()
     }
 
     /// At start, before any request: remove song folders no row knows (a crash between

@@ -1,10 +1,12 @@
 //! Songs past one window and continuations: parity with transformers' `decoder_input_ids`
 //! on the fixtures (scripts/parity/make_fixtures.py --continuation), every window boundary
-//! a true continuation of the window before, and a 90 s song's exact length.
+//! a true continuation of the window before, a 90 s song's exact length, and chunks decoded
+//! while a song is made matching the whole-song decode.
 
 use std::sync::atomic::AtomicBool;
 
 use candle_core::{DType, Device};
+use snapsong::ml::musicgen::encodec::chunked::{snr_db, Context, LiveDecoder};
 use snapsong::ml::musicgen::windows::Windows;
 use snapsong::ml::{hub, tiny, GenerateOptions, Length, MusicGen, Precision, SamplingConfig};
 
@@ -37,7 +39,7 @@ fn generate(m: &mut MusicGen, o: &GenerateOptions) -> Vec<Vec<u32>> {
     m.generate_codes(
         "warm lofi beat with piano",
         o,
-        &mut |_, _| {},
+        &mut |_, _| Ok(()),
         &AtomicBool::new(false),
     )
     .unwrap()
@@ -64,7 +66,10 @@ fn continuing_prompt_codes_gives_transformers_codes() {
             .generate_codes(
                 meta["prompt"].as_str().unwrap(),
                 &greedy(Length::MaxNewTokens(steps), prompt.clone()),
-                &mut |p, song| reports.push((p, song[0].len())),
+                &mut |p, song| {
+                    reports.push((p, song[0].len()));
+                    Ok(())
+                },
                 &AtomicBool::new(false),
             )
             .unwrap();
@@ -94,7 +99,10 @@ fn every_window_continues_the_last_context_of_the_one_before() {
         .generate_codes(
             "warm lofi beat with piano",
             &greedy(Length::MaxNewTokens(600 + k - 1), Vec::new()),
-            &mut |p, _| reports.push(p),
+            &mut |p, _| {
+                reports.push(p);
+                Ok(())
+            },
             &AtomicBool::new(false),
         )
         .unwrap();
@@ -152,7 +160,7 @@ fn bad_prompt_codes_are_refused_with_a_reason() {
         let o = greedy(length, codes);
         format!(
             "{:#}",
-            m.generate_codes("piano", &o, &mut |_, _| {}, &AtomicBool::new(false))
+            m.generate_codes("piano", &o, &mut |_, _| Ok(()), &AtomicBool::new(false))
                 .unwrap_err()
         )
     };
@@ -167,4 +175,81 @@ fn bad_prompt_codes_are_refused_with_a_reason() {
     assert!(run(&mut m, vec![vec![1, 999]; 4], ten).contains("outside"));
     // 4000 frames/s: 0.001 s is 4 frames, fewer than the 5 given.
     assert!(run(&mut m, vec![vec![1; 5]; 4], Length::Seconds(0.001)).contains("already"));
+}
+
+/// Decode `codes` chunk by chunk as the server does while a song is made.
+fn stitched(m: &MusicGen, codes: &[Vec<u32>], mut live: LiveDecoder) -> Vec<f32> {
+    let codec = m.codec();
+    let hop = codec.config().hop_length();
+    let mut out = Vec::new();
+    // Frames arrive one by one; a chunk comes out as soon as its right context exists.
+    for have in 1..=codes[0].len() {
+        let part: Vec<Vec<u32>> = codes.iter().map(|r| r[..have].to_vec()).collect();
+        while let Some(c) = live.poll(&codec, &part, codes[0].len()).unwrap() {
+            assert_eq!(c.start_frame * hop, out.len(), "chunks follow each other");
+            out.extend(c.samples);
+        }
+    }
+    assert_eq!(live.frames_done(), codes[0].len());
+    out
+}
+
+fn random_codes(k: usize, frames: usize, vocab: u32, seed: u32) -> Vec<Vec<u32>> {
+    (0..k)
+        .map(|c| {
+            (0..frames)
+                .map(|f| (f as u32 * 7919 + c as u32 * 104_729 + seed) % vocab)
+                .collect()
+        })
+        .collect()
+}
+
+/// Stitched chunks within `min_snr` dB of the whole decode, and no sample off by more
+/// than `max_rel` of the peak.
+fn assert_matches_whole(whole: &[f32], chunks: &[f32], min_snr: f64, max_rel: f32, what: &str) {
+    assert_eq!(whole.len(), chunks.len(), "{what}: length");
+    let snr = snr_db(whole, chunks);
+    let peak = whole.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let max = whole
+        .iter()
+        .zip(chunks)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    eprintln!("{what}: SNR {snr:.1} dB, max |Δ| {max:e} (peak {peak})");
+    assert!(
+        snr >= min_snr && max <= max_rel * peak,
+        "{what}: SNR {snr:.1} dB, max |Δ| {max:e} of a peak of {peak}"
+    );
+}
+
+#[test]
+fn chunks_decoded_as_frames_arrive_match_the_whole_song() {
+    // The tiny model has musicgen-small's 50 frames/s: the server's own chunking.
+    let root = tempfile::tempdir().unwrap();
+    tiny::write_tiny_musicgen(root.path(), 1).unwrap();
+    let m = load(root.path());
+    let codes = random_codes(4, 1500, 64, 3);
+    let whole = m.decode(&codes).unwrap();
+    let chunks = stitched(&m, &codes, LiveDecoder::for_frame_rate(m.frame_rate()));
+    assert_matches_whole(&whole, &chunks, 100.0, 1e-5, "tiny, 30 s");
+
+    // The fixtures (other kernels, strides, causal convs; larger random weights, so their
+    // LSTM forgets more slowly), with chunk boundaries at odd places. Their frames are 8
+    // samples, not 640, so the convolutions reach across many more of them: 100 + 40
+    // frames of context.
+    for name in FIXTURES {
+        let m = load(&dir(name));
+        let k = m.num_codebooks();
+        let codes = random_codes(k, 400, 32, 11);
+        let whole = m.decode(&codes).unwrap();
+        let live = LiveDecoder::new(
+            Context {
+                left: 100,
+                right: 40,
+            },
+            7,
+            13,
+        );
+        assert_matches_whole(&whole, &stitched(&m, &codes, live), 100.0, 1e-5, name);
+    }
 }

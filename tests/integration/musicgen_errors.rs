@@ -108,7 +108,7 @@ fn opts(length: Length) -> GenerateOptions {
 fn bad_prompts_and_lengths() {
     let mut m = try_load(&fixture()).unwrap();
     let run = |m: &mut MusicGen, prompt: &str, o: GenerateOptions| {
-        m.generate_codes(prompt, &o, &mut |_, _| {}, &AtomicBool::new(false))
+        m.generate_codes(prompt, &o, &mut |_, _| Ok(()), &AtomicBool::new(false))
     };
     assert!(err(run(&mut m, "   ", opts(Length::MaxNewTokens(10)))).contains("prompt is empty"));
     assert!(err(run(&mut m, "piano", opts(Length::Seconds(0.0)))).contains("duration must be"));
@@ -132,6 +132,7 @@ fn cancellation_stops_generation() {
             if p.step == 5 {
                 cancel.store(true, std::sync::atomic::Ordering::Relaxed);
             }
+            Ok(())
         },
         &cancel,
     );
@@ -146,7 +147,7 @@ fn sampling_is_seeded_and_respects_length() {
     let mut o = opts(Length::MaxNewTokens(12));
     o.sampling.seed = 7;
     let run = |m: &mut MusicGen, o: &GenerateOptions| {
-        m.generate_codes("piano", o, &mut |_, _| {}, &AtomicBool::new(false))
+        m.generate_codes("piano", o, &mut |_, _| Ok(()), &AtomicBool::new(false))
             .unwrap()
     };
     let a = run(&mut m, &o);

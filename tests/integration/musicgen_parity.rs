@@ -69,7 +69,10 @@ fn greedy_codes_and_waveform_match_transformers() {
                 .generate_codes(
                     prompt,
                     &greedy(steps, guidance),
-                    &mut |p, _| seen.push(p.step),
+                    &mut |p, _| {
+                        seen.push(p.step);
+                        Ok(())
+                    },
                     &AtomicBool::new(false),
                 )
                 .unwrap();

@@ -79,6 +79,32 @@ async fn a_photo_becomes_a_song_and_every_url_answers() {
         .contains("immutable"));
     let part = res.into_body().collect().await.expect("body").to_bytes();
     assert_eq!(&part[..], &wav[10..20]);
+    // The MP3 beside it: listed by format, served as audio/mpeg, an MPEG frame first.
+    assert_eq!(last["audio_urls"]["wav"], last["audio_url"]);
+    let mp3 = last["audio_urls"]["mp3"].as_str().expect("mp3 url");
+    let res = s
+        .app
+        .clone()
+        .oneshot(
+            Request::get(mp3.trim_start_matches("http://songs.test"))
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await
+        .expect("res");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()[header::CONTENT_TYPE], "audio/mpeg");
+    let mp3 = res.into_body().collect().await.expect("body").to_bytes();
+    assert!(
+        mp3[0] == 0xFF && mp3[1] & 0xE0 == 0xE0,
+        "an MPEG frame header"
+    );
+    assert!(
+        mp3.len() < wav.len() / 2,
+        "compressed: {} vs {}",
+        mp3.len(),
+        wav.len()
+    );
     for f in ["photo.jpg", "cover.jpg", "share.jpg"] {
         let (status, _) = send(
             &s.app,
@@ -95,7 +121,8 @@ async fn a_photo_becomes_a_song_and_every_url_answers() {
     assert_eq!(status, StatusCode::OK);
     for tag in [
         format!(r#"property="og:image" content="http://songs.test/media/{id}/share.jpg""#),
-        format!(r#"property="og:audio" content="http://songs.test/media/{id}/song.wav""#),
+        format!(r#"property="og:audio" content="http://songs.test/media/{id}/song.mp3""#),
+        r#"property="og:audio:type" content="audio/mpeg""#.to_string(),
         r#"name="twitter:card" content="summary_large_image""#.to_string(),
     ] {
         assert!(html.contains(&tag), "missing {tag}");

@@ -5,6 +5,7 @@ use leptos::prelude::*;
 
 use crate::api::songs::RetrySong;
 use crate::api::types::{Progress, SongView, Stage, Status};
+use crate::app::components::live_listen::LiveListen;
 
 #[component]
 pub fn Making(
@@ -63,6 +64,8 @@ pub fn Making(
         .filter(|s| song.has_photo || *s >= Stage::Composing)
         .collect();
     let is_owner = song.is_owner;
+    let live = Signal::derive(move || progress.with(|p| p.live.clone()));
+    let song_id = song.id.clone();
     view! {
         <section class="card making" data-testid="making" aria-live="polite"
             data-status=move || progress.with(|p| p.status.as_str())
@@ -97,6 +100,9 @@ pub fn Making(
                     }.into_any(),
                 }
             }}
+            <Show when=move || progress.with(|p| p.status == Status::Running)>
+                <LiveListen song_id=song_id.clone() live=live/>
+            </Show>
             <ol class="stages">
                 {stages.into_iter().map(|s| view! {
                     <li class:done=move || progress.with(|p| p.stage > s || p.status == Status::Ready)

@@ -1,4 +1,5 @@
 //! Pieces the pages share.
+pub mod live_listen;
 pub mod making;
 pub mod player;
 pub mod share;

@@ -106,16 +106,24 @@ pub fn Player(
         colours.get(1).unwrap_or(&colours[0])
     );
     let audio_url = song.audio_path();
-    let download_name = format!("{}.wav", song.title.replace(['/', '\\', '"'], "-"));
+    let mp3_url = song.mp3_path();
+    let file_name = song.title.replace(['/', '\\', '"'], "-");
 
     #[cfg(feature = "hydrate")]
     {
-        let (audio_url, colours, title) = (audio_url.clone(), colours.clone(), song.title.clone());
+        // Phones fetch the MP3: a quarter of the bytes, decoded the same way.
+        let url = match crate::app::web::browser::small_screen() {
+            true => mp3_url.clone(),
+            false => audio_url.clone(),
+        };
+        let (colours, title) = (colours.clone(), song.title.clone());
+        let handoff = use_context::<crate::app::components::live_listen::LiveHandoff>();
         let artwork = song.cover_path().map(|p| format!("{base_url}{p}"));
         Effect::new(move |_| {
             crate::app::web::player_runtime::start(crate::app::web::player_runtime::Start {
                 controls_engine: controls.engine,
-                url: audio_url.clone(),
+                url: url.clone(),
+                handoff,
                 colours: colours.clone(),
                 title: title.clone(),
                 artwork: artwork.clone(),
@@ -180,7 +188,8 @@ pub fn Player(
                     <input type="range" min="0" max="1" step="0.01" prop:value=move || volume.get().to_string()
                         on:input=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<f64>() { volume.set(v); controls.set_volume(v) } }/>
                 </label>
-                <a class="button" href=audio_url download=download_name data-testid="download">"Download WAV"</a>
+                <a class="button" href=audio_url download=format!("{file_name}.wav") data-testid="download">"Download WAV"</a>
+                <a class="button" href=mp3_url download=format!("{file_name}.mp3") data-testid="download-mp3">"Download MP3"</a>
             </div>
             {move || (state.get() == PlayerState::Error).then(|| view! { <p class="error">"The song could not be loaded. Reload the page to try again."</p> })}
             <p class="keys muted">"Space: play/pause · ←/→: 5 s"</p>

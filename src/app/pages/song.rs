@@ -8,8 +8,8 @@ use leptos_router::hooks::use_params_map;
 
 use super::not_found::NotFound;
 use crate::api::playlists::{get_library, AddToPlaylist, CreatePlaylist};
-use crate::api::songs::{get_song, RemakeSong, SongPage as Page};
-use crate::api::types::Status;
+use crate::api::songs::{get_song, ExtendSong, RemakeSong, SongPage as Page};
+use crate::api::types::{Status, MAX_DURATION_S};
 use crate::app::components::making::Making;
 use crate::app::components::player::Player;
 use crate::app::components::share::ShareButtons;
@@ -18,6 +18,19 @@ use crate::app::components::share::ShareButtons;
 pub fn SongPage() -> impl IntoView {
     let params = use_params_map();
     let slug = move || params.read().get("slug").unwrap_or_default();
+    // The making card's live audio, kept across the refetch when the song becomes ready,
+    // for the player to take over.
+    #[cfg(feature = "hydrate")]
+    {
+        let handoff =
+            crate::app::components::live_listen::LiveHandoff(StoredValue::new_local(None));
+        provide_context(handoff);
+        on_cleanup(move || {
+            if let Some(s) = handoff.0.get_value() {
+                s.borrow_mut().close();
+            }
+        });
+    }
     let page = Resource::new(slug, get_song);
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
@@ -44,7 +57,7 @@ fn SongBody(page: Page, refetch: Callback<()>) -> impl IntoView {
         .unwrap_or_else(|| "An original song made from a photo with Snapsong.".into());
     let ready = song.progress.status == Status::Ready;
     let image = song.share_image_path().map(|p| format!("{base}{p}"));
-    let audio = ready.then(|| format!("{base}{}", song.audio_path()));
+    let audio = ready.then(|| format!("{base}{}", song.mp3_path()));
     view! {
         <Title text=song.title.clone()/>
         <Meta name="description" content=description.clone()/>
@@ -61,7 +74,7 @@ fn SongBody(page: Page, refetch: Callback<()>) -> impl IntoView {
         })}
         {audio.map(|a| view! {
             <Meta property="og:audio" content=a/>
-            <Meta property="og:audio:type" content="audio/wav"/>
+            <Meta property="og:audio:type" content="audio/mpeg"/>
         })}
         <Meta name="twitter:card" content=if image.is_some() { "summary_large_image" } else { "summary" }/>
         <Meta name="twitter:title" content=song.title.clone()/>
@@ -88,15 +101,23 @@ fn SongBody(page: Page, refetch: Callback<()>) -> impl IntoView {
 fn HowItWasMade(page: Page) -> impl IntoView {
     let song = page.song;
     let remake = ServerAction::<RemakeSong>::new();
+    let extend = ServerAction::<ExtendSong>::new();
     let edited = RwSignal::new(song.prompt.clone().unwrap_or_default());
     let editing = RwSignal::new(false);
+    // An extension: at least 5 s more, up to the longest song.
+    let had = song.duration_s.round() as u32;
+    let longest = MAX_DURATION_S as u32;
+    let extended_to = RwSignal::new((had * 2).clamp(had + 5, longest));
+    let extensible = song.progress.status == Status::Ready && had + 5 <= longest;
     // The new song's page, navigated to in the app (no page reload).
     let navigate = leptos_router::hooks::use_navigate();
     Effect::new(move |_| {
-        if let Some(Ok(slug)) = remake.value().get() {
+        let made = remake.value().get().or_else(|| extend.value().get());
+        if let Some(Ok(slug)) = made {
             navigate(&format!("/s/{slug}"), Default::default());
         }
     });
+    let slug3 = song.slug.clone();
     let slug = song.slug.clone();
     let slug2 = song.slug.clone();
     let o = &song.options;
@@ -130,6 +151,10 @@ fn HowItWasMade(page: Page) -> impl IntoView {
                 <dt>"Your choices"</dt>
                 <dd><ul class="choices">{choices.into_iter().map(|(k, v)| view! { <li><span class="muted">{k}": "</span>{v}</li> }).collect_view()}</ul></dd>
                 <dt>"Seed"</dt><dd>{song.seed}</dd>
+                {o.extends.clone().map(|s| view! {
+                    <dt>"Continues"</dt>
+                    <dd><a href=format!("/s/{s}") data-testid="extends">"the song it extends"</a></dd>
+                })}
             </dl>
             {(!song.parts.is_empty()).then(|| view! {
                 <table class="parts">
@@ -164,7 +189,22 @@ fn HowItWasMade(page: Page) -> impl IntoView {
                         }>"Regenerate with this prompt"</button>
                 </div>
             </Show>
+            {extensible.then(|| view! {
+                <div class="extend">
+                    <label>{move || format!("Extend to {} s", extended_to.get())}
+                        <input type="range" min=had + 5 max=longest step="1" data-testid="extend-length"
+                            prop:value=move || extended_to.get().to_string()
+                            on:input=move |ev| { if let Ok(v) = event_target_value(&ev).parse() { extended_to.set(v) } }/>
+                    </label>
+                    <button type="button" class="button" data-testid="extend"
+                        prop:disabled=move || extend.pending().get()
+                        on:click=move |_| { extend.dispatch(ExtendSong { slug: slug3.clone(), duration: extended_to.get_untracked() as f32 }); }>
+                        "Extend this song"
+                    </button>
+                </div>
+            })}
             {move || remake.value().get().and_then(|r| r.err()).map(|e| view! { <p class="error">{e.to_string()}</p> })}
+            {move || extend.value().get().and_then(|r| r.err()).map(|e| view! { <p class="error">{e.to_string()}</p> })}
         </details>
     }
 }

@@ -105,6 +105,7 @@ pub fn UploadPage() -> impl IntoView {
         long_text: mode.get() == Mode::Text,
         seed: None,
         prompt: None,
+        extends: None,
     };
     // The new song's page, navigated to in the app (no page reload).
     #[cfg(feature = "hydrate")]

@@ -151,6 +151,18 @@ mod imp {
         "Link copied"
     }
 
+    /// A phone-sized or touch screen: the player fetches the MP3 there (a quarter of the
+    /// WAV's bytes).
+    pub fn small_screen() -> bool {
+        web_sys::window()
+            .and_then(|w| {
+                w.match_media("(max-width: 700px), (pointer: coarse)")
+                    .ok()
+                    .flatten()
+            })
+            .is_some_and(|m| m.matches())
+    }
+
     pub fn prefers_reduced_motion() -> bool {
         web_sys::window()
             .and_then(|w| {

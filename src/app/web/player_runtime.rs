@@ -29,6 +29,8 @@ pub struct Start {
     pub state: RwSignal<PlayerState>,
     pub autoplay: bool,
     pub on_ended: Option<Callback<()>>,
+    /// Where the song was heard while it was made: taken over at the same place.
+    pub handoff: Option<crate::app::components::live_listen::LiveHandoff>,
 }
 
 pub fn start(s: Start) {
@@ -46,7 +48,7 @@ pub fn start(s: Start) {
     // Fetch + decode, then draw the waveform and maybe start.
     {
         let (engine, peaks, url) = (engine.clone(), peaks.clone(), s.url.clone());
-        let (state, duration, autoplay) = (s.state, s.duration, s.autoplay);
+        let (state, duration, autoplay, handoff) = (s.state, s.duration, s.autoplay, s.handoff);
         let (wave, colours) = (s.wave, s.colours.clone());
         wasm_bindgen_futures::spawn_local(async move {
             let ctx = engine.borrow().context();
@@ -59,7 +61,14 @@ pub fn start(s: Start) {
                         audio::draw_waveform(&c, &peaks.borrow(), 0.0, &colours);
                     }
                     state.set(PlayerState::Paused);
-                    if autoplay {
+                    let live = handoff.and_then(|h| h.0.try_update_value(|v| v.take()).flatten());
+                    if let Some(live) = live {
+                        let at = live.borrow().position();
+                        live.borrow_mut().close();
+                        let mut e = engine.borrow_mut();
+                        e.seek(at);
+                        e.play();
+                    } else if autoplay {
                         engine.borrow_mut().play();
                     }
                 }

@@ -55,16 +55,21 @@ impl PackedF32 {
         Self::gather(n, k, |j, kk| wt[kk * ld + j])
     }
 
-    /// Panels of Wᵀ with `at(j, kk)` = W[j][kk]; columns past `n` stay zero.
-    fn gather(n: usize, k: usize, at: impl Fn(usize, usize) -> f32) -> Self {
+    /// Panels of Wᵀ with `at(j, kk)` = W[j][kk]; columns past `n` stay zero. A panel per
+    /// task: 8-bit weights are expanded this way for every prompt's first pass.
+    pub fn gather(n: usize, k: usize, at: impl Fn(usize, usize) -> f32 + Sync) -> Self {
         let mut panels = vec![0f32; n.div_ceil(NR) * k * NR];
-        for (p, panel) in panels.chunks_exact_mut(k * NR).enumerate() {
-            for (kk, line) in panel.chunks_exact_mut(NR).enumerate() {
-                for (c, v) in line.iter_mut().take(n - p * NR).enumerate() {
-                    *v = at(p * NR + c, kk);
+        panels
+            .par_chunks_mut(k * NR)
+            .enumerate()
+            .for_each(|(p, panel)| {
+                let cols = (n - p * NR).min(NR);
+                for c in 0..cols {
+                    for kk in 0..k {
+                        panel[kk * NR + c] = at(p * NR + c, kk);
+                    }
                 }
-            }
-        }
+            });
         Self { panels, k, n }
     }
 

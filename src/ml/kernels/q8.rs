@@ -15,9 +15,14 @@ use rayon::prelude::*;
 
 use super::host_matmul::{outputs_per_task, rows_first};
 use super::isa::{self, Isa};
+use super::packed_gemm::PackedF32;
 
 /// Values per block (one f32 scale each), for weights and activations alike.
 pub const Q8_BLOCK: usize = 32;
+
+/// Rows from which a product is bound by arithmetic, not by reading the weights (a
+/// window's first pass takes its whole context at once).
+pub const GEMM_ROWS: usize = 32;
 
 /// A row-major (n, k) matrix in 8-bit blocks: value = q · scale.
 pub struct Q8Matrix {
@@ -85,6 +90,15 @@ impl Q8Matrix {
         let (n, k) = (self.n, self.k);
         assert_eq!(x.len(), rows * k, "input is not (rows, k)");
         assert!(isa <= isa::detect(), "{isa} asked for on a CPU without it");
+        if rows >= GEMM_ROWS {
+            // Compute-bound: expand the weights once and let the packed GEMM's register
+            // tiles do the work (600 frames of context: 14.3 → see the README).
+            let blocks = k / Q8_BLOCK;
+            let w = PackedF32::gather(n, k, |j, i| {
+                self.q[j * k + i] as f32 * self.scales[j * blocks + i / Q8_BLOCK]
+            });
+            return w.matmul_t_on(isa, x, rows);
+        }
         let xq = quantize(x, 32767.0, to_i16);
         let blocks = k / Q8_BLOCK;
         // Computed as (n, rows), weight row by weight row, so threads write disjoint

@@ -75,8 +75,12 @@ pub struct SongPlan {
 #[error("generation cancelled")]
 pub struct Cancelled;
 
-/// Called after each step with the progress and the song's complete frames so far.
-pub type OnStep<'a> = dyn FnMut(Progress, &[Vec<u32>]) + 'a;
+/// Called after each step with the progress and the song's complete frames so far; an
+/// error stops the generation.
+pub type OnStep<'a> = dyn FnMut(Progress, &[Vec<u32>]) -> Result<()> + 'a;
+
+/// A window's report after each step: the window's steps so far and the song's frames.
+type WindowReport<'a> = dyn FnMut(usize, &[Vec<u32>]) -> Result<()> + 'a;
 
 /// The text condition, made once per song: encoder states (with the unconditional half
 /// when guided) and their attention mask.
@@ -197,7 +201,7 @@ impl MusicGen {
             new: codes[0].len(),
         };
         let mut song = vec![Vec::new(); k];
-        let (mut report, cancel) = (|_: usize, _: &[Vec<u32>]| {}, AtomicBool::new(false));
+        let (mut report, cancel) = (|_: usize, _: &[Vec<u32>]| Ok(()), AtomicBool::new(false));
         self.decode_window(&cond, &mut song, &window, &mut choose, &mut report, &cancel)?;
         Ok(rows)
     }
@@ -264,7 +268,7 @@ impl MusicGen {
         song: &mut [Vec<u32>],
         w: &Window,
         choose: &mut dyn FnMut(usize, usize, &[f32]) -> u32,
-        report: &mut dyn FnMut(usize, &[Vec<u32>]),
+        report: &mut WindowReport,
         cancel: &AtomicBool,
     ) -> Result<()> {
         let cfg = self.decoder.config().clone();
@@ -329,7 +333,7 @@ impl MusicGen {
                     row.push(seq[c][p - k + c + 1]);
                 }
             }
-            report(step + 1, song);
+            report(step + 1, song)?;
         }
         Ok(())
     }

@@ -6,10 +6,13 @@
 pub mod decoder;
 pub mod encodec;
 pub mod generate;
+pub mod mp3;
 pub mod sampling;
 pub mod t5;
 pub mod wav;
 pub mod windows;
+
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -28,6 +31,13 @@ pub const DEFAULT_MODEL: &str = "facebook/musicgen-small";
 /// Longest song we make, in seconds: the length the upload page and API offer.
 pub const MAX_SECONDS: f64 = crate::api::types::MAX_DURATION_S as f64;
 
+/// A song's audio codes as a file (`generate --codes-out`, `--prompt-codes`, and each song's
+/// `codes.json`): one row of frames per codebook.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+pub struct CodesFile {
+    pub codes: Vec<Vec<u32>>,
+}
+
 /// transformers' `MusicgenConfig`: the three sub-models' configs.
 #[derive(Debug, Clone, Deserialize)]
 pub struct MusicgenConfig {
@@ -40,7 +50,8 @@ pub struct MusicGen {
     text: T5Encoder,
     enc_to_dec: Option<Linear>,
     decoder: MusicgenDecoder,
-    codec: EncodecDecoder,
+    /// Shared, so a song can be decoded in chunks while the decoder is busy making it.
+    codec: Arc<EncodecDecoder>,
     device: Device,
 }
 
@@ -87,7 +98,7 @@ impl MusicGen {
             text,
             enc_to_dec,
             decoder,
-            codec,
+            codec: Arc::new(codec),
             device: device.clone(),
         })
     }
@@ -114,6 +125,11 @@ impl MusicGen {
     pub fn encode_prompt(&mut self, prompt: &str) -> Result<Tensor> {
         let ids = self.text.tokenize(prompt)?;
         self.text.encode_ids(&ids)
+    }
+
+    /// The EnCodec decoder, to decode chunks of a song while it is being made.
+    pub fn codec(&self) -> Arc<EncodecDecoder> {
+        self.codec.clone()
     }
 
     /// Codes → mono samples (frames × hop of them).

@@ -287,6 +287,7 @@ impl SongRow {
             eta_s: None,
             queue_position,
             error: self.error.clone(),
+            live: None,
         }
     }
 }

@@ -34,9 +34,13 @@ pub async fn song_events(
         let row = db.song_by_id(&id).await.ok().flatten()?;
         Some(row.progress(db.queue_position(&row).await.ok().flatten()))
     };
-    let first = current(db.clone(), id.clone())
+    let mut first = current(db.clone(), id.clone())
         .await
         .ok_or_else(|| AppError::not_found("song"))?;
+    // A page that opens mid-song joins the audio at once (the row does not keep it).
+    if first.status == Status::Running {
+        first.live = state.queue.hub.live.info(&id);
+    }
     let (tx, rx) = tokio::sync::mpsc::channel::<Progress>(32);
     tokio::spawn(async move {
         let settled = |p: &Progress| p.status.is_settled();

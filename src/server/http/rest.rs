@@ -8,8 +8,8 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::json;
 
-use super::{events, media};
-use crate::api::types::{is_slug, SongOptions, Status, SONG_WAV};
+use super::{events, live, media};
+use crate::api::types::{is_slug, SongOptions, Status, SONG_MP3, SONG_WAV};
 use crate::server::error::AppError;
 use crate::server::middleware::admission::Client;
 use crate::server::middleware::owner::Owner;
@@ -26,6 +26,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route("/api/songs/{id}", get(song_status))
         .route("/api/songs/{id}/events", get(events::song_events))
+        .route("/api/songs/{id}/live/{index}", get(live::chunk))
         .route("/api/songs/{id}/retry", post(retry_song))
         .route("/api/playlists/{slug}", get(playlist))
 }
@@ -111,6 +112,7 @@ async fn song_status(
         "progress": p.progress,
         "queue_position": p.queue_position,
         "audio_url": ready.then(|| media::url(&base, &row.id, SONG_WAV)),
+        "audio_urls": ready.then(|| audio_urls(&base, &row.id)),
         "page_url": format!("{base}/s/{}", row.slug),
         "caption": row.caption,
         "prompt": row.prompt,
@@ -153,6 +155,7 @@ async fn playlist(
                 "title": s.title,
                 "status": s.status,
                 "audio_url": (s.status == Status::Ready).then(|| media::url(&base, &s.id, SONG_WAV)),
+                "audio_urls": (s.status == Status::Ready).then(|| audio_urls(&base, &s.id)),
                 "page_url": format!("{base}/s/{}", s.slug),
             })
         })
@@ -163,4 +166,9 @@ async fn playlist(
         "url": format!("{base}/p/{}", p.slug),
         "songs": songs,
     })))
+}
+
+/// A ready song's files by format (`audio_url` stays the WAV).
+fn audio_urls(base: &str, id: &str) -> serde_json::Value {
+    json!({ "wav": media::url(base, id, SONG_WAV), "mp3": media::url(base, id, SONG_MP3) })
 }

@@ -3,6 +3,7 @@
 //! low-priority `threads` (one job at a time), and reports through `progress`: to the
 //! in-process hub (which the song pages' event streams follow) and, now and then, to the
 //! row, so a reload or another device sees it too.
+pub mod live;
 pub mod models;
 pub mod pipeline;
 pub mod progress;
@@ -38,6 +39,8 @@ pub struct Queue {
     pub wake: Arc<Notify>,
     /// Set on shutdown: no new jobs are taken and the current one stops and is requeued.
     pub stopping: Arc<AtomicBool>,
+    /// `--pace`: songs are made no faster than this × real time (0: no limit).
+    pub pace: f64,
 }
 
 impl Queue {
@@ -96,6 +99,10 @@ impl Queue {
         .await
         .unwrap_or_else(|e| Err(anyhow::anyhow!("the job crashed: {e}")));
         let secs = started.elapsed().as_secs_f32();
+        match &result {
+            Ok(()) => self.hub.live.forget_later(&id),
+            Err(_) => self.hub.live.forget(&id),
+        }
         let settled = match result {
             Ok(()) => {
                 tracing::info!(%id, secs, "job done");
@@ -132,23 +139,37 @@ impl Queue {
         } else {
             None
         };
+        // An extension continues the codes of the song it extends.
+        let prompt_codes = match &options.extends {
+            Some(slug) => {
+                let original = rt
+                    .block_on(self.db.song_by_slug(slug))?
+                    .ok_or_else(|| anyhow::anyhow!("the song this one extends is gone"))?;
+                self.storage.read_codes(&original.id)?
+            }
+            None => Vec::new(),
+        };
         let job = Job {
             options: &options,
             seed: row.seed as u64,
             photo: photo.as_ref(),
+            pace: self.pace,
+            prompt_codes,
         };
-        let mut tracker = Tracker::new(row.id.clone(), self.clone(), rt.clone());
-        let wav = pipeline::run(
+        let tracker =
+            std::cell::RefCell::new(Tracker::new(row.id.clone(), self.clone(), rt.clone()));
+        let audio = pipeline::run(
             models,
             &job,
-            &mut |stage, step, total| tracker.report(stage, step, total),
+            &mut |stage, step, total| tracker.borrow_mut().report(stage, step, total),
             &mut |made| {
                 if let Err(e) = rt.block_on(self.db.set_made_from(&row.id, made)) {
                     tracing::warn!("cannot store the prompt: {e:#}");
                 }
             },
+            &mut |heard| tracker.borrow_mut().heard(heard),
             &self.stopping,
         )?;
-        self.storage.save_wav(&row.id, &wav)
+        self.storage.save_song(&row.id, &audio)
     }
 }

@@ -1,6 +1,7 @@
 //! One song, start to finish, on the worker's thread: photo → caption → CLIP and palette →
-//! prompt → MusicGen → WAV. Models load on first use (downloads are logged) and stay
-//! loaded. Knows nothing of HTTP or the database: it reports through callbacks.
+//! prompt → MusicGen (each chunk of audio decoded as soon as its frames exist, to be heard
+//! while the rest is made) → WAV and MP3. Models load on first use (downloads are logged)
+//! and stay loaded. Knows nothing of HTTP or the database: it reports through callbacks.
 
 use std::sync::atomic::AtomicBool;
 
@@ -9,8 +10,9 @@ use image::RgbImage;
 
 use super::models::Models;
 use crate::api::types::{MadeFrom, SongOptions, Stage, ACCENT};
+use crate::ml::musicgen::encodec::chunked::LiveDecoder;
 use crate::ml::vision::hints::CAPTION_TOKENS;
-use crate::ml::{photo_hints, wav, GenerateOptions, Length, SamplingConfig};
+use crate::ml::{mp3, photo_hints, wav, GenerateOptions, Length, SamplingConfig};
 use crate::prompt::{compose, words_for_model, Hints};
 use crate::server::db::MadeOf;
 use crate::server::song_options::{choices, title_for};
@@ -23,17 +25,39 @@ pub struct Job<'a> {
     pub options: &'a SongOptions,
     pub seed: u64,
     pub photo: Option<&'a RgbImage>,
+    /// Make the song no faster than this × real time (0: no limit).
+    pub pace: f64,
+    /// The codes of the song this one extends (empty for a new song).
+    pub prompt_codes: Vec<Vec<u32>>,
+}
+
+/// A piece of the song, decoded while the rest is being made.
+pub struct Heard<'a> {
+    /// Where its first sample is in the song.
+    pub start_sample: u64,
+    pub samples: &'a [f32],
+    pub sample_rate: u32,
+    /// Samples the whole song will have.
+    pub total_samples: u64,
+}
+
+/// A finished song's files.
+pub struct SongAudio {
+    pub wav: Vec<u8>,
+    pub mp3: Vec<u8>,
+    pub codes: Vec<Vec<u32>>,
 }
 
 /// Run a job. `report(stage, step, total)` is called as it goes; `made` once the prompt is
-/// known. Returns the WAV file's bytes.
+/// known; `heard` with each chunk of audio as it is decoded.
 pub fn run(
     models: &mut Models,
     job: &Job,
     report: &mut dyn FnMut(Stage, u32, u32),
     made: &mut dyn FnMut(&MadeOf),
+    heard: &mut dyn FnMut(&Heard),
     cancel: &AtomicBool,
-) -> Result<Vec<u8>> {
+) -> Result<SongAudio> {
     let mut hints = Hints::default();
     if let Some(photo) = job.photo {
         report(Stage::Reading, 0, 0);
@@ -85,8 +109,12 @@ pub fn run(
         Some(p) => p.colours.iter().map(|s| s.hex.clone()).collect(),
         None => WORDS_PALETTE.iter().map(|s| s.to_string()).collect(),
     };
+    let title = title_for(job.options, hints.caption.as_deref(), &prompt);
     made(&MadeOf {
-        title: title_for(job.options, hints.caption.as_deref(), &prompt),
+        title: match job.options.extends {
+            Some(_) => format!("{title} (extended)"),
+            None => title,
+        },
         caption: hints.caption.clone(),
         prompt: prompt.clone(),
         parts,
@@ -99,16 +127,47 @@ pub fn run(
             seed: job.seed,
             ..SamplingConfig::default()
         },
+        prompt_codes: job.prompt_codes.clone(),
         ..GenerateOptions::default()
     };
     let model = models.musicgen()?;
+    let (codec, sample_rate) = (model.codec(), model.sample_rate());
+    let hop = codec.config().hop_length() as u64;
+    let rate = model.frame_rate();
+    let mut live = LiveDecoder::for_frame_rate(rate);
+    let started = std::time::Instant::now();
+    let prompt_frames = job.prompt_codes.first().map_or(0, Vec::len);
     let codes = model.generate_codes(
         &prompt,
         &opts,
-        &mut |p, _| report(Stage::Generating, p.step as u32, p.total as u32),
+        &mut |p, song| {
+            while let Some(chunk) = live.poll(&codec, song, p.total_frames)? {
+                heard(&Heard {
+                    start_sample: chunk.start_frame as u64 * hop,
+                    samples: &chunk.samples,
+                    sample_rate,
+                    total_samples: p.total_frames as u64 * hop,
+                });
+            }
+            report(Stage::Generating, p.step as u32, p.total as u32);
+            if job.pace > 0.0 {
+                // Only the frames made here count: a continued song's come at once.
+                let due = (p.frames - prompt_frames) as f64 / rate / job.pace;
+                let ahead = due - started.elapsed().as_secs_f64();
+                if ahead > 0.0 {
+                    std::thread::sleep(std::time::Duration::from_secs_f64(ahead));
+                }
+            }
+            Ok(())
+        },
         cancel,
     )?;
     report(Stage::Mixing, 0, 0);
+    // The files are the whole-song decode; the chunks were only for listening early.
     let samples = model.decode(&codes)?;
-    wav::wav_bytes(&samples, model.sample_rate())
+    Ok(SongAudio {
+        wav: wav::wav_bytes(&samples, sample_rate)?,
+        mp3: mp3::mp3_bytes(&samples, sample_rate)?,
+        codes,
+    })
 }

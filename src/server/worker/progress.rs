@@ -5,13 +5,18 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
+use super::live::{pcm16_le, LiveAudio, LiveChunk};
+use super::pipeline::Heard;
 use super::Queue;
+use crate::api::live::Live;
 use crate::api::types::{Progress, Stage, Status};
 
-/// Live progress, by song id. `QUEUE_MOVED` tells waiting songs their position changed.
+/// Live progress, by song id, and the audio of songs being made. `QUEUE_MOVED` tells
+/// waiting songs their position changed.
 #[derive(Clone)]
 pub struct Hub {
     tx: broadcast::Sender<(String, Progress)>,
+    pub live: LiveAudio,
 }
 
 /// The id under which "the queue moved" is published (waiting songs re-read their place).
@@ -21,6 +26,7 @@ impl Default for Hub {
     fn default() -> Self {
         Self {
             tx: broadcast::channel(1024).0,
+            live: LiveAudio::default(),
         }
     }
 }
@@ -45,6 +51,9 @@ pub struct Tracker {
     stage: Option<Stage>,
     stage_started: Instant,
     last_write: Option<Instant>,
+    /// Chunks heard so far, and the song's length in seconds once known.
+    chunks: u32,
+    total_s: Option<f32>,
 }
 
 impl Tracker {
@@ -56,7 +65,30 @@ impl Tracker {
             stage: None,
             stage_started: Instant::now(),
             last_write: None,
+            chunks: 0,
+            total_s: None,
         }
+    }
+
+    /// Keep a chunk of audio for the song pages (they fetch it when the next progress
+    /// says it exists).
+    pub fn heard(&mut self, h: &Heard) {
+        let rate = h.sample_rate as f32;
+        let total_s = h.total_samples as f32 / rate;
+        self.total_s = Some(total_s);
+        self.chunks += 1;
+        let info = Live {
+            chunks: self.chunks,
+            ready_s: (h.start_sample as f32 + h.samples.len() as f32) / rate,
+            total_s,
+            made_per_s: 0.0,
+            sample_rate: h.sample_rate,
+        };
+        let chunk = LiveChunk {
+            start_sample: h.start_sample,
+            pcm: pcm16_le(h.samples),
+        };
+        self.queue.hub.live.push(&self.id, chunk, info);
     }
 
     pub fn report(&mut self, stage: Stage, step: u32, total: u32) {
@@ -74,7 +106,17 @@ impl Tracker {
             let per_step = self.stage_started.elapsed().as_secs_f32() / step as f32;
             per_step * (total - step.min(total)) as f32
         });
+        // Audio seconds made per second so far (steps are nearly proportional to frames).
+        let live = match (stage, self.total_s) {
+            (Stage::Generating, Some(total_s)) if step > 0 && total > 0 => {
+                let secs = self.stage_started.elapsed().as_secs_f32().max(1e-3);
+                let made = total_s * step as f32 / total as f32;
+                self.queue.hub.live.update(&self.id, made / secs)
+            }
+            _ => None,
+        };
         let p = Progress {
+            live,
             status: Status::Running,
             stage,
             progress: stage.overall(done),

@@ -4,6 +4,7 @@
 //!
 //! Padding is trimmed exactly as transformers does, so F frames give F × hop samples.
 
+pub mod chunked;
 mod layers;
 mod lstm;
 mod signal;

@@ -1,0 +1,162 @@
+//! Decoding a song in chunks while it is made. EnCodec's convolutions see a few frames
+//! either side and its LSTM carries state forward, so a chunk is decoded together with
+//! some frames before and after it and only its own samples are kept; with enough context
+//! the stitched chunks match the whole-song decode (the bench `long_songs` measures how
+//! much: `scripts/bench/long-songs`).
+
+use anyhow::{bail, Result};
+
+use super::EncodecDecoder;
+
+/// Frames decoded before and after a chunk and then dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Context {
+    pub left: usize,
+    pub right: usize,
+}
+
+/// 0.5 s before, 0.2 s after (25 and 10 frames at 50 frames/s). Measured on full-size
+/// random weights (`scripts/bench/long-songs`): no context gives 24 dB, 10 + 5 frames
+/// 82 dB, 25 + 10 frames 124 dB (max |Δ| 1.5e-7: the whole decode, to f32 rounding); more
+/// changes nothing.
+pub const DEFAULT_CONTEXT_SECONDS: (f64, f64) = (0.5, 0.2);
+
+/// Seconds in the first chunk of a song heard while it is made (small: the first sound
+/// comes early), and in each one after (larger: less context decoded twice).
+pub const LIVE_FIRST_CHUNK_SECONDS: f64 = 1.0;
+pub const LIVE_CHUNK_SECONDS: f64 = 2.0;
+
+impl Context {
+    /// `DEFAULT_CONTEXT_SECONDS` at a frame rate.
+    pub fn for_frame_rate(rate: f64) -> Self {
+        let (l, r) = DEFAULT_CONTEXT_SECONDS;
+        Self {
+            left: (l * rate).ceil() as usize,
+            right: (r * rate).ceil() as usize,
+        }
+    }
+}
+
+impl EncodecDecoder {
+    /// The samples of frames `start..end` of `codes`, decoded with up to `ctx` frames of
+    /// context either side (fewer at the song's ends).
+    pub fn decode_range(
+        &self,
+        codes: &[Vec<u32>],
+        start: usize,
+        end: usize,
+        ctx: Context,
+    ) -> Result<Vec<f32>> {
+        let frames = codes.first().map_or(0, Vec::len);
+        if start >= end || end > frames {
+            bail!("frames {start}..{end} are not in a song of {frames}");
+        }
+        let from = start.saturating_sub(ctx.left);
+        let to = (end + ctx.right).min(frames);
+        let part: Vec<Vec<u32>> = codes.iter().map(|row| row[from..to].to_vec()).collect();
+        let samples = self.decode(&part)?;
+        let hop = self.config().hop_length();
+        Ok(samples[(start - from) * hop..(end - from) * hop].to_vec())
+    }
+}
+
+/// Follows a song's frames as they are made and decodes the next chunk as soon as its
+/// right context exists (or the song is complete).
+#[derive(Debug, Clone)]
+pub struct LiveDecoder {
+    ctx: Context,
+    /// Frames per chunk after the first.
+    chunk: usize,
+    /// Frames in the first chunk: small, so the first sound comes early.
+    first: usize,
+    /// Frames decoded so far.
+    done: usize,
+    /// Chunks decoded so far.
+    chunks: usize,
+}
+
+/// One decoded chunk: where it starts in the song, and its samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    pub index: usize,
+    pub start_frame: usize,
+    pub samples: Vec<f32>,
+}
+
+impl LiveDecoder {
+    pub fn new(ctx: Context, first: usize, chunk: usize) -> Self {
+        Self {
+            ctx,
+            chunk: chunk.max(1),
+            first: first.max(1),
+            done: 0,
+            chunks: 0,
+        }
+    }
+
+    /// The server's choice at a frame rate: `Context::for_frame_rate` and the live chunk
+    /// lengths.
+    pub fn for_frame_rate(rate: f64) -> Self {
+        let frames = |s: f64| (s * rate).round() as usize;
+        Self::new(
+            Context::for_frame_rate(rate),
+            frames(LIVE_FIRST_CHUNK_SECONDS),
+            frames(LIVE_CHUNK_SECONDS),
+        )
+    }
+
+    /// The frames decoded so far.
+    pub fn frames_done(&self) -> usize {
+        self.done
+    }
+
+    /// Frames that must exist before the next chunk can be decoded (the song's total once
+    /// the chunk reaches its end).
+    pub fn needs(&self, total_frames: usize) -> usize {
+        let end = (self.done + self.next_len()).min(total_frames);
+        (end + self.ctx.right).min(total_frames)
+    }
+
+    fn next_len(&self) -> usize {
+        if self.done == 0 {
+            self.first
+        } else {
+            self.chunk
+        }
+    }
+
+    /// Decode the next chunk if `codes` (the song's complete frames so far, of
+    /// `total_frames`) allow it.
+    pub fn poll(
+        &mut self,
+        codec: &EncodecDecoder,
+        codes: &[Vec<u32>],
+        total_frames: usize,
+    ) -> Result<Option<Chunk>> {
+        let have = codes.first().map_or(0, Vec::len);
+        if self.done >= total_frames || have < self.needs(total_frames) {
+            return Ok(None);
+        }
+        let end = (self.done + self.next_len()).min(total_frames);
+        let samples = codec.decode_range(codes, self.done, end, self.ctx)?;
+        let chunk = Chunk {
+            index: self.chunks,
+            start_frame: self.done,
+            samples,
+        };
+        self.done = end;
+        self.chunks += 1;
+        Ok(Some(chunk))
+    }
+}
+
+/// Signal-to-noise ratio of `test` against `reference`, in dB (infinite when equal).
+pub fn snr_db(reference: &[f32], test: &[f32]) -> f64 {
+    let signal: f64 = reference.iter().map(|x| (*x as f64).powi(2)).sum();
+    let noise: f64 = reference
+        .iter()
+        .zip(test)
+        .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+        .sum();
+    10.0 * (signal / noise).log10()
+}

@@ -1,0 +1,48 @@
+//! `GET /api/songs/{id}/live/{index}`: a chunk of a song being made, as raw 16-bit LE mono
+//! PCM (the sample rate is in the event stream's `live`), with its place in the song in
+//! the `x-start-sample` header. Chunks never change, so they may be cached.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderName, HeaderValue};
+use axum::response::IntoResponse;
+
+use crate::api::live::START_SAMPLE_HEADER;
+use crate::api::types::is_id;
+use crate::server::error::AppError;
+use crate::server::state::AppState;
+
+pub async fn chunk(
+    State(state): State<AppState>,
+    Path((id, index)): Path<(String, String)>,
+) -> Result<impl IntoResponse, AppError> {
+    let index: usize = index
+        .parse()
+        .map_err(|_| AppError::bad_request("a chunk number is a whole number"))?;
+    if !is_id(&id) {
+        return Err(AppError::not_found("song"));
+    }
+    // Gone once the song is finished and its files are there (or never made): the page
+    // then plays the file.
+    let (chunk, rate) = state
+        .queue
+        .hub
+        .live
+        .chunk(&id, index)
+        .ok_or_else(|| AppError::not_found("live audio"))?;
+    let headers = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(&format!("audio/L16;rate={rate};channels=1"))
+                .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+        ),
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, max-age=600, immutable"),
+        ),
+        (
+            HeaderName::from_static(START_SAMPLE_HEADER),
+            HeaderValue::from(chunk.start_sample),
+        ),
+    ];
+    Ok((headers, chunk.pcm))
+}
