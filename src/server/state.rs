@@ -128,6 +128,7 @@ pub async fn build(cfg: ServeConfig) -> Result<Built> {
         (0, 0) => {}
         (dirs, parts) => tracing::warn!(dirs, parts, "removed media left by an interrupted upload"),
     }
+    backfill_mp3(&storage, &known);
     let workers = threads::pool(cfg.worker_threads, cfg.worker_nice)?;
     let mut models = Models::new(model_config(&cfg, &device)?, device);
     let noise = models.is_noise();
@@ -154,4 +155,24 @@ pub async fn build(cfg: ServeConfig) -> Result<Built> {
         models,
         workers,
     })
+}
+
+/// Songs made before MP3s existed get one, on a background thread (LAME encodes about a
+/// hundred times faster than real time; until a song's turn, its MP3 link answers 404).
+fn backfill_mp3(storage: &Storage, known: &HashSet<String>) {
+    let missing = storage.missing_mp3(known);
+    if missing.is_empty() {
+        return;
+    }
+    let storage = storage.clone();
+    std::thread::spawn(move || {
+        let mut made = 0;
+        for id in &missing {
+            match storage.make_mp3(id) {
+                Ok(()) => made += 1,
+                Err(e) => tracing::warn!(%id, "cannot make the MP3: {e:#}"),
+            }
+        }
+        tracing::info!(made, "made the MP3 of songs from before MP3s");
+    });
 }

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use image::RgbImage;
 
 use crate::api::types::{is_id, COVER_JPG, PHOTO_JPG, SHARE_JPG, SONG_CODES, SONG_MP3, SONG_WAV};
+use crate::ml::mp3::mp3_bytes;
 use crate::ml::musicgen::CodesFile;
 use crate::photo::{share_thumbnail, square_cover, to_jpeg};
 use crate::server::worker::pipeline::SongAudio;
@@ -132,6 +133,34 @@ impl Storage {
         Ok((dirs, parts))
     }
 
+    /// Finished songs (a WAV) without the MP3 that came later: made at start, in the
+    /// background (`make_mp3`).
+    pub fn missing_mp3(&self, known: &HashSet<String>) -> Vec<String> {
+        let mut ids: Vec<String> = known
+            .iter()
+            .filter(|id| self.wav_path(id).is_file() && !self.mp3_path(id).is_file())
+            .cloned()
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Make a finished song's MP3 from its WAV.
+    pub fn make_mp3(&self, id: &str) -> Result<()> {
+        let reader = hound::WavReader::open(self.wav_path(id))
+            .with_context(|| format!("the WAV of song {id} cannot be read"))?;
+        let spec = reader.spec();
+        if spec.channels != 1 || spec.bits_per_sample != 16 {
+            anyhow::bail!("the WAV of song {id} is not 16-bit mono");
+        }
+        let samples = reader
+            .into_samples::<i16>()
+            .map(|s| s.map(|v| v as f32 / 32768.0))
+            .collect::<std::result::Result<Vec<f32>, _>>()
+            .with_context(|| format!("the WAV of song {id} is damaged"))?;
+        write_atomic(&self.mp3_path(id), &mp3_bytes(&samples, spec.sample_rate)?)
+    }
+
     /// Remove what a refused or failed upload left behind.
     pub fn remove(&self, id: &str) {
         let _ = std::fs::remove_dir_all(self.song_dir(id));
@@ -151,4 +180,31 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write().with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn songs_from_before_mp3s_get_one_made_from_their_wav() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::new(dir.path()).unwrap();
+        let (old, new) = ("a".repeat(16), "b".repeat(16));
+        for id in [&old, &new] {
+            std::fs::create_dir_all(storage.song_dir(id)).unwrap();
+            let tone: Vec<f32> = (0..32_000).map(|i| (i as f32 * 0.05).sin() * 0.3).collect();
+            crate::ml::wav::write_wav(&storage.wav_path(id), &tone, 32_000).unwrap();
+        }
+        std::fs::write(storage.mp3_path(&new), b"already there").unwrap();
+        let known: HashSet<String> = [old.clone(), new.clone(), "c".repeat(16)].into();
+        assert_eq!(storage.missing_mp3(&known), vec![old.clone()]);
+        storage.make_mp3(&old).unwrap();
+        let mp3 = std::fs::read(storage.mp3_path(&old)).unwrap();
+        assert_eq!((mp3[0], mp3[1] & 0xE0), (0xFF, 0xE0));
+        assert!(storage.missing_mp3(&known).is_empty());
+        // A damaged WAV is an error, not a panic.
+        std::fs::write(storage.wav_path(&old), b"RIFF....").unwrap();
+        assert!(storage.make_mp3(&old).is_err());
+    }
 }

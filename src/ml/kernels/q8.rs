@@ -305,13 +305,17 @@ mod tests {
 
     #[test]
     fn every_path_matches_the_plain_product() {
-        // Rows around the 4-row groups, outputs around the task size, one and many blocks.
+        // Rows around the 4-row groups, outputs around the task size, one and many blocks;
+        // from GEMM_ROWS rows on, the expanded weights through the packed GEMM.
         for (rows, k, n) in [
             (1, 32, 1),
             (2, 64, 33),
             (3, 96, 130),
             (5, 1024, 17),
             (9, 320, 70),
+            (GEMM_ROWS - 1, 64, 65),
+            (GEMM_ROWS, 64, 65),
+            (70, 160, 130),
         ] {
             let (x, w) = (data(rows * k, 3), data(n * k, 4));
             let m = Q8Matrix::quantize(&w, n, k).expect("whole blocks");
