@@ -122,10 +122,9 @@ def build(name, c):
     return model
 
 
-def run(model, tok, prompt, steps, guidance):
-    enc = tok.encode(prompt)
-    ids = torch.tensor([enc.ids])
-    mask = torch.ones_like(ids)
+def generate(model, **kwargs):
+    """model.generate(**kwargs), with the codes EnCodec is given caught on the way:
+    (codes (codebooks, frames), audio)."""
     captured = {}
     decode = model.audio_encoder.decode
 
@@ -134,13 +133,23 @@ def run(model, tok, prompt, steps, guidance):
         return decode(audio_codes, *a, **k)
 
     model.audio_encoder.decode = spy
+    try:
+        with torch.no_grad():
+            audio = model.generate(do_sample=False, **kwargs)
+    finally:
+        model.audio_encoder.decode = decode
+    return captured["codes"][0, 0], audio[0, 0]
+
+
+def run(model, tok, prompt, steps, guidance):
+    enc = tok.encode(prompt)
+    ids = torch.tensor([enc.ids])
+    mask = torch.ones_like(ids)
+    codes, audio = generate(model, input_ids=ids, attention_mask=mask, guidance_scale=guidance,
+                            max_new_tokens=steps)
     with torch.no_grad():
-        audio = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
-                               guidance_scale=guidance, max_new_tokens=steps)
         hidden = model.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-    model.audio_encoder.decode = decode
-    codes = captured["codes"][0, 0]  # (codebooks, frames)
-    return ids[0], hidden[0], codes, audio[0, 0]
+    return ids[0], hidden[0], codes, audio
 
 
 # Continuation: these many prompt frames (random codes), then max_new_tokens greedy steps.
@@ -152,21 +161,10 @@ def continuation(name, c, model, tok):
     (codebooks, frames) and the codes transformers returns (the prompt's first)."""
     g = torch.Generator().manual_seed(sum(map(ord, name)) + 1)
     prompt = torch.randint(0, c["vocab"], (c["codebooks"], CONTINUATION_FRAMES), generator=g)
-    enc = tok.encode(PROMPT)
-    ids = torch.tensor([enc.ids])
-    captured = {}
-    decode = model.audio_encoder.decode
-
-    def spy(audio_codes, *a, **k):
-        captured["codes"] = audio_codes.clone()
-        return decode(audio_codes, *a, **k)
-
-    model.audio_encoder.decode = spy
-    with torch.no_grad():
-        model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), decoder_input_ids=prompt,
-                       do_sample=False, guidance_scale=3.0, max_new_tokens=c["steps"])
-    model.audio_encoder.decode = decode
-    return prompt, captured["codes"][0, 0]
+    ids = torch.tensor([tok.encode(PROMPT).ids])
+    codes, _ = generate(model, input_ids=ids, attention_mask=torch.ones_like(ids),
+                        decoder_input_ids=prompt, guidance_scale=3.0, max_new_tokens=c["steps"])
+    return prompt, codes
 
 
 def add_continuations():

@@ -34,6 +34,14 @@ pub async fn get_song(slug: String) -> Result<Option<SongPage>, ServerFnError> {
     }))
 }
 
+/// The longest song this server makes (`--max-duration`), for the upload page's slider.
+#[server(prefix = "/api/fn", endpoint = "max_duration")]
+pub async fn max_duration() -> Result<f32, ServerFnError> {
+    let state = use_context::<crate::server::AppState>()
+        .ok_or_else(|| ServerFnError::new("server state missing"))?;
+    Ok(state.config.max_duration)
+}
+
 /// Put a failed song back in the queue (its owner only).
 #[server(prefix = "/api/fn", endpoint = "retry_song")]
 pub async fn retry_song(slug: String) -> Result<(), ServerFnError> {
@@ -47,23 +55,14 @@ pub async fn retry_song(slug: String) -> Result<(), ServerFnError> {
 /// is theirs. Returns the new song's slug.
 #[server(prefix = "/api/fn", endpoint = "remake_song")]
 pub async fn remake_song(slug: String, prompt: Option<String>) -> Result<String, ServerFnError> {
-    use crate::server::middleware::admission::Client;
-    use crate::server::songs::PhotoSource;
     let (state, owner) = super::caller().await?;
-    let axum::Extension(client) = leptos_axum::extract::<axum::Extension<Client>>().await?;
     let row = songs::find_by_slug(&state, &slug).await?;
     let mut options = row.options();
     options.seed = None;
     if let Some(p) = prompt {
         options.prompt = Some(p);
     }
-    let source = if row.has_photo != 0 {
-        PhotoSource::CopyOf(&row.id)
-    } else {
-        PhotoSource::None
-    };
-    let (_, slug) = songs::create(&state, &owner.hash, &client, source, options).await?;
-    Ok(slug)
+    create_from(&state, &owner.hash, &row, options).await
 }
 
 /// A longer song that continues a finished one ("extend this song"): its audio codes come
@@ -71,10 +70,7 @@ pub async fn remake_song(slug: String, prompt: Option<String>) -> Result<String,
 /// do this from a shared page: the new song is theirs. Returns the new song's slug.
 #[server(prefix = "/api/fn", endpoint = "extend_song")]
 pub async fn extend_song(slug: String, duration: f32) -> Result<String, ServerFnError> {
-    use crate::server::middleware::admission::Client;
-    use crate::server::songs::PhotoSource;
     let (state, owner) = super::caller().await?;
-    let axum::Extension(client) = leptos_axum::extract::<axum::Extension<Client>>().await?;
     let row = songs::find_by_slug(&state, &slug).await?;
     let mut options = row.options();
     options.seed = None;
@@ -82,11 +78,25 @@ pub async fn extend_song(slug: String, duration: f32) -> Result<String, ServerFn
     // The same text condition as the song it continues.
     options.prompt = row.prompt.clone();
     options.extends = Some(row.slug.clone());
+    create_from(&state, &owner.hash, &row, options).await
+}
+
+/// The caller's new song with `row`'s photo (if it has one) and `options`; its slug.
+#[cfg(feature = "ssr")]
+async fn create_from(
+    state: &crate::server::AppState,
+    owner_hash: &str,
+    row: &crate::server::db::SongRow,
+    options: super::types::SongOptions,
+) -> Result<String, ServerFnError> {
+    use crate::server::middleware::admission::Client;
+    use crate::server::songs::PhotoSource;
+    let axum::Extension(client) = leptos_axum::extract::<axum::Extension<Client>>().await?;
     let source = if row.has_photo != 0 {
         PhotoSource::CopyOf(&row.id)
     } else {
         PhotoSource::None
     };
-    let (_, slug) = songs::create(&state, &owner.hash, &client, source, options).await?;
+    let (_, slug) = songs::create(state, owner_hash, &client, source, options).await?;
     Ok(slug)
 }

@@ -14,6 +14,26 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// `snapsong generate` on the proj_4cb fixture as its reference was made: its prompt and
+/// steps, greedy, guidance 3, f32 (parity is f32's promise; `auto` may pick 8-bit weights
+/// on this CPU), writing the song to `wav` and its codes to `codes`.
+fn generate_as_reference(codes: &std::path::Path, wav: &std::path::Path) -> Command {
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("proj_4cb").join("reference.json")).unwrap(),
+    )
+    .unwrap();
+    let mut cmd = bin();
+    cmd.args(["generate", "--model"])
+        .arg(fixture("proj_4cb"))
+        .args(["--prompt", meta["prompt"].as_str().unwrap()])
+        .args(["--max-new-tokens", &meta["max_new_tokens"].to_string()])
+        .args(["--greedy", "--guidance", "3.0", "--dtype", "f32", "--out"])
+        .arg(wav)
+        .arg("--codes-out")
+        .arg(codes);
+    cmd
+}
+
 #[test]
 fn greedy_generate_writes_transformers_codes_and_a_wav() {
     let out = tempfile::tempdir().unwrap();
@@ -23,18 +43,7 @@ fn greedy_generate_writes_transformers_codes_and_a_wav() {
         &std::fs::read_to_string(fixture("proj_4cb").join("reference.json")).unwrap(),
     )
     .unwrap();
-    let status = bin()
-        .args(["generate", "--model"])
-        .arg(fixture("proj_4cb"))
-        .args(["--prompt", meta["prompt"].as_str().unwrap()])
-        .args(["--max-new-tokens", &meta["max_new_tokens"].to_string()])
-        // Parity is f32's promise; `auto` may pick 8-bit weights on this CPU.
-        .args(["--greedy", "--guidance", "3.0", "--dtype", "f32", "--out"])
-        .arg(&wav)
-        .arg("--codes-out")
-        .arg(&codes)
-        .status()
-        .unwrap();
+    let status = generate_as_reference(&codes, &wav).status().unwrap();
     assert!(status.success());
 
     let r = candle_core::safetensors::load(
@@ -74,28 +83,9 @@ fn greedy_generate_continues_prompt_codes_as_transformers_does() {
         serde_json::json!({ "codes": prompt }).to_string(),
     )
     .unwrap();
-    let meta: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture("proj_4cb").join("reference.json")).unwrap(),
-    )
-    .unwrap();
-    let status = bin()
-        .args(["generate", "--model"])
-        .arg(fixture("proj_4cb"))
-        .args(["--prompt", meta["prompt"].as_str().unwrap()])
-        .args(["--max-new-tokens", &meta["max_new_tokens"].to_string()])
-        .args([
-            "--greedy",
-            "--guidance",
-            "3.0",
-            "--dtype",
-            "f32",
-            "--prompt-codes",
-        ])
+    let status = generate_as_reference(&codes, &out.path().join("song.wav"))
+        .arg("--prompt-codes")
         .arg(&prompt_path)
-        .arg("--out")
-        .arg(out.path().join("song.wav"))
-        .arg("--codes-out")
-        .arg(&codes)
         .status()
         .unwrap();
     assert!(status.success());

@@ -10,7 +10,7 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-use crate::support::{get_json, post_song, send, start_with};
+use crate::support::{get_json, post_song, send, server_fn, start_with};
 
 /// (status, start sample, content type, PCM samples) of one chunk.
 async fn chunk(app: &axum::Router, id: &str, n: usize) -> (StatusCode, u64, String, Vec<i16>) {
@@ -152,6 +152,9 @@ async fn a_song_can_be_heard_chunk_by_chunk_while_it_is_made() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn songs_longer_than_the_servers_limit_are_refused_in_words() {
     let s = start_with(&["--max-duration", "20"], false).await;
+    // The upload page's slider learns it.
+    let (status, max) = server_fn(&s.app, "max_duration", None, &[]).await;
+    assert_eq!((status, max.as_str()), (StatusCode::OK, "20.0"));
     let (status, body) = post_song(
         &s.app,
         &[("options", None, br#"{"genre":"jazz","duration":25}"#)],

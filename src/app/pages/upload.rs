@@ -63,6 +63,20 @@ pub fn UploadPage() -> impl IntoView {
     let bpm = RwSignal::new(100u32);
     let instruments = RwSignal::new(Vec::<String>::new());
     let duration = RwSignal::new(DEFAULT_DURATION_S as u32);
+    // This server's longest song (`--max-duration`); the product's longest until known.
+    let server_max = Resource::new(|| (), |_| crate::api::songs::max_duration());
+    let longest = move || {
+        server_max
+            .get()
+            .and_then(|r| r.ok())
+            .map_or(MAX_DURATION_S, |m| m.min(MAX_DURATION_S)) as u32
+    };
+    Effect::new(move |_| {
+        let max = longest();
+        if duration.get_untracked() > max {
+            duration.set(max);
+        }
+    });
     let text = RwSignal::new(String::new());
     #[cfg(feature = "hydrate")]
     let picked = StoredValue::new_local(None::<web_sys::File>);
@@ -255,7 +269,7 @@ pub fn UploadPage() -> impl IntoView {
                     </label>
                 </div>
                 <label>{move || format!("Length: {} s", duration.get())}
-                    <input type="range" name="duration" min=MIN_DURATION_S as u32 max=MAX_DURATION_S as u32 step="1"
+                    <input type="range" name="duration" min=MIN_DURATION_S as u32 max=longest step="1"
                         prop:value=move || duration.get().to_string()
                         on:input=move |ev| { if let Ok(v) = event_target_value(&ev).parse() { duration.set(v) } }/>
                 </label>
