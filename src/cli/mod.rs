@@ -12,6 +12,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use crate::ml::tiny;
+use crate::server::config::LogFormat;
 use crate::server::ServeConfig;
 
 #[derive(Parser)]
@@ -66,12 +67,16 @@ pub fn run() -> Result<()> {
 }
 
 fn serve(cfg: ServeConfig) -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
-        )
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match cfg.log_format {
+        // Colour codes only where a person reads them: not in files or pipes.
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init(),
+        LogFormat::Json => logs.json().with_span_list(false).init(),
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

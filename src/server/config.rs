@@ -11,6 +11,12 @@ use crate::ml::hub::ModelChoice;
 use crate::ml::vision::{blip, clip};
 use crate::ml::{musicgen, DeviceChoice, DtypeChoice};
 
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct ServeConfig {
     /// Address to listen on.
@@ -89,6 +95,10 @@ pub struct ServeConfig {
     /// Threads that make songs (0: one per core).
     #[arg(long, env = "SNAPSONG_WORKER_THREADS", default_value_t = 0)]
     pub worker_threads: usize,
+    /// Log lines as `text` (colours only on a terminal) or `json` (one object a line, for
+    /// log collectors); a job's lines carry its song id either way.
+    #[arg(long, env = "SNAPSONG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Where scripts/build-web (or cargo-leptos) put the site: wasm, JS, CSS, public/.
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: String,

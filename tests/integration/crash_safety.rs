@@ -31,6 +31,10 @@ fn free_port() -> u16 {
 }
 
 fn launch(dir: &Path, log: &str) -> Running {
+    launch_with(dir, log, &[])
+}
+
+fn launch_with(dir: &Path, log: &str, extra: &[&str]) -> Running {
     let port = free_port();
     let log = std::fs::File::create(dir.join(log)).expect("log file");
     let child = Command::new(env!("CARGO_BIN_EXE_snapsong"))
@@ -41,6 +45,7 @@ fn launch(dir: &Path, log: &str) -> Running {
         .arg("--media-dir")
         .arg(dir.join("media"))
         .args(["--songs-burst", "1000", "--max-queued-per-client", "1000"])
+        .args(extra)
         .env("RUST_LOG", "info")
         .stdout(log.try_clone().expect("log file"))
         .stderr(log)
@@ -206,7 +211,32 @@ fn sigkill_mid_song_ten_times_loses_nothing() {
     assert!(code.success(), "exit {code:?}");
     let log = std::fs::read_to_string(dir.path().join("server-10.log")).unwrap_or_default();
     assert!(log.contains("stopped cleanly"), "{log}");
-    let server = launch(dir.path(), "server-11.log");
+    let server = launch_with(dir.path(), "server-11.log", &["--log-format", "json"]);
     let after = wait_for(server.port, &id, 120, |s| s["status"] == "ready");
     assert_eq!(after["status"], "ready", "{after}");
+    drop(server);
+
+    // The logs went to files: no colour codes in any. In JSON, every line is an object,
+    // and the job's lines carry its song id.
+    for n in 0..=11 {
+        let log =
+            std::fs::read_to_string(dir.path().join(format!("server-{n}.log"))).unwrap_or_default();
+        assert!(!log.contains('\u{1b}'), "colour codes in server-{n}.log");
+    }
+    let log = std::fs::read_to_string(dir.path().join("server-11.log")).unwrap_or_default();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let job: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("job "))
+        })
+        .collect();
+    assert!(job.len() >= 2, "job started and done: {log}");
+    assert!(job.iter().all(|l| l["span"]["song"] == id), "{log}");
 }

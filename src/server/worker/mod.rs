@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use crate::api::types::Progress;
 use crate::ml::Cancelled;
@@ -59,7 +60,11 @@ impl Queue {
             match self.db.claim_next().await {
                 Ok(Some(row)) => {
                     self.hub.publish(QUEUE_MOVED, row.progress(None));
-                    self.run_one(row, models.clone(), threads.clone()).await;
+                    // Every line the job logs, on any thread, carries its song id.
+                    let span = tracing::info_span!("job", song = %row.id);
+                    self.run_one(row, models.clone(), threads.clone())
+                        .instrument(span)
+                        .await;
                     self.hub.publish(QUEUE_MOVED, Progress::idle());
                 }
                 Ok(None) => {
@@ -86,10 +91,12 @@ impl Queue {
         let started = Instant::now();
         let this = self.clone();
         let handle = tokio::runtime::Handle::current();
+        let span = tracing::Span::current();
         // This blocking thread only waits; the job runs on (and its matrix products fan
         // out over) the worker's pool.
         let result = tokio::task::spawn_blocking(move || {
             threads.install(|| {
+                let _job = span.enter();
                 let mut models = models
                     .lock()
                     .map_err(|_| anyhow::anyhow!("the models were poisoned by an earlier crash"))?;
