@@ -7,13 +7,14 @@
 //! publishing progress that `http::events` streams to the song page.
 //!
 //! `state` builds the shared `AppState`; `config` is every flag; `error` is the one error
-//! type (and the error policy for every layer).
+//! type (and the error policy for every layer); `metrics` counts for Prometheus.
 
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod metrics;
 pub mod middleware;
 pub mod playlists;
 pub mod router;

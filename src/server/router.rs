@@ -17,6 +17,7 @@ use tower_http::trace::TraceLayer;
 use crate::api::types::MEDIA_PREFIX;
 use crate::app::App;
 use crate::server::http::{media, rest};
+use crate::server::metrics;
 use crate::server::middleware::{admission, guard, owner};
 use crate::server::state::AppState;
 
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router {
     let opts = state.leptos_options.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics::render))
         .merge(rest::routes(&state))
         .nest(MEDIA_PREFIX, media::routes(&state))
         .leptos_routes_with_context(
@@ -56,6 +58,7 @@ pub fn router(state: AppState) -> Router {
             Duration::from_secs(state.config.request_timeout_secs.max(1)),
         ))
         .layer(axum::middleware::from_fn(guard::security_headers))
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

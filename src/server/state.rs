@@ -118,6 +118,7 @@ pub async fn build(cfg: ServeConfig) -> Result<Built> {
     // A device this build or machine cannot use stops the start here, before anything
     // is touched.
     let device = cfg.device.open()?;
+    crate::server::metrics::install();
     let db = Db::connect(&cfg.database_url).await?;
     let storage = Storage::new(&cfg.media_dir)?;
     let known: HashSet<String> = db.song_ids().await?.into_iter().collect();

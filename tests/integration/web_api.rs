@@ -128,6 +128,29 @@ async fn a_photo_becomes_a_song_and_every_url_answers() {
         assert!(html.contains(&tag), "missing {tag}");
     }
     assert!(html.contains("tiny random models"), "noise is not labelled");
+
+    // What an operator scrapes. (One recorder serves every server in this test process,
+    // so only what this song must have added is checked, not exact counts.)
+    let (status, text) = send(
+        &s.app,
+        Request::get("/metrics").body(Body::empty()).expect("req"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8_lossy(&text);
+    for series in [
+        "snapsong_songs_started_total ",
+        "snapsong_songs_finished_total ",
+        r#"snapsong_http_requests_total{route="/api/songs/{id}",status="200"}"#,
+        r#"snapsong_http_request_duration_seconds_bucket{route="/s/{slug}",le="#,
+        r#"snapsong_stage_duration_seconds_bucket{stage="generating",le="#,
+        r#"snapsong_stage_duration_seconds_count{stage="mixing"}"#,
+        "snapsong_decoder_step_milliseconds_count ",
+        "snapsong_queue_depth ",
+        "snapsong_queue_oldest_age_seconds ",
+    ] {
+        assert!(text.contains(series), "missing {series} in\n{text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

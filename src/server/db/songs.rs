@@ -180,6 +180,15 @@ impl Db {
         Ok(())
     }
 
+    /// Songs waiting in the queue, and when the oldest of them was made (ms), for metrics.
+    pub async fn queue_stats(&self) -> Result<(i64, Option<i64>)> {
+        Ok(
+            sqlx::query_as("SELECT COUNT(*), MIN(created_ms) FROM songs WHERE status = 'queued'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     /// Put a job back in the queue (a retry, or one interrupted by a shutdown).
     pub async fn requeue(&self, id: &str) -> Result<bool> {
         let done = sqlx::query(

@@ -15,6 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::api::types::{is_id, Progress, Status};
 use crate::server::db::Db;
 use crate::server::error::AppError;
+use crate::server::metrics::SseClient;
 use crate::server::state::AppState;
 use crate::server::worker::progress::QUEUE_MOVED;
 
@@ -43,6 +44,8 @@ pub async fn song_events(
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<Progress>(32);
     tokio::spawn(async move {
+        // Counted while this task lives: until the client goes or the song settles.
+        let _client = SseClient::connected();
         let settled = |p: &Progress| p.status.is_settled();
         let mut last = first.clone();
         if tx.send(first).await.is_err() || settled(&last) {

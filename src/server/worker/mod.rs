@@ -22,6 +22,7 @@ use crate::ml::Cancelled;
 use crate::photo;
 use crate::server::db::songs::SongRow;
 use crate::server::db::Db;
+use crate::server::metrics::{SONGS_FAILED, SONGS_FINISHED, SONGS_STARTED};
 use crate::server::storage::Storage;
 use models::Models;
 use pipeline::Job;
@@ -88,6 +89,7 @@ impl Queue {
     ) {
         let id = row.id.clone();
         tracing::info!(%id, attempt = row.attempts, "job started");
+        metrics::counter!(SONGS_STARTED).increment(1);
         let started = Instant::now();
         let this = self.clone();
         let handle = tokio::runtime::Handle::current();
@@ -113,6 +115,7 @@ impl Queue {
         let settled = match result {
             Ok(()) => {
                 tracing::info!(%id, secs, "job done");
+                metrics::counter!(SONGS_FINISHED).increment(1);
                 self.db.finish(&id).await
             }
             Err(e) if e.downcast_ref::<Cancelled>().is_some() => {
@@ -120,6 +123,7 @@ impl Queue {
                 self.db.requeue(&id).await.map(|_| ())
             }
             Err(e) => {
+                metrics::counter!(SONGS_FAILED).increment(1);
                 let msg = format!("{e:#}");
                 tracing::warn!(%id, secs, "job failed: {msg}");
                 self.db.fail(&id, &msg).await
@@ -177,6 +181,7 @@ impl Queue {
             &mut |heard| tracker.borrow_mut().heard(heard),
             &self.stopping,
         )?;
+        tracker.borrow_mut().finish();
         self.storage.save_song(&row.id, &audio)
     }
 }

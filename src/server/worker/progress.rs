@@ -10,6 +10,7 @@ use super::pipeline::Heard;
 use super::Queue;
 use crate::api::live::Live;
 use crate::api::types::{Progress, Stage, Status};
+use crate::server::metrics::{DECODER_MS_PER_STEP, STAGE_SECONDS};
 
 /// Live progress, by song id, and the audio of songs being made. `QUEUE_MOVED` tells
 /// waiting songs their position changed.
@@ -51,6 +52,8 @@ pub struct Tracker {
     stage: Option<Stage>,
     stage_started: Instant,
     last_write: Option<Instant>,
+    /// The last decoder step reported (for ms per step).
+    last_step: u32,
     /// Chunks heard so far, and the song's length in seconds once known.
     chunks: u32,
     total_s: Option<f32>,
@@ -65,8 +68,22 @@ impl Tracker {
             stage: None,
             stage_started: Instant::now(),
             last_write: None,
+            last_step: 0,
             chunks: 0,
             total_s: None,
+        }
+    }
+
+    /// The stage under way is over: its seconds (and, for generation, the milliseconds per
+    /// decoder step) go to the metrics.
+    pub fn finish(&mut self) {
+        let Some(stage) = self.stage else {
+            return;
+        };
+        let secs = self.stage_started.elapsed().as_secs_f64();
+        metrics::histogram!(STAGE_SECONDS, "stage" => stage.as_str()).record(secs);
+        if stage == Stage::Generating && self.last_step > 0 {
+            metrics::histogram!(DECODER_MS_PER_STEP).record(secs * 1000.0 / self.last_step as f64);
         }
     }
 
@@ -94,9 +111,11 @@ impl Tracker {
     pub fn report(&mut self, stage: Stage, step: u32, total: u32) {
         let changed = self.stage != Some(stage);
         if changed {
+            self.finish();
             self.stage = Some(stage);
             self.stage_started = Instant::now();
         }
+        self.last_step = step;
         let done = if total > 0 {
             step as f32 / total as f32
         } else {
