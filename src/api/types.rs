@@ -48,6 +48,7 @@ pub fn media_path(id: &str, file: &str) -> String {
 
 /// The person's choices for one song; every field is optional ("auto").
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct SongOptions {
     pub genre: Option<String>,
@@ -117,6 +118,7 @@ impl SongOptions {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Queued,
@@ -161,6 +163,7 @@ impl TryFrom<String> for Status {
 
 /// The steps of making a song, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
     Queued,

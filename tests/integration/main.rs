@@ -16,6 +16,7 @@ mod live_audio;
 mod long_songs;
 mod musicgen_errors;
 mod musicgen_parity;
+mod openapi;
 mod photo_intake;
 mod web_api;
 mod words;

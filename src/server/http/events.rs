@@ -21,6 +21,14 @@ use crate::server::worker::progress::QUEUE_MOVED;
 
 /// Server-sent events: the song's progress now, then every change until it is ready or
 /// failed. Waiting songs also hear when the queue moves (their position changes).
+#[utoipa::path(
+    get, path = "/api/songs/{id}/events", tag = "songs",
+    params(("id" = String, Path, description = "The song's id")),
+    responses(
+        (status = 200, description = "A stream of progress events, one JSON object per `data:` line", content_type = "text/event-stream", body = crate::server::http::openapi::ProgressEvent),
+        (status = 404, description = "No such song", body = crate::server::http::openapi::ErrorBody),
+    )
+)]
 pub async fn song_events(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -11,6 +11,19 @@ use crate::api::types::is_id;
 use crate::server::error::AppError;
 use crate::server::state::AppState;
 
+/// A chunk of a song being made.
+#[utoipa::path(
+    get, path = "/api/songs/{id}/live/{index}", tag = "songs",
+    params(
+        ("id" = String, Path, description = "The song's id"),
+        ("index" = u32, Path, description = "The chunk, from 0 (the event stream's `live.chunks` says how many exist)"),
+    ),
+    responses(
+        (status = 200, description = "16-bit little-endian mono PCM; its first sample's place in the song is in the x-start-sample header", content_type = "audio/L16", body = Vec<u8>),
+        (status = 400, description = "Not a chunk number", body = crate::server::http::openapi::ErrorBody),
+        (status = 404, description = "No such chunk (or the song has been finished for 2 minutes)", body = crate::server::http::openapi::ErrorBody),
+    )
+)]
 pub async fn chunk(
     State(state): State<AppState>,
     Path((id, index)): Path<(String, String)>,

@@ -5,4 +5,5 @@
 pub mod events;
 pub mod live;
 pub mod media;
+pub mod openapi;
 pub mod rest;

@@ -4,10 +4,17 @@
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
-use serde_json::json;
+use std::sync::Arc;
 
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::openapi::{
+    ApiDoc, AudioUrls, Created, ErrorBody, NewSongForm, PlaylistBody, PlaylistSong, SongStatus,
+};
 use super::{events, live, media};
 use crate::api::types::{is_slug, SongOptions, Status, SONG_MP3, SONG_WAV};
 use crate::server::error::AppError;
@@ -16,21 +23,44 @@ use crate::server::middleware::owner::Owner;
 use crate::server::songs::{create, find_by_id, retry, PhotoSource};
 use crate::server::state::AppState;
 
+/// The REST routes, each registered with its OpenAPI description (so none goes
+/// undocumented), and `/api/openapi.json`, which serves that document.
 pub fn routes(state: &AppState) -> Router<AppState> {
     // Room for the photo plus the options part and multipart framing.
     let limit = state.config.max_upload_bytes + 64 * 1024;
-    Router::new()
-        .route(
-            "/api/songs",
-            post(create_song).layer(DefaultBodyLimit::max(limit)),
-        )
-        .route("/api/songs/{id}", get(song_status))
-        .route("/api/songs/{id}/events", get(events::song_events))
-        .route("/api/songs/{id}/live/{index}", get(live::chunk))
-        .route("/api/songs/{id}/retry", post(retry_song))
-        .route("/api/playlists/{slug}", get(playlist))
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(create_song))
+        .routes(routes!(song_status))
+        .routes(routes!(events::song_events))
+        .routes(routes!(live::chunk))
+        .routes(routes!(retry_song))
+        .routes(routes!(playlist))
+        .layer(DefaultBodyLimit::max(limit))
+        .split_for_parts();
+    let doc = Arc::new(doc);
+    router.route(
+        "/api/openapi.json",
+        get(move || {
+            let doc = doc.clone();
+            async move { Json(doc) }
+        }),
+    )
 }
 
+/// Make a song from a photo and/or choices: it is queued, and made in turn.
+#[utoipa::path(
+    post, path = "/api/songs", tag = "songs",
+    request_body(content = NewSongForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 202, description = "Queued", body = Created),
+        (status = 400, description = "Bad options or a corrupt image", body = ErrorBody),
+        (status = 403, description = "From another site", body = ErrorBody),
+        (status = 413, description = "Too large", body = ErrorBody),
+        (status = 415, description = "Not a supported image", body = ErrorBody),
+        (status = 429, description = "Too many songs from this client (Retry-After)", body = ErrorBody),
+        (status = 503, description = "The queue is full (Retry-After)", body = ErrorBody),
+    )
+)]
 async fn create_song(
     State(state): State<AppState>,
     Extension(owner): Extension<Owner>,
@@ -88,39 +118,57 @@ async fn create_song(
     };
     let (id, slug) = create(&state, &owner.hash, &client, source, options).await?;
     let base = state.base_url(&headers);
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "id": id, "slug": slug, "url": format!("{base}/s/{slug}") })),
-    ))
+    let url = format!("{base}/s/{slug}");
+    Ok((StatusCode::ACCEPTED, Json(Created { id, slug, url })))
 }
 
+/// Where a song is, and its files once ready.
+#[utoipa::path(
+    get, path = "/api/songs/{id}", tag = "songs",
+    params(("id" = String, Path, description = "The song's id")),
+    responses(
+        (status = 200, description = "The song", body = SongStatus),
+        (status = 404, description = "No such song", body = ErrorBody),
+    )
+)]
 async fn song_status(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<SongStatus>, AppError> {
     let row = find_by_id(&state, &id).await?;
     let p = row.progress(state.db().queue_position(&row).await?);
     let base = state.base_url(&headers);
     let ready = p.status == Status::Ready;
-    Ok(Json(json!({
-        "id": row.id,
-        "slug": row.slug,
-        "title": row.title,
-        "status": p.status,
-        "stage": p.stage,
-        "progress": p.progress,
-        "queue_position": p.queue_position,
-        "audio_url": ready.then(|| media::url(&base, &row.id, SONG_WAV)),
-        "audio_urls": ready.then(|| audio_urls(&base, &row.id)),
-        "page_url": format!("{base}/s/{}", row.slug),
-        "caption": row.caption,
-        "prompt": row.prompt,
-        "seed": row.seed,
-        "error": p.error,
-    })))
+    Ok(Json(SongStatus {
+        audio_url: ready.then(|| media::url(&base, &row.id, SONG_WAV)),
+        audio_urls: ready.then(|| audio_urls(&base, &row.id)),
+        page_url: format!("{base}/s/{}", row.slug),
+        id: row.id,
+        slug: row.slug,
+        title: row.title,
+        status: p.status,
+        stage: p.stage,
+        progress: p.progress,
+        queue_position: p.queue_position,
+        caption: row.caption,
+        prompt: row.prompt,
+        seed: row.seed,
+        error: p.error,
+    }))
 }
 
+/// Queue a failed song again (its owner only: the owner cookie).
+#[utoipa::path(
+    post, path = "/api/songs/{id}/retry", tag = "songs",
+    params(("id" = String, Path, description = "The song's id")),
+    responses(
+        (status = 202, description = "Queued again"),
+        (status = 403, description = "Not the owner, or from another site", body = ErrorBody),
+        (status = 404, description = "No such song", body = ErrorBody),
+        (status = 409, description = "The song has not failed", body = ErrorBody),
+    )
+)]
 async fn retry_song(
     State(state): State<AppState>,
     Extension(owner): Extension<Owner>,
@@ -131,11 +179,20 @@ async fn retry_song(
     Ok(StatusCode::ACCEPTED)
 }
 
+/// A playlist and its songs, in order.
+#[utoipa::path(
+    get, path = "/api/playlists/{slug}", tag = "playlists",
+    params(("slug" = String, Path, description = "The playlist's share slug")),
+    responses(
+        (status = 200, description = "The playlist", body = PlaylistBody),
+        (status = 404, description = "No such playlist", body = ErrorBody),
+    )
+)]
 async fn playlist(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<PlaylistBody>, AppError> {
     if !is_slug(&slug) {
         return Err(AppError::not_found("playlist"));
     }
@@ -146,29 +203,33 @@ async fn playlist(
         .ok_or_else(|| AppError::not_found("playlist"))?;
     let songs = state.db().playlist_songs(&p.id).await?;
     let base = state.base_url(&headers);
-    let songs: Vec<_> = songs
-        .iter()
+    let songs = songs
+        .into_iter()
         .map(|s| {
-            json!({
-                "id": s.id,
-                "slug": s.slug,
-                "title": s.title,
-                "status": s.status,
-                "audio_url": (s.status == Status::Ready).then(|| media::url(&base, &s.id, SONG_WAV)),
-                "audio_urls": (s.status == Status::Ready).then(|| audio_urls(&base, &s.id)),
-                "page_url": format!("{base}/s/{}", s.slug),
-            })
+            let ready = s.status == Status::Ready;
+            PlaylistSong {
+                audio_url: ready.then(|| media::url(&base, &s.id, SONG_WAV)),
+                audio_urls: ready.then(|| audio_urls(&base, &s.id)),
+                page_url: format!("{base}/s/{}", s.slug),
+                id: s.id,
+                slug: s.slug,
+                title: s.title,
+                status: s.status,
+            }
         })
         .collect();
-    Ok(Json(json!({
-        "slug": p.slug,
-        "title": p.title,
-        "url": format!("{base}/p/{}", p.slug),
-        "songs": songs,
-    })))
+    Ok(Json(PlaylistBody {
+        url: format!("{base}/p/{}", p.slug),
+        slug: p.slug,
+        title: p.title,
+        songs,
+    }))
 }
 
 /// A ready song's files by format (`audio_url` stays the WAV).
-fn audio_urls(base: &str, id: &str) -> serde_json::Value {
-    json!({ "wav": media::url(base, id, SONG_WAV), "mp3": media::url(base, id, SONG_MP3) })
+fn audio_urls(base: &str, id: &str) -> AudioUrls {
+    AudioUrls {
+        wav: media::url(base, id, SONG_WAV),
+        mp3: media::url(base, id, SONG_MP3),
+    }
 }
