@@ -10,6 +10,7 @@ pub const LIVE_MARGIN_S: f32 = 2.5;
 
 /// Audio of a song being made, as far as it exists.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Live {
     /// Chunks that can be fetched (`live_chunk_path`), numbered from 0.
     pub chunks: u32,

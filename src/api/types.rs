@@ -247,6 +247,7 @@ impl TryFrom<String> for Stage {
 
 /// Where a song is: the row's state, pushed live to the song page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Progress {
     pub status: Status,
     pub stage: Stage,

@@ -65,6 +65,8 @@ async fn the_document_matches_the_real_routes_and_bodies() {
     let schemas = &doc["components"]["schemas"];
     let options = serde_json::to_value(snapsong::api::types::SongOptions::default()).expect("json");
     assert_eq!(keys(&schemas["SongOptions"]["properties"]), keys(&options));
+    let event = serde_json::to_value(snapsong::api::types::Progress::idle()).expect("json");
+    assert_eq!(keys(&schemas["Progress"]["properties"]), keys(&event));
     let (status, made) = post_song(
         &s.app,
         &[("options", None, br#"{"genre":"jazz","duration":5}"#)],

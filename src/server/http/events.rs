@@ -25,7 +25,7 @@ use crate::server::worker::progress::QUEUE_MOVED;
     get, path = "/api/songs/{id}/events", tag = "songs",
     params(("id" = String, Path, description = "The song's id")),
     responses(
-        (status = 200, description = "A stream of progress events, one JSON object per `data:` line", content_type = "text/event-stream", body = crate::server::http::openapi::ProgressEvent),
+        (status = 200, description = "A stream of progress events, one JSON object per `data:` line", content_type = "text/event-stream", body = Progress),
         (status = 404, description = "No such song", body = crate::server::http::openapi::ErrorBody),
     )
 )]

@@ -6,8 +6,7 @@
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::api::live::Live;
-use crate::api::types::{SongOptions, Stage, Status};
+use crate::api::types::{Progress, SongOptions, Stage, Status};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,7 +14,7 @@ use crate::api::types::{SongOptions, Stage, Status};
         title = "Snapsong REST API",
         description = "Make songs from photos and words, follow them while they are made, fetch the audio."
     ),
-    components(schemas(SongOptions, Status, Stage, ErrorBody))
+    components(schemas(SongOptions, Status, Stage, Progress, ErrorBody))
 )]
 pub struct ApiDoc;
 
@@ -91,20 +90,4 @@ pub struct PlaylistBody {
     pub title: String,
     pub url: String,
     pub songs: Vec<PlaylistSong>,
-}
-
-/// An event of `GET /api/songs/{id}/events` (each `data:` line is one, as JSON).
-#[derive(ToSchema)]
-#[allow(dead_code)] // documents api::types::Progress, which both builds share
-pub struct ProgressEvent {
-    pub status: Status,
-    pub stage: Stage,
-    pub progress: f32,
-    pub step: u32,
-    pub total: u32,
-    pub eta_s: Option<f32>,
-    pub queue_position: Option<u32>,
-    pub error: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    pub live: Option<Live>,
 }

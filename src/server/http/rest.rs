@@ -138,12 +138,12 @@ async fn song_status(
 ) -> Result<Json<SongStatus>, AppError> {
     let row = find_by_id(&state, &id).await?;
     let p = row.progress(state.db().queue_position(&row).await?);
-    let base = state.base_url(&headers);
-    let ready = p.status == Status::Ready;
+    let (audio_url, audio_urls, page_url) =
+        links(&state.base_url(&headers), &row.id, &row.slug, p.status);
     Ok(Json(SongStatus {
-        audio_url: ready.then(|| media::url(&base, &row.id, SONG_WAV)),
-        audio_urls: ready.then(|| audio_urls(&base, &row.id)),
-        page_url: format!("{base}/s/{}", row.slug),
+        audio_url,
+        audio_urls,
+        page_url,
         id: row.id,
         slug: row.slug,
         title: row.title,
@@ -206,11 +206,11 @@ async fn playlist(
     let songs = songs
         .into_iter()
         .map(|s| {
-            let ready = s.status == Status::Ready;
+            let (audio_url, audio_urls, page_url) = links(&base, &s.id, &s.slug, s.status);
             PlaylistSong {
-                audio_url: ready.then(|| media::url(&base, &s.id, SONG_WAV)),
-                audio_urls: ready.then(|| audio_urls(&base, &s.id)),
-                page_url: format!("{base}/s/{}", s.slug),
+                audio_url,
+                audio_urls,
+                page_url,
                 id: s.id,
                 slug: s.slug,
                 title: s.title,
@@ -226,10 +226,20 @@ async fn playlist(
     }))
 }
 
-/// A ready song's files by format (`audio_url` stays the WAV).
-fn audio_urls(base: &str, id: &str) -> AudioUrls {
-    AudioUrls {
-        wav: media::url(base, id, SONG_WAV),
-        mp3: media::url(base, id, SONG_MP3),
-    }
+/// A song's links: once ready its WAV (`audio_url`) and its files by format; its page.
+fn links(
+    base: &str,
+    id: &str,
+    slug: &str,
+    status: Status,
+) -> (Option<String>, Option<AudioUrls>, String) {
+    let ready = status == Status::Ready;
+    (
+        ready.then(|| media::url(base, id, SONG_WAV)),
+        ready.then(|| AudioUrls {
+            wav: media::url(base, id, SONG_WAV),
+            mp3: media::url(base, id, SONG_MP3),
+        }),
+        format!("{base}/s/{slug}"),
+    )
 }
