@@ -7,10 +7,10 @@ use image::RgbImage;
 use crate::api::types::{is_id, is_slug, Progress, SongOptions, SongView, Status, MAX_SEED};
 use crate::photo;
 use crate::prompt::{compose, Hints};
-use crate::server::db::{NewSong, SongRow};
+use crate::server::db::{Admitted, NewSong, SongRow};
 use crate::server::error::AppError;
 use crate::server::ids::{new_id, new_slug};
-use crate::server::middleware::admission::{admit, Client};
+use crate::server::middleware::admission::{admit, bounds, client_full, queue_full, Client};
 use crate::server::song_options::{choices, title_for};
 use crate::server::state::AppState;
 use crate::server::worker::progress::QUEUE_MOVED;
@@ -198,9 +198,19 @@ pub async fn create(
         title: &title,
         noise: state.noise,
     };
-    if let Err(e) = state.db().insert_song(&row).await {
+    let refused = match state
+        .db()
+        .insert_song_within(&row, bounds(&state.config))
+        .await
+    {
+        Ok(Admitted::Yes) => None,
+        Ok(Admitted::ClientFull(mine)) => Some(client_full(mine)),
+        Ok(Admitted::QueueFull) => Some(queue_full()),
+        Err(e) => Some(AppError::internal(e)),
+    };
+    if let Some(e) = refused {
         storage.remove(&id);
-        return Err(AppError::internal(e));
+        return Err(e);
     }
     state.queue.wake.notify_one();
     state.queue.hub.publish(QUEUE_MOVED, Progress::idle());

@@ -99,6 +99,48 @@ async fn the_queue_is_bounded_per_client_and_in_total() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_at_the_same_moment_never_overfill_the_queue() {
+    // Counting and adding are one transaction: 24 requests at once from one client with
+    // room for 3, then from 24 clients with room for 5 in all.
+    let flags = [
+        "--songs-burst",
+        "100",
+        "--max-queued-per-client",
+        "3",
+        "--max-queued",
+        "8",
+    ];
+    let s = start_with(&flags, false).await;
+    let one_client =
+        futures::future::join_all((0..24).map(|_| ask(&s.app, [198, 51, 100, 7]))).await;
+    let accepted = one_client
+        .iter()
+        .filter(|r| r.0 == StatusCode::ACCEPTED)
+        .count();
+    assert_eq!(
+        accepted,
+        3,
+        "{:?}",
+        one_client.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
+    assert!(one_client
+        .iter()
+        .all(|r| r.0 == StatusCode::ACCEPTED || r.0 == StatusCode::TOO_MANY_REQUESTS));
+    let many = futures::future::join_all((0..24u8).map(|i| ask(&s.app, [203, 0, 113, i]))).await;
+    let accepted = many.iter().filter(|r| r.0 == StatusCode::ACCEPTED).count();
+    assert_eq!(
+        accepted,
+        5,
+        "{:?}",
+        many.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
+    assert!(many
+        .iter()
+        .all(|r| r.0 == StatusCode::ACCEPTED || r.0 == StatusCode::SERVICE_UNAVAILABLE));
+    assert_eq!(song_count(&s.state).await, 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_are_bounded_in_size_and_time() {
     let s = start_with(&["--request-timeout-secs", "1"], false).await;
     // A server function with a body over the limit (2 MB in tests): refused unread.

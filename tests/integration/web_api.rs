@@ -311,7 +311,12 @@ async fn a_failed_song_says_why_and_only_its_owner_can_retry_it() {
         title: "lost photo",
         noise: true,
     };
-    s.state.db().insert_song(&row).await.expect("insert");
+    let room = snapsong::server::db::QueueBounds {
+        total: 10,
+        per_client: 10,
+    };
+    let added = s.state.db().insert_song_within(&row, room).await;
+    assert_eq!(added.expect("insert"), snapsong::server::db::Admitted::Yes);
     s.state.queue.wake.notify_one();
     let failed = wait_done(&s.app, &id).await;
     assert_eq!(failed["status"], "failed", "{failed}");

@@ -9,11 +9,13 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
 
 pub use playlists::PlaylistRow;
-pub use songs::{MadeOf, NewSong, SongRow};
+pub use songs::{Admitted, MadeOf, NewSong, QueueBounds, SongRow};
 
 #[derive(Clone)]
 pub struct Db {
     pub(crate) pool: AnyPool,
+    /// SQLite (else Postgres): the two take a write lock differently.
+    pub(crate) sqlite: bool,
 }
 
 pub fn now_ms() -> i64 {
@@ -63,7 +65,7 @@ impl Db {
             .run(&pool)
             .await
             .context("cannot migrate the database")?;
-        Ok(Self { pool })
+        Ok(Self { pool, sqlite })
     }
 
     pub fn pool(&self) -> &AnyPool {

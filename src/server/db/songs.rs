@@ -6,28 +6,99 @@ use sqlx::FromRow;
 use super::{now_ms, Db};
 use crate::api::types::{MadeFrom, Progress, SongOptions, Stage, Status};
 
+/// How many songs may wait or be made at once: all together, and per client.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueBounds {
+    pub total: u32,
+    pub per_client: u32,
+}
+
+/// Whether a song went into the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admitted {
+    Yes,
+    /// The client has this many songs waiting or being made already.
+    ClientFull(u32),
+    QueueFull,
+}
+
+/// The key of the Postgres advisory lock that adders of songs take in turn (any number no
+/// other lock in this database uses).
+const ADD_SONG_LOCK: i64 = 0x534e_4753; // "SNGS"
+
 impl Db {
-    pub async fn insert_song(&self, s: &NewSong<'_>) -> Result<()> {
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO songs (id, slug, owner_hash, client_hash, status, stage, options, seed, \
-             has_photo, title, noise, created_ms, updated_ms) \
-             VALUES ($1, $2, $3, $4, 'queued', 'queued', $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(s.id)
-        .bind(s.slug)
-        .bind(s.owner_hash)
-        .bind(s.client_hash)
-        .bind(serde_json::to_string(s.options)?)
-        .bind(s.seed as i64)
-        .bind(s.has_photo as i64)
-        .bind(s.title)
-        .bind(s.noise as i64)
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    /// Add a queued song if the bounds leave room. The counts and the insert are one
+    /// transaction that adders take in turn (SQLite: BEGIN IMMEDIATE takes the write lock;
+    /// Postgres: a transaction-scoped advisory lock), so requests at the same moment, on
+    /// one web node or several, can never overfill the queue.
+    pub async fn insert_song_within(
+        &self,
+        s: &NewSong<'_>,
+        bounds: QueueBounds,
+    ) -> Result<Admitted> {
+        let mut conn = self.pool.acquire().await?;
+        let begin = if self.sqlite {
+            "BEGIN IMMEDIATE"
+        } else {
+            "BEGIN"
+        };
+        sqlx::query(begin).execute(&mut *conn).await?;
+        let result = async {
+            if !self.sqlite {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(ADD_SONG_LOCK)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            let (mine,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM songs WHERE client_hash = $1 \
+                 AND status IN ('queued', 'running')",
+            )
+            .bind(s.client_hash)
+            .fetch_one(&mut *conn)
+            .await?;
+            if mine >= bounds.per_client as i64 {
+                return Ok(Admitted::ClientFull(mine as u32));
+            }
+            let (all,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM songs WHERE status IN ('queued', 'running')")
+                    .fetch_one(&mut *conn)
+                    .await?;
+            if all >= bounds.total as i64 {
+                return Ok(Admitted::QueueFull);
+            }
+            let now = now_ms();
+            sqlx::query(
+                "INSERT INTO songs (id, slug, owner_hash, client_hash, status, stage, options, \
+                 seed, has_photo, title, noise, created_ms, updated_ms) \
+                 VALUES ($1, $2, $3, $4, 'queued', 'queued', $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(s.id)
+            .bind(s.slug)
+            .bind(s.owner_hash)
+            .bind(s.client_hash)
+            .bind(serde_json::to_string(s.options)?)
+            .bind(s.seed as i64)
+            .bind(s.has_photo as i64)
+            .bind(s.title)
+            .bind(s.noise as i64)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            anyhow::Ok(Admitted::Yes)
+        }
+        .await;
+        let end = match result {
+            Ok(Admitted::Yes) => "COMMIT",
+            _ => "ROLLBACK",
+        };
+        if let Err(e) = sqlx::query(end).execute(&mut *conn).await {
+            // A connection left inside a transaction must not go back to the pool.
+            conn.detach();
+            return Err(e.into());
+        }
+        result
     }
 
     pub async fn song_by_id(&self, id: &str) -> Result<Option<SongRow>> {

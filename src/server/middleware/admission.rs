@@ -14,6 +14,7 @@ use axum::response::Response;
 use super::rate_limit::secs;
 pub use super::rate_limit::Client;
 use crate::server::config::ServeConfig;
+use crate::server::db::QueueBounds;
 use crate::server::error::AppError;
 use crate::server::ids::token_hash;
 use crate::server::state::AppState;
@@ -76,26 +77,43 @@ pub async fn admit(state: &AppState, client: &Client) -> Result<(), AppError> {
         )
         .retry_after(secs(wait)));
     }
+    // A first look, to refuse before a photo is decoded; the insert checks again, in
+    // one transaction with the counts (`Db::insert_song_within`).
     let cfg: &ServeConfig = &state.config;
     let mine = state.db().count_waiting_for(&client.0).await?;
     if mine >= cfg.max_queued_per_client {
-        return Err(AppError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "you already have {mine} songs waiting or being made; add more once one is done"
-            ),
-        )
-        .retry_after(30));
+        return Err(client_full(mine));
     }
     let (queued, running) = state.db().count_waiting().await?;
     if queued + running >= cfg.max_queued {
-        return Err(AppError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the queue is full right now; please try again in a few minutes",
-        )
-        .retry_after(120));
+        return Err(queue_full());
     }
     Ok(())
+}
+
+/// The queue bounds of this server.
+pub fn bounds(cfg: &ServeConfig) -> QueueBounds {
+    QueueBounds {
+        total: cfg.max_queued,
+        per_client: cfg.max_queued_per_client,
+    }
+}
+
+/// The client has `mine` songs waiting or being made: its share of the queue.
+pub fn client_full(mine: u32) -> AppError {
+    AppError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("you already have {mine} songs waiting or being made; add more once one is done"),
+    )
+    .retry_after(30)
+}
+
+pub fn queue_full() -> AppError {
+    AppError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the queue is full right now; please try again in a few minutes",
+    )
+    .retry_after(120)
 }
 
 #[cfg(test)]
