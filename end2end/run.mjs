@@ -183,6 +183,23 @@ async function journey(browser, vp) {
     await noJs.close();
   });
 
+  await step(`${vp.name}: extend this song → a longer song that continues it and links back`, async () => {
+    const p = await ctx.newPage();
+    await p.goto(songUrl);
+    await p.waitForSelector("body[data-hydrated]", { timeout: 30000 });
+    const slug = songUrl.split("/s/")[1];
+    await p.locator("[data-testid=extend-length]").fill("35");
+    await p.click("[data-testid=extend]");
+    await p.waitForURL((u) => /^\/s\/[A-Za-z0-9]{12}$/.test(u.pathname) && !u.pathname.endsWith(slug), { timeout: 30000 });
+    await p.waitForSelector("[data-testid=player]:is([data-state=paused], [data-state=playing])", { timeout: 120000 });
+    assert.equal(await p.getAttribute("[data-testid=extends]", "href"), `/s/${slug}`);
+    const dur = await num(p.locator("[data-testid=player]"), "data-duration");
+    assert.ok(Math.abs(dur - 35) < 0.5, `the extension lasts ${dur} s`);
+    assert.match(await p.textContent("[data-testid=song-title]"), /\(extended\)/);
+    await p.screenshot({ path: `${OUT}extended-${vp.name}.png`, fullPage: true });
+    await p.close();
+  });
+
   let playlistUrl;
   await step(`${vp.name}: create a playlist, add two songs, reorder, play all`, async () => {
     await page.fill("[data-testid=new-playlist]", `Trip ${vp.name}`);
