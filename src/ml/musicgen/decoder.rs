@@ -303,7 +303,15 @@ impl MusicgenDecoder {
             .map(|i| DecoderLayer::load(m.pp("layers").pp(i), cfg, precision))
             .collect::<candle_core::Result<_>>()?;
         let lm_heads = (0..cfg.num_codebooks)
-            .map(|i| Linear::load_as(vb.pp("lm_heads").pp(i), d, cfg.vocab_size, false, precision))
+            .map(|i| {
+                Linear::load_as(
+                    vb.pp("lm_heads").pp(i),
+                    d,
+                    cfg.vocab_size,
+                    false,
+                    head_precision(precision),
+                )
+            })
             .collect::<candle_core::Result<_>>()?;
         Ok(Self {
             embed_tokens,
@@ -424,6 +432,15 @@ impl MusicgenDecoder {
         Tensor::cat(&logits, 1)?
             .reshape((b, k, self.cfg.vocab_size))?
             .to_dtype(DType::F32)
+    }
+}
+
+/// The heads turn the last state into the logits tokens are picked from: 8-bit weights
+/// there flip the argmax most, so they stay f32 when the rest is q8_0.
+fn head_precision(p: Precision) -> Precision {
+    match p {
+        Precision::Q8_0 => Precision::F32,
+        other => other,
     }
 }
 
