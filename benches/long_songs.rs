@@ -10,6 +10,8 @@
 //!
 //!     cargo bench --features ssr --bench long_songs -- MODEL_DIR PROMPT SECONDS
 
+mod common;
+
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -19,9 +21,6 @@ use snapsong::ml::musicgen::encodec::chunked::{
     snr_db, Context, LiveDecoder, LIVE_CHUNK_SECONDS, LIVE_FIRST_CHUNK_SECONDS,
 };
 use snapsong::ml::{hub, DtypeChoice, GenerateOptions, Length, MusicGen, SamplingConfig};
-
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Resident memory of this process, in MB (Linux).
 fn resident_mb() -> f64 {
@@ -47,10 +46,7 @@ fn main() -> Result<()> {
 }
 
 fn run() -> Result<()> {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let args = common::positional_args();
     let [model_dir, prompt, seconds] = args.as_slice() else {
         anyhow::bail!("usage: long_songs MODEL_DIR PROMPT SECONDS");
     };

@@ -5,6 +5,8 @@
 //!
 //!     cargo bench --features ssr --bench musicgen -- MODEL_DIR PROMPT STEPS FRAMES DTYPES
 
+mod common;
+
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -55,11 +57,6 @@ fn read_bandwidth() -> f64 {
     best
 }
 
-/// The allocator the `snapsong` binary runs with (src/main.rs): large tensors are
-/// reused from its heaps instead of being mapped and zeroed afresh on every call.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> Result<()> {
     // On a worker of the pool, as songs are made in the server (worker::threads): the
     // products' parallel loops then start on the calling thread instead of waking it.
@@ -67,11 +64,7 @@ fn main() -> Result<()> {
 }
 
 fn run() -> Result<()> {
-    // cargo bench passes "--bench" first; skip flags.
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let args = common::positional_args();
     let [model_dir, prompt, steps, frames, dtypes] = args.as_slice() else {
         anyhow::bail!("usage: musicgen MODEL_DIR PROMPT STEPS FRAMES DTYPES(f32,bf16,…)");
     };

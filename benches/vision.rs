@@ -4,6 +4,8 @@
 //!
 //!     cargo bench --features ssr --bench vision -- PHOTO REPS CLIP_DIR BLIP_DIR[:DTYPES]…
 
+mod common;
+
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -33,17 +35,8 @@ fn median_ms<T>(reps: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, T
     Ok((times[times.len() / 2], last))
 }
 
-/// The allocator the `snapsong` binary runs with (src/main.rs): large tensors are
-/// reused from its heaps instead of being mapped and zeroed afresh on every call.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> Result<()> {
-    // cargo bench passes "--bench" first; skip flags.
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let args = common::positional_args();
     let [photo_path, reps, clip_dir, blips @ ..] = args.as_slice() else {
         anyhow::bail!("usage: vision PHOTO REPS CLIP_DIR BLIP_DIR[:f32,bf16]…");
     };

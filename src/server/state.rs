@@ -161,12 +161,13 @@ pub async fn build(cfg: ServeConfig) -> Result<Built> {
 /// Songs made before MP3s existed get one, on a background thread (LAME encodes about a
 /// hundred times faster than real time; until a song's turn, its MP3 link answers 404).
 fn backfill_mp3(storage: &Storage, known: &HashSet<String>) {
-    let missing = storage.missing_mp3(known);
-    if missing.is_empty() {
-        return;
-    }
-    let storage = storage.clone();
+    let (storage, known) = (storage.clone(), known.clone());
+    // The scan too (two file checks a song) is off the start-up path.
     std::thread::spawn(move || {
+        let missing = storage.missing_mp3(&known);
+        if missing.is_empty() {
+            return;
+        }
         let mut made = 0;
         for id in &missing {
             match storage.make_mp3(id) {

@@ -5,18 +5,11 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 
-use crate::support::{get_page, post_song, send, server_fn, start, wait_done};
+use crate::support::{get_json, get_page, post_song, send, server_fn, start, wait_done};
 
 async fn codes(app: &axum::Router, id: &str) -> Vec<Vec<u32>> {
-    let (status, body) = send(
-        app,
-        Request::get(format!("/media/{id}/codes.json"))
-            .body(Body::empty())
-            .expect("req"),
-    )
-    .await;
+    let (status, v) = get_json(app, &format!("/media/{id}/codes.json")).await;
     assert_eq!(status, StatusCode::OK);
-    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
     serde_json::from_value(v["codes"].clone()).expect("codes")
 }
 

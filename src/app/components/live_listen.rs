@@ -7,11 +7,7 @@
 use leptos::prelude::*;
 
 use crate::api::live::Live;
-
-fn clock(t: f64) -> String {
-    let t = t.max(0.0) as u64;
-    format!("{}:{:02}", t / 60, t % 60)
-}
+use crate::app::components::player::clock;
 
 /// A page that first hears of a song with more audio than this (seconds) joins at the
 /// newest chunk; with less, it plays from the start.
@@ -148,12 +144,15 @@ mod hydrate {
                     // live edge, as a live stream does.
                     stream.borrow_mut().join_at(l.chunks - 1);
                 }
-                catch_up(&stream, l.chunks, || {});
+                catch_up(&stream, l.chunks);
                 let position = stream.borrow().position() as f32;
-                let w = l.wait_s(position);
-                wait.set(Some(w));
+                wait.set(Some(l.wait_s(position)));
                 let mut s = stream.borrow_mut();
-                if !s.started() && !user_paused.get() && w <= 0.0 && s.ahead() > 0.0 {
+                if !s.started()
+                    && !user_paused.get()
+                    && l.safe_to_start(position)
+                    && s.ahead() > 0.0
+                {
                     s.start();
                 }
                 drop(s);

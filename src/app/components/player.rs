@@ -7,7 +7,8 @@ use leptos::prelude::*;
 use crate::api::types::SongView;
 use crate::app::web::player_state::PlayerState;
 
-fn clock(t: f64) -> String {
+/// Seconds as m:ss.
+pub fn clock(t: f64) -> String {
     let t = t.max(0.0) as u64;
     format!("{}:{:02}", t / 60, t % 60)
 }

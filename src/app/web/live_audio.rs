@@ -68,11 +68,6 @@ impl LiveStream {
         self.origin.is_some()
     }
 
-    /// Whether sound is coming out now (started, context running, audio scheduled).
-    pub fn playing(&self) -> bool {
-        self.started() && self.ctx.state() == AudioContextState::Running && !self.buffering()
-    }
-
     /// Started, but the scheduled audio has run out.
     pub fn buffering(&self) -> bool {
         match self.origin {
@@ -165,7 +160,7 @@ impl LiveStream {
 
 /// Fetch every announced chunk not fetched yet, in order, scheduling each as it comes.
 /// `chunks` is how many the server has.
-pub fn catch_up(stream: &Rc<RefCell<LiveStream>>, chunks: u32, on_chunk: impl Fn() + 'static) {
+pub fn catch_up(stream: &Rc<RefCell<LiveStream>>, chunks: u32) {
     {
         let mut s = stream.borrow_mut();
         if s.fetching || s.next >= chunks {
@@ -194,7 +189,6 @@ pub fn catch_up(stream: &Rc<RefCell<LiveStream>>, chunks: u32, on_chunk: impl Fn
                 // hiccup: the next announcement tries again.
                 Err(_) => break,
             }
-            on_chunk();
         }
         stream.borrow_mut().fetching = false;
     });

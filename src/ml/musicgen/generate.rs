@@ -63,7 +63,6 @@ pub struct Progress {
 /// What a song is made of: its windows, in frames.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SongPlan {
-    pub prompt_frames: usize,
     pub total_frames: usize,
     pub windows: Vec<Window>,
     /// Decoder steps over all windows.
@@ -137,7 +136,6 @@ impl MusicGen {
             .plan(prompt_frames, total_frames);
         let steps = windows.iter().map(|w| w.steps(k)).sum();
         Ok(SongPlan {
-            prompt_frames,
             total_frames,
             windows,
             steps,

@@ -39,6 +39,8 @@ pub struct Heard<'a> {
     pub sample_rate: u32,
     /// Samples the whole song will have.
     pub total_samples: u64,
+    /// Samples of it that were there before (the song an extension continues).
+    pub prompt_samples: u64,
 }
 
 /// A finished song's files.
@@ -147,6 +149,7 @@ pub fn run(
                     samples: &chunk.samples,
                     sample_rate,
                     total_samples: p.total_frames as u64 * hop,
+                    prompt_samples: prompt_frames as u64 * hop,
                 });
             }
             report(Stage::Generating, p.step as u32, p.total as u32);

@@ -54,9 +54,11 @@ pub struct Tracker {
     last_write: Option<Instant>,
     /// The last decoder step reported (for ms per step).
     last_step: u32,
-    /// Chunks heard so far, and the song's length in seconds once known.
+    /// Chunks heard so far; seconds of audio generated here (a continued song's earlier
+    /// part left out), once known; audio seconds made per second, as last measured.
     chunks: u32,
-    total_s: Option<f32>,
+    new_s: Option<f32>,
+    made_per_s: f32,
 }
 
 impl Tracker {
@@ -70,7 +72,8 @@ impl Tracker {
             last_write: None,
             last_step: 0,
             chunks: 0,
-            total_s: None,
+            new_s: None,
+            made_per_s: 0.0,
         }
     }
 
@@ -92,13 +95,13 @@ impl Tracker {
     pub fn heard(&mut self, h: &Heard) {
         let rate = h.sample_rate as f32;
         let total_s = h.total_samples as f32 / rate;
-        self.total_s = Some(total_s);
+        self.new_s = Some(total_s - h.prompt_samples as f32 / rate);
         self.chunks += 1;
         let info = Live {
             chunks: self.chunks,
             ready_s: (h.start_sample as f32 + h.samples.len() as f32) / rate,
             total_s,
-            made_per_s: 0.0,
+            made_per_s: self.made_per_s,
             sample_rate: h.sample_rate,
         };
         let chunk = LiveChunk {
@@ -126,11 +129,11 @@ impl Tracker {
             per_step * (total - step.min(total)) as f32
         });
         // Audio seconds made per second so far (steps are nearly proportional to frames).
-        let live = match (stage, self.total_s) {
-            (Stage::Generating, Some(total_s)) if step > 0 && total > 0 => {
+        let live = match (stage, self.new_s) {
+            (Stage::Generating, Some(new_s)) if step > 0 && total > 0 => {
                 let secs = self.stage_started.elapsed().as_secs_f32().max(1e-3);
-                let made = total_s * step as f32 / total as f32;
-                self.queue.hub.live.update(&self.id, made / secs)
+                self.made_per_s = new_s * step as f32 / total as f32 / secs;
+                self.queue.hub.live.update(&self.id, self.made_per_s)
             }
             _ => None,
         };

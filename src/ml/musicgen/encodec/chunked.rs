@@ -71,14 +71,11 @@ pub struct LiveDecoder {
     first: usize,
     /// Frames decoded so far.
     done: usize,
-    /// Chunks decoded so far.
-    chunks: usize,
 }
 
 /// One decoded chunk: where it starts in the song, and its samples.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chunk {
-    pub index: usize,
     pub start_frame: usize,
     pub samples: Vec<f32>,
 }
@@ -90,7 +87,6 @@ impl LiveDecoder {
             chunk: chunk.max(1),
             first: first.max(1),
             done: 0,
-            chunks: 0,
         }
     }
 
@@ -112,7 +108,7 @@ impl LiveDecoder {
 
     /// Frames that must exist before the next chunk can be decoded (the song's total once
     /// the chunk reaches its end).
-    pub fn needs(&self, total_frames: usize) -> usize {
+    fn needs(&self, total_frames: usize) -> usize {
         let end = (self.done + self.next_len()).min(total_frames);
         (end + self.ctx.right).min(total_frames)
     }
@@ -140,12 +136,10 @@ impl LiveDecoder {
         let end = (self.done + self.next_len()).min(total_frames);
         let samples = codec.decode_range(codes, self.done, end, self.ctx)?;
         let chunk = Chunk {
-            index: self.chunks,
             start_frame: self.done,
             samples,
         };
         self.done = end;
-        self.chunks += 1;
         Ok(Some(chunk))
     }
 }
