@@ -1,4 +1,4 @@
-//! The `snapsong` command line: `serve` the web app, `generate` a song, `caption` a photo,
+//! The `snapsong` command line: `serve` the web app, run a `worker`, `generate` a song, `caption` a photo,
 //! `compose` a prompt, make tiny `models`. Each subcommand's flags and work are in its own
 //! file; `main.rs` only calls `run`.
 
@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 
 use crate::ml::tiny;
 use crate::server::config::LogFormat;
-use crate::server::ServeConfig;
+use crate::server::{Role, ServeConfig};
 
 #[derive(Parser)]
 #[command(name = "snapsong", version, about = "Turn a photo into a song")]
@@ -24,8 +24,12 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the web app (pages, REST API, worker) on SQLite or Postgres.
+    /// Run the web app (pages, REST API, and a worker unless --no-worker) on SQLite or
+    /// Postgres.
     Serve(ServeConfig),
+    /// Make songs from the queue of a shared database and store (no web app; --addr
+    /// serves /healthz and /metrics).
+    Worker(ServeConfig),
     /// Text prompt → song (WAV), with MusicGen.
     Generate(generate::GenerateArgs),
     /// Photo → caption, with BLIP (printed on stdout).
@@ -51,7 +55,8 @@ enum ModelsCommand {
 /// Parse the command line and run it.
 pub fn run() -> Result<()> {
     match Cli::parse().command {
-        Command::Serve(cfg) => serve(cfg),
+        Command::Serve(cfg) => server(cfg, Role::Serve),
+        Command::Worker(cfg) => server(cfg, Role::Worker),
         Command::Generate(a) => generate::run(a),
         Command::Caption(a) => caption::run(a),
         Command::Compose(a) => compose::run(a),
@@ -66,7 +71,7 @@ pub fn run() -> Result<()> {
     }
 }
 
-fn serve(cfg: ServeConfig) -> Result<()> {
+fn server(cfg: ServeConfig, role: Role) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into());
     let logs = tracing_subscriber::fmt().with_env_filter(filter);
@@ -80,5 +85,10 @@ fn serve(cfg: ServeConfig) -> Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(crate::server::serve(cfg))
+        .block_on(async move {
+            match role {
+                Role::Serve => crate::server::serve(cfg).await,
+                Role::Worker => crate::server::work(cfg).await,
+            }
+        })
 }

@@ -19,15 +19,31 @@ pub enum LogFormat {
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeConfig {
-    /// Address to listen on.
-    #[arg(long, env = "SNAPSONG_ADDR", default_value = "127.0.0.1:3000")]
-    pub addr: SocketAddr,
-    /// sqlite:FILE (default) or postgres://…
+    /// Address to listen on. `serve`: the web app (default 127.0.0.1:3000). `worker`:
+    /// only /healthz and /metrics, and only if given.
+    #[arg(long, env = "SNAPSONG_ADDR")]
+    pub addr: Option<SocketAddr>,
+    /// sqlite:FILE (default) or postgres://… (what several nodes share).
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite:snapsong.db")]
     pub database_url: String,
-    /// Photos, covers and songs are kept here.
+    /// Where photos, covers and songs are kept: a folder (or file://FOLDER), or
+    /// s3://BUCKET[/PREFIX] with the standard AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY and AWS_REGION. Default: --media-dir.
+    #[arg(long, env = "SNAPSONG_STORAGE")]
+    pub storage: Option<String>,
+    /// The local media folder (when --storage is not given), and where --tiny-models
+    /// are made.
     #[arg(long, env = "SNAPSONG_MEDIA_DIR", default_value = "media")]
     pub media_dir: PathBuf,
+    /// `serve` only: a web node, no worker (loads no model); songs are made by
+    /// `snapsong worker` processes on the same database and storage.
+    #[arg(long, env = "SNAPSONG_NO_WORKER")]
+    pub no_worker: bool,
+    /// How long a worker's hold on a song lasts without a heartbeat (seconds): a song
+    /// whose worker was killed or cut off is taken by another worker after this.
+    #[arg(long, env = "SNAPSONG_LEASE_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lease_secs: u64,
     /// Use tiny random models made locally (no download; songs are noise, and say so).
     #[arg(long, env = "SNAPSONG_TINY_MODELS")]
     pub tiny_models: bool,
@@ -102,6 +118,14 @@ pub struct ServeConfig {
     /// Where scripts/build-web (or cargo-leptos) put the site: wasm, JS, CSS, public/.
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: String,
+}
+
+impl ServeConfig {
+    /// The web app's address (`--addr`, or 127.0.0.1:3000).
+    pub fn web_addr(&self) -> SocketAddr {
+        self.addr
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000)))
+    }
 }
 
 fn parse_max_duration(s: &str) -> Result<f32, String> {

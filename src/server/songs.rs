@@ -121,7 +121,12 @@ async fn check_extension(
     duration: f32,
 ) -> Result<Option<String>, AppError> {
     let original = find_by_slug(state, slug).await?;
-    if original.status != Status::Ready || !state.storage().has_codes(&original.id) {
+    let has_codes = state
+        .storage()
+        .has_codes(&original.id)
+        .await
+        .map_err(AppError::internal)?;
+    if original.status != Status::Ready || !has_codes {
         return Err(AppError::bad_request(
             "only a finished song can be extended (songs made before extensions existed cannot)",
         ));
@@ -171,12 +176,12 @@ pub async fn create(
     let slug = new_slug();
     let storage = state.storage();
     let kept = match (&source, &image) {
-        (_, Some(img)) => storage.save_photo(&id, img),
-        (PhotoSource::CopyOf(from), None) => storage.copy_photo(from, &id),
+        (_, Some(img)) => storage.save_photo(&id, img).await,
+        (PhotoSource::CopyOf(from), None) => storage.copy_photo(from, &id).await,
         _ => Ok(()),
     };
     if let Err(e) = kept {
-        storage.remove(&id);
+        storage.remove(&id).await;
         return Err(AppError::internal(e));
     }
     let seed = options
@@ -209,7 +214,7 @@ pub async fn create(
         Err(e) => Some(AppError::internal(e)),
     };
     if let Some(e) = refused {
-        storage.remove(&id);
+        storage.remove(&id).await;
         return Err(e);
     }
     state.queue.wake.notify_one();

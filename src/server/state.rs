@@ -14,12 +14,11 @@ use tokio::sync::Notify;
 use crate::ml::hub::ModelChoice;
 use crate::ml::text;
 use crate::server::config::ServeConfig;
-use crate::server::db::Db;
-use crate::server::middleware::rate_limit::RateLimiter;
-use crate::server::storage::Storage;
+use crate::server::db::{Db, Lease};
+use crate::server::storage::{Location, Storage};
 use crate::server::worker::models::{ModelConfig, Models};
 use crate::server::worker::progress::Hub;
-use crate::server::worker::{threads, Queue};
+use crate::server::worker::{threads, worker_name, Queue};
 
 /// Shared by every handler and server function.
 #[derive(Clone)]
@@ -29,8 +28,6 @@ pub struct AppState {
     pub config: Arc<ServeConfig>,
     /// The MusicGen in use is the tiny random one: songs are noise.
     pub noise: bool,
-    /// Songs per client per minute.
-    pub limiter: Arc<RateLimiter>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -60,7 +57,7 @@ impl AppState {
                     .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
             })
             .map(str::to_string)
-            .unwrap_or_else(|| self.config.addr.to_string());
+            .unwrap_or_else(|| self.config.web_addr().to_string());
         let proto = headers
             .get("x-forwarded-proto")
             .and_then(|h| h.to_str().ok())
@@ -75,7 +72,7 @@ fn leptos_options(cfg: &ServeConfig) -> LeptosOptions {
         .output_name(std::env::var("LEPTOS_OUTPUT_NAME").unwrap_or_else(|_| "snapsong".into()))
         .site_root(cfg.site_root.clone())
         .site_pkg_dir("pkg")
-        .site_addr(cfg.addr)
+        .site_addr(cfg.web_addr())
         .build()
 }
 
@@ -104,38 +101,76 @@ fn model_config(cfg: &ServeConfig, device: &candle_core::Device) -> Result<Model
     Ok(m)
 }
 
+/// What a process is for: `serve` (web app, with a worker unless `--no-worker`) or
+/// `worker` (makes songs; no web app).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Serve,
+    Worker,
+}
+
+/// What makes songs: the models and the threads they run on.
+pub struct Worker {
+    pub models: Models,
+    /// Where songs are made (see `worker::threads`).
+    pub threads: rayon::ThreadPool,
+}
+
 /// The server's parts, ready to route requests and run jobs.
 pub struct Built {
     pub state: AppState,
-    pub models: Models,
-    /// Where songs are made (see `worker::threads`).
-    pub workers: rayon::ThreadPool,
+    /// None on a web node (`serve --no-worker`): it loads no model.
+    pub worker: Option<Worker>,
 }
 
-/// Open the database and media folder (sweeping what a crash left half-made), prepare
-/// the models (making the tiny set if asked).
-pub async fn build(cfg: ServeConfig) -> Result<Built> {
+/// Open the database and media store (a web node sweeps what a crash left half-made),
+/// prepare the models (making the tiny set if asked) unless this is a web node only.
+pub async fn build(cfg: ServeConfig, role: Role) -> Result<Built> {
+    if role == Role::Worker && cfg.no_worker {
+        anyhow::bail!("--no-worker is for `serve`; a worker always makes songs");
+    }
+    let with_worker = role == Role::Worker || !cfg.no_worker;
     // A device this build or machine cannot use stops the start here, before anything
     // is touched.
     let device = cfg.device.open()?;
     crate::server::metrics::install();
     let db = Db::connect(&cfg.database_url).await?;
-    let storage = Storage::new(&cfg.media_dir)?;
-    let known: HashSet<String> = db.song_ids().await?.into_iter().collect();
-    match storage
-        .sweep(&known)
-        .context("cannot sweep the media folder")?
-    {
-        (0, 0) => {}
-        (dirs, parts) => tracing::warn!(dirs, parts, "removed media left by an interrupted upload"),
+    let location = match &cfg.storage {
+        Some(spec) => Location::parse(spec)?,
+        None => Location::Folder(cfg.media_dir.clone()),
+    };
+    let storage = Storage::open(location)?;
+    if role == Role::Serve {
+        let known: HashSet<String> = db.song_ids().await?.into_iter().collect();
+        match storage
+            .sweep(&known)
+            .await
+            .with_context(|| format!("cannot sweep the media store {}", storage.location()))?
+        {
+            (0, 0) => {}
+            (songs, files) => {
+                tracing::warn!(songs, files, "removed media left by an interrupted upload")
+            }
+        }
+        backfill_mp3(&storage, known);
     }
-    backfill_mp3(&storage, &known);
-    let workers = threads::pool(cfg.worker_threads, cfg.worker_nice)?;
-    let mut models = Models::new(model_config(&cfg, &device)?, device);
-    let noise = models.is_noise();
-    if cfg.tiny_models {
-        models.warm()?;
-    }
+    let worker = if with_worker {
+        let threads = threads::pool(cfg.worker_threads, cfg.worker_nice)?;
+        let mut models = Models::new(model_config(&cfg, &device)?, device);
+        if cfg.tiny_models {
+            models.warm()?;
+        }
+        Some(Worker { models, threads })
+    } else {
+        None
+    };
+    let noise = worker
+        .as_ref()
+        .map_or(cfg.tiny_models, |w| w.models.is_noise());
+    let name = match role {
+        Role::Serve => worker_name("serve", &cfg.web_addr().to_string()),
+        Role::Worker => worker_name("worker", &std::process::id().to_string()),
+    };
     let queue = Queue {
         db,
         storage,
@@ -143,34 +178,34 @@ pub async fn build(cfg: ServeConfig) -> Result<Built> {
         wake: Arc::new(Notify::new()),
         stopping: Arc::new(AtomicBool::new(false)),
         pace: cfg.pace,
+        lease: Lease {
+            worker: name,
+            ms: cfg.lease_secs as i64 * 1000,
+        },
     };
     let state = AppState {
         leptos_options: leptos_options(&cfg),
         queue,
-        limiter: Arc::new(RateLimiter::new(cfg.songs_per_minute, cfg.songs_burst)),
         config: Arc::new(cfg),
         noise,
     };
-    Ok(Built {
-        state,
-        models,
-        workers,
-    })
+    Ok(Built { state, worker })
 }
 
-/// Songs made before MP3s existed get one, on a background thread (LAME encodes about a
+/// Songs made before MP3s existed get one, in the background (LAME encodes about a
 /// hundred times faster than real time; until a song's turn, its MP3 link answers 404).
-fn backfill_mp3(storage: &Storage, known: &HashSet<String>) {
-    let (storage, known) = (storage.clone(), known.clone());
-    // The scan too (two file checks a song) is off the start-up path.
-    std::thread::spawn(move || {
-        let missing = storage.missing_mp3(&known);
-        if missing.is_empty() {
-            return;
-        }
+fn backfill_mp3(storage: &Storage, known: HashSet<String>) {
+    let storage = storage.clone();
+    // The scan too (a listing of the store) is off the start-up path.
+    tokio::spawn(async move {
+        let missing = match storage.missing_mp3(&known).await {
+            Ok(missing) if missing.is_empty() => return,
+            Ok(missing) => missing,
+            Err(e) => return tracing::warn!("cannot look for songs without an MP3: {e:#}"),
+        };
         let mut made = 0;
         for id in &missing {
-            match storage.make_mp3(id) {
+            match storage.make_mp3(id).await {
                 Ok(()) => made += 1,
                 Err(e) => tracing::warn!(%id, "cannot make the MP3: {e:#}"),
             }

@@ -1,112 +1,25 @@
-//! Crash safety with the real `snapsong serve` process (tiny models, SQLite): SIGKILL it
-//! while a song is being made, ten times in a row; after every restart the killed song is
-//! made again, and no song, playlist or media file is lost or left half-written. Then a
-//! SIGTERM mid-song: the server stops cleanly and the song goes back to the queue.
+//! Crash safety with the real `snapsong serve` process (tiny models; SQLite and a folder,
+//! or Postgres and S3 with SNAPSONG_TEST_BACKEND=postgres): SIGKILL it while a song is
+//! being made, ten times in a row; after every restart the killed song is made again, and
+//! no song, playlist or media file is lost or left half-written. Then a SIGTERM mid-song:
+//! the server stops cleanly and the song goes back to the queue.
 #![cfg(unix)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-/// A running server and its port; killed if a failing test drops it.
-struct Running {
-    child: Child,
-    port: u16,
-}
+use crate::procs::{block_on, http, launch, new_song, status, wait_for, Running};
+use crate::support::{Backend, SONG_FILES};
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// Each restart listens on a new port, so under a new worker name: the killed song's
+/// lease must run out first. A short one keeps ten rounds quick.
+const LEASE: &[&str] = &["--lease-secs", "2"];
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn launch(dir: &Path, log: &str) -> Running {
-    launch_with(dir, log, &[])
-}
-
-fn launch_with(dir: &Path, log: &str, extra: &[&str]) -> Running {
-    let port = free_port();
-    let log = std::fs::File::create(dir.join(log)).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_snapsong"))
-        .args(["serve", "--tiny-models", "--addr"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--database-url")
-        .arg(format!("sqlite:{}", dir.join("db.sqlite").display()))
-        .arg("--media-dir")
-        .arg(dir.join("media"))
-        .args(["--songs-burst", "1000", "--max-queued-per-client", "1000"])
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .stdout(log.try_clone().expect("log file"))
-        .stderr(log)
-        .spawn()
-        .expect("start snapsong serve");
-    let r = Running { child, port };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while http(r.port, "GET", "/healthz", None).map(|(c, _)| c) != Some(200) {
-        assert!(Instant::now() < deadline, "the server did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    r
-}
-
-/// A minimal HTTP/1.1 client (one request per connection): (status, body).
-fn http(port: u16, method: &str, path: &str, body: Option<(&str, &[u8])>) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
-    if let Some((ctype, bytes)) = body {
-        req += &format!(
-            "Content-Type: {ctype}\r\nContent-Length: {}\r\n",
-            bytes.len()
-        );
-    }
-    req += "\r\n";
-    s.write_all(req.as_bytes()).ok()?;
-    if let Some((_, bytes)) = body {
-        s.write_all(bytes).ok()?;
-    }
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).ok()?;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let code = text.split(' ').nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-    Some((code, body))
-}
-
-fn json_of(body: &str) -> serde_json::Value {
-    // Bodies may come chunked: the JSON is the part between the outer braces.
-    match (body.find('{'), body.rfind('}')) {
-        (Some(a), Some(b)) if b > a => serde_json::from_str(&body[a..=b]).unwrap_or_default(),
-        _ => serde_json::Value::Null,
-    }
-}
-
-fn status(port: u16, id: &str) -> serde_json::Value {
-    http(port, "GET", &format!("/api/songs/{id}"), None)
-        .map(|(_, b)| json_of(&b))
-        .unwrap_or_default()
-}
-
-fn new_song(port: u16) -> String {
-    let (ctype, body) = crate::support::multipart(&[(
-        "options",
-        None,
-        br#"{"genre":"ambient","mood":"calm","duration":30}"#,
-    )]);
-    let (code, body) = http(port, "POST", "/api/songs", Some((&ctype, &body))).expect("upload");
-    assert_eq!(code, 202, "{body}");
-    json_of(&body)["id"].as_str().expect("id").to_string()
+/// One server of the test: the shared backend, its own folder for tiny models and logs.
+fn start(dir: &Path, backend: &Backend, log: &str, extra: &[&str]) -> Running {
+    let flags: Vec<&str> = LEASE.iter().chain(extra).copied().collect();
+    launch("serve", backend, &dir.join("local"), &dir.join(log), &flags)
 }
 
 fn new_playlist(port: u16, n: usize) -> String {
@@ -124,40 +37,16 @@ fn new_playlist(port: u16, n: usize) -> String {
     body[a + 1..b].to_string()
 }
 
-/// Wait until `done` says yes about the song's status JSON (or the time is up).
-fn wait_for(
-    port: u16,
-    id: &str,
-    secs: u64,
-    done: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let s = status(port, id);
-        if done(&s) || Instant::now() > deadline {
-            return s;
+/// Every song's media in the store belong to a known song, and are whole files with the
+/// names a song's files have (a local store keeps a write in progress under a temporary
+/// name it never lists; the sweep removes old ones, see `storage::tests`).
+fn media_is_clean(backend: &Backend, ids: &[String]) -> Result<(), String> {
+    for (id, files) in block_on(backend.media()) {
+        if !ids.contains(&id) {
+            return Err(format!("media without a song: {id}"));
         }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Every song folder belongs to a known song and holds no half-written file.
-fn media_is_clean(dir: &Path, ids: &[String]) -> Result<(), String> {
-    for entry in std::fs::read_dir(dir.join("media/songs")).map_err(|e| e.to_string())? {
-        let path = entry.map_err(|e| e.to_string())?.path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
-        if !ids.contains(&name) {
-            return Err(format!("a media folder without a song: {name}"));
-        }
-        for f in std::fs::read_dir(&path).map_err(|e| e.to_string())? {
-            let f = f.map_err(|e| e.to_string())?.path();
-            if f.extension().is_some_and(|e| e == "part") {
-                return Err(format!("a half-written file: {}", f.display()));
-            }
+        if let Some(f) = files.keys().find(|f| !SONG_FILES.contains(&f.as_str())) {
+            return Err(format!("a half-written or stray file: {id}/{f}"));
         }
     }
     Ok(())
@@ -166,12 +55,13 @@ fn media_is_clean(dir: &Path, ids: &[String]) -> Result<(), String> {
 #[test]
 fn sigkill_mid_song_ten_times_loses_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut server = launch(dir.path(), "server-0.log");
+    let backend = block_on(Backend::new(dir.path()));
+    let mut server = start(dir.path(), &backend, "server-0.log", &[]);
     let (mut songs, mut playlists) = (Vec::new(), Vec::new());
     let mut survived = 0;
     for round in 0..10 {
         playlists.push(new_playlist(server.port, round));
-        let id = new_song(server.port);
+        let id = new_song(server.port, 30);
         songs.push(id.clone());
         let running = wait_for(server.port, &id, 60, |s| s["status"] == "running");
         assert_eq!(running["status"], "running", "round {round}: {running}");
@@ -180,8 +70,13 @@ fn sigkill_mid_song_ten_times_loses_nothing() {
         server.child.kill().expect("SIGKILL");
         let _ = server.child.wait();
 
-        server = launch(dir.path(), &format!("server-{}.log", round + 1));
-        media_is_clean(dir.path(), &songs).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        server = start(
+            dir.path(),
+            &backend,
+            &format!("server-{}.log", round + 1),
+            &[],
+        );
+        media_is_clean(&backend, &songs).unwrap_or_else(|e| panic!("round {round}: {e}"));
         let after = wait_for(server.port, &id, 120, |s| {
             s["status"] == "ready" || s["status"] == "failed"
         });
@@ -199,7 +94,7 @@ fn sigkill_mid_song_ten_times_loses_nothing() {
     assert_eq!(survived, 10);
 
     // SIGTERM mid-song: a clean stop, and the song is back in the queue, then made.
-    let id = new_song(server.port);
+    let id = new_song(server.port, 30);
     let running = wait_for(server.port, &id, 60, |s| s["status"] == "running");
     assert_eq!(running["status"], "running");
     let term = Command::new("kill")
@@ -211,7 +106,12 @@ fn sigkill_mid_song_ten_times_loses_nothing() {
     assert!(code.success(), "exit {code:?}");
     let log = std::fs::read_to_string(dir.path().join("server-10.log")).unwrap_or_default();
     assert!(log.contains("stopped cleanly"), "{log}");
-    let server = launch_with(dir.path(), "server-11.log", &["--log-format", "json"]);
+    let server = start(
+        dir.path(),
+        &backend,
+        "server-11.log",
+        &["--log-format", "json"],
+    );
     let after = wait_for(server.port, &id, 120, |s| s["status"] == "ready");
     assert_eq!(after["status"], "ready", "{after}");
     drop(server);

@@ -48,7 +48,7 @@ async fn oversized_images_and_crowded_requests_are_refused() {
         );
     }
     assert_eq!(song_count(&s.state).await, 0);
-    assert_eq!(media_entries(&s.state), 0);
+    assert_eq!(media_entries(&s.state).await, 0);
     assert_eq!(
         snapsong::api::types::DEFAULT_MAX_UPLOAD_BYTES,
         20 * 1024 * 1024,

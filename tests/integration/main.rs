@@ -18,5 +18,7 @@ mod musicgen_errors;
 mod musicgen_parity;
 mod openapi;
 mod photo_intake;
+mod procs;
+mod scale_out;
 mod web_api;
 mod words;

@@ -4,8 +4,16 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use clap::Parser;
 use http_body_util::BodyExt;
+use snapsong::api::types::{COVER_JPG, PHOTO_JPG, SHARE_JPG, SONG_CODES, SONG_MP3, SONG_WAV};
 use snapsong::server::config::ServeConfig;
-use snapsong::server::{build, router, AppState};
+use snapsong::server::storage::{Location, Storage};
+use snapsong::server::{build, router, AppState, Role};
+use std::collections::BTreeMap;
+
+/// The names of a song's files.
+pub const SONG_FILES: [&str; 6] = [
+    PHOTO_JPG, COVER_JPG, SHARE_JPG, SONG_CODES, SONG_MP3, SONG_WAV,
+];
 use tower::ServiceExt;
 
 #[derive(Parser)]
@@ -30,29 +38,94 @@ pub async fn start() -> Server {
     .await
 }
 
-/// As `start`, with extra flags, and with or without the worker taking jobs.
+/// Where a test server keeps its rows and media: SQLite and a folder in its temp dir, or,
+/// with `SNAPSONG_TEST_BACKEND=postgres` (scripts/test runs the whole suite that way too,
+/// against the servers `scripts/test-servers` starts), a new database of its own on the
+/// test Postgres and a key prefix of its own in the test S3 bucket.
+pub struct Backend {
+    pub database_url: String,
+    pub storage: String,
+}
+
+impl Backend {
+    pub fn postgres() -> bool {
+        std::env::var("SNAPSONG_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+    }
+
+    pub async fn new(dir: &std::path::Path) -> Backend {
+        if !Self::postgres() {
+            return Backend {
+                database_url: format!("sqlite:{}", dir.join("db.sqlite").display()),
+                storage: dir.join("media").display().to_string(),
+            };
+        }
+        let (server, bucket) = (env("SNAPSONG_TEST_POSTGRES"), env("SNAPSONG_TEST_S3"));
+        let name = format!("t{}", snapsong::server::ids::new_id());
+        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
+            .await
+            .expect("the test Postgres answers");
+        sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create a test database");
+        let base = server.rsplit_once('/').expect("a database URL").0;
+        Backend {
+            database_url: format!("{base}/{name}"),
+            storage: format!("{bucket}/{name}"),
+        }
+    }
+
+    /// Every song's files in the store: name → last change, by song id.
+    pub async fn media(&self) -> BTreeMap<String, BTreeMap<String, i64>> {
+        let location = Location::parse(&self.storage).expect("a storage location");
+        Storage::open(location)
+            .expect("open the store")
+            .list()
+            .await
+            .expect("list the store")
+    }
+
+    /// The flags that point a server at this backend.
+    pub fn flags(&self) -> Vec<String> {
+        vec![
+            "--database-url".into(),
+            self.database_url.clone(),
+            "--storage".into(),
+            self.storage.clone(),
+        ]
+    }
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the Postgres + S3 tests through scripts/test")
+    })
+}
+
+/// As `start`, with extra flags, and with or without the worker taking jobs (without:
+/// a web node, `--no-worker`, as in a scaled-out deployment).
 pub async fn start_with(extra: &[&str], worker: bool) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = format!("sqlite:{}", dir.path().join("db.sqlite").display());
+    let backend = Backend::new(dir.path()).await;
     let media = dir.path().join("media");
+    let flags = backend.flags();
     let cfg = Cfg::parse_from(
         [
             "test",
             "--tiny-models",
-            "--database-url",
-            &db,
             "--media-dir",
             media.to_str().expect("utf-8 path"),
             "--max-upload-bytes",
             "2000000",
         ]
         .into_iter()
+        .chain(flags.iter().map(String::as_str))
+        .chain((!worker).then_some("--no-worker"))
         .chain(extra.iter().copied()),
     );
-    let built = build(cfg.serve).await.expect("server builds");
+    let built = build(cfg.serve, Role::Serve).await.expect("server builds");
     let state = built.state.clone();
-    if worker {
-        tokio::spawn(state.queue.clone().work(built.models, built.workers));
+    if let (true, Some(w)) = (worker, built.worker) {
+        tokio::spawn(state.queue.clone().work(w.models, w.threads));
     }
     Server {
         app: router(state.clone()),
@@ -125,10 +198,9 @@ pub async fn song_count(state: &AppState) -> i64 {
     n
 }
 
-pub fn media_entries(state: &AppState) -> usize {
-    std::fs::read_dir(state.storage().songs_dir())
-        .map(|d| d.count())
-        .unwrap_or(0)
+/// How many songs have media in the store.
+pub async fn media_entries(state: &AppState) -> usize {
+    state.storage().list().await.expect("list the media").len()
 }
 
 pub const PHOTO: &[u8] = include_bytes!("../fixtures/photos/landscape.jpg");

@@ -285,7 +285,11 @@ async fn bad_ids_and_bad_uploads_get_a_clear_4xx_and_store_nothing() {
         );
     }
     assert_eq!(song_count(&s.state).await, 0, "a refused upload left a row");
-    assert_eq!(media_entries(&s.state), 0, "a refused upload left files");
+    assert_eq!(
+        media_entries(&s.state).await,
+        0,
+        "a refused upload left files"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,14 +1,17 @@
 //! The database: one sqlx `AnyPool` over SQLite (default, WAL) or Postgres, migrated at
-//! start from `migrations/`. Songs (and the job queue) in `songs`, playlists in
-//! `playlists`.
+//! start from `migrations/`. Songs in `songs`, which is also the job queue (`queue`),
+//! playlists in `playlists`, song-start allowances in `rate_buckets` (`rate`).
 pub mod playlists;
+pub mod queue;
+pub mod rate;
 pub mod songs;
 
 use anyhow::{Context, Result};
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, Executor};
+use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use playlists::PlaylistRow;
+pub use queue::Lease;
 pub use songs::{Admitted, MadeOf, NewSong, QueueBounds, SongRow};
 
 #[derive(Clone)]
@@ -16,6 +19,8 @@ pub struct Db {
     pub(crate) pool: AnyPool,
     /// SQLite (else Postgres): the two take a write lock differently.
     pub(crate) sqlite: bool,
+    /// Where it is (a Postgres listener opens its own connection there).
+    url: std::sync::Arc<str>,
 }
 
 pub fn now_ms() -> i64 {
@@ -65,7 +70,58 @@ impl Db {
             .run(&pool)
             .await
             .context("cannot migrate the database")?;
-        Ok(Self { pool, sqlite })
+        Ok(Self {
+            pool,
+            sqlite,
+            url: url.into(),
+        })
+    }
+
+    /// A transaction that writes: on SQLite it takes the write lock at once (BEGIN
+    /// IMMEDIATE), so what it reads cannot change before it writes. Dropped without
+    /// `commit`, it rolls back.
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>> {
+        let begin = if self.sqlite {
+            "BEGIN IMMEDIATE"
+        } else {
+            "BEGIN"
+        };
+        Ok(self.pool.begin_with(begin).await?)
+    }
+
+    /// Tell every node listening on `channel` (Postgres NOTIFY; SQLite has no other
+    /// nodes to tell, and the pollers read the rows).
+    pub async fn notify(&self, channel: &str, payload: &str) -> Result<()> {
+        if !self.sqlite {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(payload)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// As `notify`, sent when the transaction commits (and not at all if it does not).
+    pub async fn notify_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        channel: &str,
+        payload: &str,
+    ) -> Result<()> {
+        if !self.sqlite {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(payload)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A Postgres database's URL, for a listener of its notifications.
+    pub fn postgres_url(&self) -> Option<&str> {
+        (!self.sqlite).then_some(&*self.url)
     }
 
     pub fn pool(&self) -> &AnyPool {

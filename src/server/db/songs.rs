@@ -3,6 +3,7 @@
 use anyhow::Result;
 use sqlx::FromRow;
 
+use super::queue::QUEUE_CHANNEL;
 use super::{now_ms, Db};
 use crate::api::types::{MadeFrom, Progress, SongOptions, Stage, Status};
 
@@ -36,69 +37,53 @@ impl Db {
         s: &NewSong<'_>,
         bounds: QueueBounds,
     ) -> Result<Admitted> {
-        let mut conn = self.pool.acquire().await?;
-        let begin = if self.sqlite {
-            "BEGIN IMMEDIATE"
-        } else {
-            "BEGIN"
-        };
-        sqlx::query(begin).execute(&mut *conn).await?;
-        let result = async {
-            if !self.sqlite {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(ADD_SONG_LOCK)
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            let (mine,): (i64,) = sqlx::query_as(
-                "SELECT COUNT(*) FROM songs WHERE client_hash = $1 \
-                 AND status IN ('queued', 'running')",
-            )
-            .bind(s.client_hash)
-            .fetch_one(&mut *conn)
-            .await?;
-            if mine >= bounds.per_client as i64 {
-                return Ok(Admitted::ClientFull(mine as u32));
-            }
-            let (all,): (i64,) =
-                sqlx::query_as("SELECT COUNT(*) FROM songs WHERE status IN ('queued', 'running')")
-                    .fetch_one(&mut *conn)
-                    .await?;
-            if all >= bounds.total as i64 {
-                return Ok(Admitted::QueueFull);
-            }
-            let now = now_ms();
-            sqlx::query(
-                "INSERT INTO songs (id, slug, owner_hash, client_hash, status, stage, options, \
-                 seed, has_photo, title, noise, created_ms, updated_ms) \
-                 VALUES ($1, $2, $3, $4, 'queued', 'queued', $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(s.id)
-            .bind(s.slug)
-            .bind(s.owner_hash)
-            .bind(s.client_hash)
-            .bind(serde_json::to_string(s.options)?)
-            .bind(s.seed as i64)
-            .bind(s.has_photo as i64)
-            .bind(s.title)
-            .bind(s.noise as i64)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-            anyhow::Ok(Admitted::Yes)
+        let mut tx = self.begin_write().await?;
+        if !self.sqlite {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(ADD_SONG_LOCK)
+                .execute(&mut *tx)
+                .await?;
         }
-        .await;
-        let end = match result {
-            Ok(Admitted::Yes) => "COMMIT",
-            _ => "ROLLBACK",
-        };
-        if let Err(e) = sqlx::query(end).execute(&mut *conn).await {
-            // A connection left inside a transaction must not go back to the pool.
-            conn.detach();
-            return Err(e.into());
+        let (mine,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM songs WHERE client_hash = $1 \
+             AND status IN ('queued', 'running')",
+        )
+        .bind(s.client_hash)
+        .fetch_one(&mut *tx)
+        .await?;
+        if mine >= bounds.per_client as i64 {
+            return Ok(Admitted::ClientFull(mine as u32));
         }
-        result
+        let (all,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM songs WHERE status IN ('queued', 'running')")
+                .fetch_one(&mut *tx)
+                .await?;
+        if all >= bounds.total as i64 {
+            return Ok(Admitted::QueueFull);
+        }
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO songs (id, slug, owner_hash, client_hash, status, stage, options, \
+             seed, has_photo, title, noise, created_ms, updated_ms) \
+             VALUES ($1, $2, $3, $4, 'queued', 'queued', $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(s.id)
+        .bind(s.slug)
+        .bind(s.owner_hash)
+        .bind(s.client_hash)
+        .bind(serde_json::to_string(s.options)?)
+        .bind(s.seed as i64)
+        .bind(s.has_photo as i64)
+        .bind(s.title)
+        .bind(s.noise as i64)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        // Idle workers on any machine wake at the commit.
+        self.notify_in(&mut tx, QUEUE_CHANNEL, s.id).await?;
+        tx.commit().await?;
+        Ok(Admitted::Yes)
     }
 
     pub async fn song_by_id(&self, id: &str) -> Result<Option<SongRow>> {
@@ -171,39 +156,6 @@ impl Db {
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
-    /// Take the oldest queued job, if any, marking it running (one statement, so two
-    /// workers never take the same job).
-    pub async fn claim_next(&self) -> Result<Option<SongRow>> {
-        let now = now_ms();
-        Ok(sqlx::query_as(
-            "UPDATE songs SET status = 'running', stage = 'reading', progress = 0, step = 0, \
-             total = 0, attempts = attempts + 1, error = NULL, started_ms = $1, updated_ms = $2 \
-             WHERE id = (SELECT id FROM songs WHERE status = 'queued' \
-                         ORDER BY created_ms, id LIMIT 1) \
-             AND status = 'queued' RETURNING *",
-        )
-        .bind(now)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?)
-    }
-
-    pub async fn set_progress(&self, id: &str, p: &Progress) -> Result<()> {
-        sqlx::query(
-            "UPDATE songs SET stage = $1, step = $2, total = $3, progress = $4, updated_ms = $5 \
-             WHERE id = $6 AND status = 'running'",
-        )
-        .bind(p.stage.as_str())
-        .bind(p.step as i64)
-        .bind(p.total as i64)
-        .bind(p.progress as f64)
-        .bind(now_ms())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// What the composer made, stored as soon as it is known.
     pub async fn set_made_from(&self, id: &str, made: &MadeOf) -> Result<()> {
         sqlx::query(
@@ -220,84 +172,6 @@ impl Db {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-
-    pub async fn finish(&self, id: &str) -> Result<()> {
-        let now = now_ms();
-        sqlx::query(
-            "UPDATE songs SET status = 'ready', stage = 'done', progress = 1, finished_ms = $1, \
-             updated_ms = $2 WHERE id = $3",
-        )
-        .bind(now)
-        .bind(now)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn fail(&self, id: &str, error: &str) -> Result<()> {
-        let now = now_ms();
-        sqlx::query(
-            "UPDATE songs SET status = 'failed', error = $1, finished_ms = $2, updated_ms = $3 \
-             WHERE id = $4",
-        )
-        .bind(error)
-        .bind(now)
-        .bind(now)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Songs waiting in the queue, and when the oldest of them was made (ms), for metrics.
-    pub async fn queue_stats(&self) -> Result<(i64, Option<i64>)> {
-        Ok(
-            sqlx::query_as("SELECT COUNT(*), MIN(created_ms) FROM songs WHERE status = 'queued'")
-                .fetch_one(&self.pool)
-                .await?,
-        )
-    }
-
-    /// Put a job back in the queue (a retry, or one interrupted by a shutdown).
-    pub async fn requeue(&self, id: &str) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE songs SET status = 'queued', stage = 'queued', progress = 0, step = 0, \
-             total = 0, error = NULL, updated_ms = $1 \
-             WHERE id = $2 AND status IN ('failed', 'running')",
-        )
-        .bind(now_ms())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// At start: jobs left running by a crash go back to the queue, or fail (with a retry
-    /// offered) once they have been tried `max_attempts` times. Returns (requeued, failed).
-    pub async fn recover_interrupted(&self, max_attempts: u32) -> Result<(u64, u64)> {
-        let now = now_ms();
-        let failed = sqlx::query(
-            "UPDATE songs SET status = 'failed', error = $1, finished_ms = $2, updated_ms = $3 \
-             WHERE status = 'running' AND attempts >= $4",
-        )
-        .bind("the server stopped while making this song, more than once")
-        .bind(now)
-        .bind(now)
-        .bind(max_attempts as i64)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        let requeued = sqlx::query(
-            "UPDATE songs SET status = 'queued', stage = 'queued', progress = 0, step = 0, \
-             total = 0, updated_ms = $1 WHERE status = 'running'",
-        )
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok((requeued, failed))
     }
 }
 

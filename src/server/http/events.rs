@@ -1,6 +1,9 @@
-//! The song page's live progress: server-sent events, one JSON `Progress` per change,
-//! from the worker's in-process hub. The row is the source of truth: the first event and
-//! any missed change (a lagging reader) are read from it.
+//! The song page's live progress: server-sent events, one JSON `Progress` per change.
+//! A song made in this process is followed through the in-process hub; one made by a
+//! worker elsewhere through its row, re-read when another node says it changed (Postgres
+//! notifications, `server::listen`) and every `ROW_POLL` in any case, so a missed
+//! notification (a reconnect, a lagging reader) or a database without them (SQLite shared
+//! by several processes) only delays a change. The row is the source of truth.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -18,6 +21,9 @@ use crate::server::error::AppError;
 use crate::server::metrics::SseClient;
 use crate::server::state::AppState;
 use crate::server::worker::progress::QUEUE_MOVED;
+
+/// How often a song made elsewhere (or still waiting) is re-read from its row.
+const ROW_POLL: Duration = Duration::from_secs(1);
 
 /// Server-sent events: the song's progress now, then every change until it is ready or
 /// failed. Waiting songs also hear when the queue moves (their position changes).
@@ -51,6 +57,8 @@ pub async fn song_events(
         first.live = state.queue.hub.live.info(&id);
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<Progress>(32);
+    let hub = state.queue.hub.clone();
+    let mut remote = hub.subscribe_changes();
     tokio::spawn(async move {
         // Counted while this task lives: until the client goes or the song settles.
         let _client = SseClient::connected();
@@ -59,15 +67,31 @@ pub async fn song_events(
         if tx.send(first).await.is_err() || settled(&last) {
             return;
         }
+        let mut poll = tokio::time::interval(ROW_POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let next = match changes.recv().await {
-                Ok((sid, p)) if sid == id => Some(p),
-                Ok((sid, _)) if sid == QUEUE_MOVED && last.status == Status::Queued => {
-                    current(db.clone(), id.clone()).await
-                }
-                Ok(_) => None,
-                Err(RecvError::Lagged(_)) => current(db.clone(), id.clone()).await,
-                Err(RecvError::Closed) => return,
+            let reread = || current(db.clone(), id.clone());
+            let next = tokio::select! {
+                change = changes.recv() => match change {
+                    Ok((sid, p)) if sid == id => Some(p),
+                    Ok((sid, _)) if sid == QUEUE_MOVED && last.status == Status::Queued => {
+                        reread().await
+                    }
+                    Ok(_) => None,
+                    Err(RecvError::Lagged(_)) => reread().await,
+                    Err(RecvError::Closed) => return,
+                },
+                change = remote.recv() => match change {
+                    Ok(sid) if sid == id && !hub.is_local(&id) => reread().await,
+                    Ok(_) => None,
+                    Err(RecvError::Lagged(_)) if !hub.is_local(&id) => reread().await,
+                    Err(RecvError::Lagged(_)) => None,
+                    Err(RecvError::Closed) => return,
+                },
+                _ = poll.tick() => match hub.is_local(&id) {
+                    true => None,
+                    false => reread().await,
+                },
             };
             if let Some(p) = next {
                 if p != last {

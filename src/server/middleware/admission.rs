@@ -4,16 +4,15 @@
 //! anyone can drop.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::rate_limit::secs;
-pub use super::rate_limit::Client;
 use crate::server::config::ServeConfig;
+use crate::server::db::rate::RateLimit;
 use crate::server::db::QueueBounds;
 use crate::server::error::AppError;
 use crate::server::ids::token_hash;
@@ -63,11 +62,33 @@ pub async fn identify(
     next.run(req).await
 }
 
-/// May this client add a song now? Rate first (no database work for a flood), then the
-/// queue bounds. Counting and inserting are not one transaction, so two requests at the
-/// same instant can overshoot a bound by one; the rate limit keeps that small.
+/// The caller as the limits see it: a hash of its network address, never the address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Client(pub String);
+
+/// Whole seconds for Retry-After, at least one.
+fn secs(d: Duration) -> u64 {
+    d.as_secs_f64().ceil().max(1.0) as u64
+}
+
+/// This server's song-start rate per client.
+pub fn rate_limit(cfg: &ServeConfig) -> RateLimit {
+    RateLimit {
+        per_minute: cfg.songs_per_minute,
+        burst: cfg.songs_burst,
+    }
+}
+
+/// May this client add a song now? Its token bucket first (one UPDATE), then a first look
+/// at the queue bounds, before any photo is decoded; the insert counts again, in one
+/// transaction with it (`Db::insert_song_within`). Both live in the database, so every
+/// web node draws on the same limits.
 pub async fn admit(state: &AppState, client: &Client) -> Result<(), AppError> {
-    if let Err(wait) = state.limiter.take(client, Instant::now()) {
+    let taken = state
+        .db()
+        .take_song_token(&client.0, rate_limit(&state.config))
+        .await?;
+    if let Err(wait) = taken {
         return Err(AppError::new(
             StatusCode::TOO_MANY_REQUESTS,
             format!(

@@ -1,8 +1,10 @@
-//! The job queue and its worker. A song is a durable row (`songs.status`); the worker takes
-//! the oldest queued one, runs `pipeline::run` with the loaded `models` on its own
-//! low-priority `threads` (one job at a time), and reports through `progress`: to the
-//! in-process hub (which the song pages' event streams follow) and, now and then, to the
-//! row, so a reload or another device sees it too.
+//! The worker. A song is a durable row (`songs.status`, see `db::queue`); a worker, in the
+//! web process (`serve`) or on its own (`snapsong worker`), any number of them on one
+//! database, takes the oldest queued song under a lease it renews by heartbeat, runs
+//! `pipeline::run` with the loaded `models` on its own low-priority `threads` (one job at a
+//! time), and reports through `progress`: to the in-process hub (which this process's
+//! event streams follow) and, a few times a second, to the row, which every other web
+//! node follows.
 pub mod live;
 pub mod models;
 pub mod pipeline;
@@ -21,15 +23,19 @@ use crate::api::types::Progress;
 use crate::ml::Cancelled;
 use crate::photo;
 use crate::server::db::songs::SongRow;
-use crate::server::db::Db;
+use crate::server::db::{Db, Lease};
 use crate::server::metrics::{SONGS_FAILED, SONGS_FINISHED, SONGS_STARTED};
 use crate::server::storage::Storage;
 use models::Models;
 use pipeline::Job;
 use progress::{Hub, Tracker, QUEUE_MOVED};
 
-/// A job is tried this many times across restarts before it is marked failed.
+/// A job is tried this many times (by workers that stopped while making it) before it
+/// is marked failed.
 pub const MAX_ATTEMPTS: u32 = 3;
+
+/// How often the shutdown flag is looked at while a job runs.
+const STOP_CHECK: Duration = Duration::from_millis(200);
 
 /// What the worker shares with the rest of the server.
 #[derive(Clone)]
@@ -43,22 +49,37 @@ pub struct Queue {
     pub stopping: Arc<AtomicBool>,
     /// `--pace`: songs are made no faster than this × real time (0: no limit).
     pub pace: f64,
+    /// This worker's name and lease length.
+    pub lease: Lease,
+}
+
+/// A worker's name: unique among the live workers of one database, and the same when the
+/// same worker starts again (so it can take back at once what it held when it was killed).
+/// `serve` is named by its host and address; `snapsong worker` by its host and process.
+pub fn worker_name(role: &str, instance: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}/{role}/{instance}")
 }
 
 impl Queue {
     /// Run jobs until `stopping` is set. Returns when the current job has been settled.
     pub async fn work(self, models: Models, threads: rayon::ThreadPool) {
-        match self.db.recover_interrupted(MAX_ATTEMPTS).await {
-            Ok((0, 0)) => {}
-            Ok((requeued, failed)) => {
-                tracing::warn!(requeued, failed, "recovered jobs interrupted by a stop")
-            }
-            Err(e) => tracing::error!("cannot recover interrupted jobs: {e:#}"),
+        // Jobs this worker held when it was killed (any other worker's wait for their
+        // leases to run out).
+        match self.db.release_all(&self.lease.worker).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(requeued = n, "took back jobs interrupted by a stop"),
+            Err(e) => tracing::error!("cannot take back interrupted jobs: {e:#}"),
         }
+        tracing::info!(worker = %self.lease.worker, lease_ms = self.lease.ms, "worker ready");
         let models = Arc::new(Mutex::new(models));
         let threads = Arc::new(threads);
         while !self.stopping.load(Ordering::SeqCst) {
-            match self.db.claim_next().await {
+            match self.db.claim_next(&self.lease, MAX_ATTEMPTS).await {
                 Ok(Some(row)) => {
                     self.hub.publish(QUEUE_MOVED, row.progress(None));
                     // Every line the job logs, on any thread, carries its song id.
@@ -91,9 +112,19 @@ impl Queue {
         tracing::info!(%id, attempt = row.attempts, "job started");
         metrics::counter!(SONGS_STARTED).increment(1);
         let started = Instant::now();
+        self.hub.set_local(&id, true);
+        // The job stops when this worker stops or loses its lease.
+        let cancel = Arc::new(AtomicBool::new(false));
+        let lost = Arc::new(AtomicBool::new(false));
+        let heartbeat = tokio::spawn(self.clone().heartbeat(
+            id.clone(),
+            cancel.clone(),
+            lost.clone(),
+        ));
         let this = self.clone();
         let handle = tokio::runtime::Handle::current();
         let span = tracing::Span::current();
+        let job_cancel = cancel.clone();
         // This blocking thread only waits; the job runs on (and its matrix products fan
         // out over) the worker's pool.
         let result = tokio::task::spawn_blocking(move || {
@@ -102,38 +133,82 @@ impl Queue {
                 let mut models = models
                     .lock()
                     .map_err(|_| anyhow::anyhow!("the models were poisoned by an earlier crash"))?;
-                this.run_blocking(&row, &mut models, &handle)
+                this.run_blocking(&row, &mut models, &handle, &job_cancel)
             })
         })
         .await
         .unwrap_or_else(|e| Err(anyhow::anyhow!("the job crashed: {e}")));
+        heartbeat.abort();
         let secs = started.elapsed().as_secs_f32();
+        let worker = &self.lease.worker;
         match &result {
             Ok(()) => self.hub.live.forget_later(&id),
             Err(_) => self.hub.live.forget(&id),
         }
         let settled = match result {
+            _ if lost.load(Ordering::SeqCst) => {
+                tracing::warn!(%id, "job given up: its lease ran out and another worker has it");
+                Ok(true)
+            }
             Ok(()) => {
                 tracing::info!(%id, secs, "job done");
                 metrics::counter!(SONGS_FINISHED).increment(1);
-                self.db.finish(&id).await
+                self.db.finish(&id, worker).await
             }
             Err(e) if e.downcast_ref::<Cancelled>().is_some() => {
                 tracing::info!(%id, "job stopped by shutdown; back in the queue");
-                self.db.requeue(&id).await.map(|_| ())
+                self.db.release(&id, worker).await
             }
             Err(e) => {
                 metrics::counter!(SONGS_FAILED).increment(1);
                 let msg = format!("{e:#}");
                 tracing::warn!(%id, secs, "job failed: {msg}");
-                self.db.fail(&id, &msg).await
+                self.db.fail(&id, worker, &msg).await
             }
         };
-        if let Err(e) = settled {
-            tracing::error!(%id, "cannot store the job's result: {e:#}");
+        match settled {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(%id, "the job's lease was lost before its result was kept"),
+            Err(e) => tracing::error!(%id, "cannot store the job's result: {e:#}"),
         }
         if let Ok(Some(row)) = self.db.song_by_id(&id).await {
             self.hub.publish(&id, row.progress(None));
+        }
+        self.hub.set_local(&id, false);
+    }
+
+    /// While a job runs: renew its lease every third of it, and stop the job when this
+    /// worker stops or the lease is lost (a database that cannot be reached for a whole
+    /// lease loses it too: another worker may have the song by then).
+    async fn heartbeat(self, id: String, cancel: Arc<AtomicBool>, lost: Arc<AtomicBool>) {
+        let every = Duration::from_millis((self.lease.ms / 3).max(100) as u64);
+        let mut last_renewed = Instant::now();
+        let mut next = Instant::now() + every;
+        loop {
+            tokio::time::sleep(STOP_CHECK).await;
+            if self.stopping.load(Ordering::SeqCst) {
+                cancel.store(true, Ordering::SeqCst);
+            }
+            if Instant::now() < next {
+                continue;
+            }
+            next = Instant::now() + every;
+            match self.db.renew_lease(&id, &self.lease).await {
+                Ok(true) => last_renewed = Instant::now(),
+                Ok(false) => {
+                    lost.store(true, Ordering::SeqCst);
+                    cancel.store(true, Ordering::SeqCst);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!("cannot renew the job's lease: {e:#}");
+                    if last_renewed.elapsed().as_millis() as i64 >= self.lease.ms {
+                        lost.store(true, Ordering::SeqCst);
+                        cancel.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                }
+            }
         }
     }
 
@@ -142,10 +217,11 @@ impl Queue {
         row: &SongRow,
         models: &mut Models,
         rt: &tokio::runtime::Handle,
+        cancel: &AtomicBool,
     ) -> Result<()> {
         let options = row.options();
         let photo = if row.has_photo != 0 {
-            let bytes = std::fs::read(self.storage.photo_path(&row.id))?;
+            let bytes = rt.block_on(self.storage.read_photo(&row.id))?;
             Some(photo::decode(&bytes, &photo::Limits::default())?.image)
         } else {
             None
@@ -156,7 +232,7 @@ impl Queue {
                 let original = rt
                     .block_on(self.db.song_by_slug(slug))?
                     .ok_or_else(|| anyhow::anyhow!("the song this one extends is gone"))?;
-                self.storage.read_codes(&original.id)?
+                rt.block_on(self.storage.read_codes(&original.id))?
             }
             None => Vec::new(),
         };
@@ -179,9 +255,9 @@ impl Queue {
                 }
             },
             &mut |heard| tracker.borrow_mut().heard(heard),
-            &self.stopping,
+            cancel,
         )?;
         tracker.borrow_mut().finish();
-        self.storage.save_song(&row.id, &audio)
+        rt.block_on(self.storage.save_song(&row.id, &audio))
     }
 }

@@ -1,6 +1,8 @@
 //! Progress while a song is made: the in-process hub the song pages' event streams follow,
 //! and the tracker that turns the pipeline's stage reports into published progress.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
@@ -13,10 +15,15 @@ use crate::api::types::{Progress, Stage, Status};
 use crate::server::metrics::{DECODER_MS_PER_STEP, STAGE_SECONDS};
 
 /// Live progress, by song id, and the audio of songs being made. `QUEUE_MOVED` tells
-/// waiting songs their position changed.
+/// waiting songs their position changed. Songs made by this process publish their
+/// progress here; for the others, `changed` carries the ids whose rows another node
+/// changed (Postgres notifications), for the event streams to re-read.
 #[derive(Clone)]
 pub struct Hub {
     tx: broadcast::Sender<(String, Progress)>,
+    changed: broadcast::Sender<String>,
+    /// Songs this process is making now.
+    local: Arc<Mutex<HashSet<String>>>,
     pub live: LiveAudio,
 }
 
@@ -27,6 +34,8 @@ impl Default for Hub {
     fn default() -> Self {
         Self {
             tx: broadcast::channel(1024).0,
+            changed: broadcast::channel(1024).0,
+            local: Arc::default(),
             live: LiveAudio::default(),
         }
     }
@@ -40,6 +49,33 @@ impl Hub {
 
     pub fn subscribe(&self) -> broadcast::Receiver<(String, Progress)> {
         self.tx.subscribe()
+    }
+
+    /// Another node changed this song's row.
+    pub fn row_changed(&self, id: &str) {
+        let _ = self.changed.send(id.to_string());
+    }
+
+    pub fn subscribe_changes(&self) -> broadcast::Receiver<String> {
+        self.changed.subscribe()
+    }
+
+    /// Mark a song as made (or no longer made) by this process.
+    pub fn set_local(&self, id: &str, making: bool) {
+        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        if making {
+            local.insert(id.to_string());
+        } else {
+            local.remove(id);
+        }
+    }
+
+    /// Whether this process is making the song (its progress comes through `subscribe`).
+    pub fn is_local(&self, id: &str) -> bool {
+        self.local
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(id)
     }
 }
 
@@ -154,7 +190,11 @@ impl Tracker {
             .is_none_or(|t| t.elapsed() >= Duration::from_millis(500));
         if changed || due {
             self.last_write = Some(Instant::now());
-            if let Err(e) = self.rt.block_on(self.queue.db.set_progress(&self.id, &p)) {
+            if let Err(e) = self.rt.block_on(self.queue.db.set_progress(
+                &self.id,
+                &self.queue.lease.worker,
+                &p,
+            )) {
                 tracing::warn!("cannot store progress: {e:#}");
             }
         }
