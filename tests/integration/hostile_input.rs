@@ -6,8 +6,8 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 
 use crate::support::{
-    get_json, get_page, media_entries, post_song, same_origin, send, server_fn, song_count, start,
-    wait_done, Part, PHOTO,
+    get_json, get_page, media_entries, post_song, same_origin, send, server_fn, song_count,
+    start_web_node, wait_done, Part, PHOTO,
 };
 
 const BOMB: &[u8] = include_bytes!("../fixtures/photos/bomb.png");
@@ -27,7 +27,7 @@ fn hundred_megapixels() -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_images_and_crowded_requests_are_refused() {
-    let s = start().await;
+    let s = start_web_node().await;
     let huge = hundred_megapixels();
     let many: Vec<Part> = (0..50).map(|_| ("image", Some("a.jpg"), PHOTO)).collect();
     let cases: Vec<(&str, Vec<Part>, u16)> = vec![
@@ -58,7 +58,7 @@ async fn oversized_images_and_crowded_requests_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injection_strings_are_stored_and_shown_as_text() {
-    let s = start().await;
+    let s = start_web_node().await;
     let evil = r#"'); DROP TABLE songs; -- </title><script>alert(1)</script> <img src=x onerror=alert(2)>"#;
     let options = serde_json::json!({ "text": evil, "genre": "jazz", "duration": 5 }).to_string();
     let (status, made) = post_song(&s.app, &[("options", None, options.as_bytes())]).await;
@@ -115,7 +115,7 @@ async fn injection_strings_are_stored_and_shown_as_text() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn playlists_change_only_with_their_owner_token() {
-    let s = start().await;
+    let s = start_web_node().await;
     let owner = "a".repeat(64);
     let (code, pl) = server_fn(
         &s.app,
@@ -154,7 +154,7 @@ async fn playlists_change_only_with_their_owner_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_site_posts_are_refused_and_pages_carry_security_headers() {
-    let s = start().await;
+    let s = start_web_node().await;
     let options = br#"{"genre":"jazz","duration":5}"#;
     let (ctype, body) = crate::support::multipart(&[("options", None, options)]);
     for (name, value) in [

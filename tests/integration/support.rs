@@ -28,14 +28,19 @@ pub struct Server {
     pub _dir: tempfile::TempDir,
 }
 
-/// The real server (router, SQLite in a temp dir, media, worker) with tiny models; song
-/// limits are lifted unless a test sets its own (`extra` flags come last and win).
+/// Song limits lifted, for tests that are not about them.
+const NO_LIMITS: [&str; 4] = ["--songs-burst", "1000", "--max-queued-per-client", "1000"];
+
+/// The real server (router, database, media, worker) with tiny models; song limits are
+/// lifted unless a test sets its own (`extra` flags come last and win).
 pub async fn start() -> Server {
-    start_with(
-        &["--songs-burst", "1000", "--max-queued-per-client", "1000"],
-        true,
-    )
-    .await
+    start_with(&NO_LIMITS, true).await
+}
+
+/// A web node (`--no-worker`) whose songs a worker elsewhere makes (on the same database
+/// and store), song limits lifted: hostile requests meet what a scaled-out site runs.
+pub async fn start_web_node() -> Server {
+    start_making(&NO_LIMITS, Makes::Elsewhere).await
 }
 
 /// Where a test server keeps its rows and media: SQLite and a folder in its temp dir, or,
@@ -101,31 +106,68 @@ fn env(name: &str) -> String {
     })
 }
 
+/// How a test server makes songs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Makes {
+    /// `serve`: the web app and its in-process worker (the default deployment).
+    InProcess,
+    /// A web node (`--no-worker`) and no worker: songs wait.
+    Nothing,
+    /// A web node, and a worker of its own (as `snapsong worker`) on the same database
+    /// and store: the web node follows the songs through the rows and the store only.
+    Elsewhere,
+}
+
 /// As `start`, with extra flags, and with or without the worker taking jobs (without:
 /// a web node, `--no-worker`, as in a scaled-out deployment).
 pub async fn start_with(extra: &[&str], worker: bool) -> Server {
+    let makes = if worker {
+        Makes::InProcess
+    } else {
+        Makes::Nothing
+    };
+    start_making(extra, makes).await
+}
+
+/// A server whose songs are made as `makes` says, with extra flags.
+pub async fn start_making(extra: &[&str], makes: Makes) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let backend = Backend::new(dir.path()).await;
     let media = dir.path().join("media");
     let flags = backend.flags();
-    let cfg = Cfg::parse_from(
-        [
-            "test",
-            "--tiny-models",
-            "--media-dir",
-            media.to_str().expect("utf-8 path"),
-            "--max-upload-bytes",
-            "2000000",
-        ]
-        .into_iter()
-        .chain(flags.iter().map(String::as_str))
-        .chain((!worker).then_some("--no-worker"))
-        .chain(extra.iter().copied()),
-    );
-    let built = build(cfg.serve, Role::Serve).await.expect("server builds");
-    let state = built.state.clone();
-    if let (true, Some(w)) = (worker, built.worker) {
-        tokio::spawn(state.queue.clone().work(w.models, w.threads));
+    let config = |web_only: bool| {
+        Cfg::parse_from(
+            [
+                "test",
+                "--tiny-models",
+                "--media-dir",
+                media.to_str().expect("utf-8 path"),
+                "--max-upload-bytes",
+                "2000000",
+            ]
+            .into_iter()
+            .chain(flags.iter().map(String::as_str))
+            .chain(web_only.then_some("--no-worker"))
+            .chain(extra.iter().copied()),
+        )
+        .serve
+    };
+    let web = build(config(makes != Makes::InProcess), Role::Serve)
+        .await
+        .expect("server builds");
+    let state = web.state.clone();
+    let worker = match makes {
+        Makes::InProcess => web.worker.map(|w| (state.queue.clone(), w)),
+        Makes::Nothing => None,
+        Makes::Elsewhere => {
+            let other = build(config(false), Role::Worker)
+                .await
+                .expect("worker builds");
+            other.worker.map(|w| (other.state.queue.clone(), w))
+        }
+    };
+    if let Some((queue, w)) = worker {
+        tokio::spawn(queue.work(w.models, w.threads));
     }
     Server {
         app: router(state.clone()),

@@ -71,7 +71,7 @@ impl Db {
             }
             let row: SongRow = sqlx::query_as(
                 "UPDATE songs SET status = 'running', stage = 'reading', progress = 0, \
-                 step = 0, total = 0, attempts = attempts + 1, error = NULL, \
+                 step = 0, total = 0, attempts = attempts + 1, error = NULL, live = NULL, \
                  worker = $1, lease_until_ms = $2, started_ms = $3, updated_ms = $3 \
                  WHERE id = $4 RETURNING *",
             )
@@ -93,7 +93,7 @@ impl Db {
     pub async fn release_all(&self, worker: &str) -> Result<u64> {
         let done = sqlx::query(
             "UPDATE songs SET status = 'queued', stage = 'queued', progress = 0, step = 0, \
-             total = 0, worker = NULL, lease_until_ms = NULL, updated_ms = $1 \
+             total = 0, worker = NULL, lease_until_ms = NULL, live = NULL, updated_ms = $1 \
              WHERE status = 'running' AND worker = $2",
         )
         .bind(now_ms())
@@ -120,8 +120,8 @@ impl Db {
 
     pub async fn set_progress(&self, id: &str, worker: &str, p: &Progress) -> Result<()> {
         sqlx::query(
-            "UPDATE songs SET stage = $1, step = $2, total = $3, progress = $4, updated_ms = $5 \
-             WHERE id = $6 AND status = 'running' AND worker = $7",
+            "UPDATE songs SET stage = $1, step = $2, total = $3, progress = $4, updated_ms = $5, \
+             live = $8 WHERE id = $6 AND status = 'running' AND worker = $7",
         )
         .bind(p.stage.as_str())
         .bind(p.step as i64)
@@ -130,6 +130,7 @@ impl Db {
         .bind(now_ms())
         .bind(id)
         .bind(worker)
+        .bind(p.live.as_ref().map(serde_json::to_string).transpose()?)
         .execute(&self.pool)
         .await?;
         self.notify(SONG_CHANNEL, id).await
@@ -170,7 +171,8 @@ impl Db {
     /// End this worker's hold on a job with `set` ($1 is now, $4 the error if any).
     async fn settle(&self, id: &str, worker: &str, set: &str, error: Option<&str>) -> Result<bool> {
         let query = format!(
-            "UPDATE songs SET {set}, worker = NULL, lease_until_ms = NULL, updated_ms = $1 \
+            "UPDATE songs SET {set}, worker = NULL, lease_until_ms = NULL, live = NULL, \
+             updated_ms = $1 \
              WHERE id = $2 AND worker = $3 AND status = 'running'"
         );
         let mut q = sqlx::query(&query).bind(now_ms()).bind(id).bind(worker);

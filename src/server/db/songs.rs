@@ -224,6 +224,8 @@ pub struct SongRow {
     pub started_ms: Option<i64>,
     pub finished_ms: Option<i64>,
     pub updated_ms: i64,
+    /// While it is made: the audio that can be heard (`api::live::Live` as JSON).
+    pub live: Option<String>,
 }
 
 impl SongRow {
@@ -241,7 +243,13 @@ impl SongRow {
             eta_s: None,
             queue_position,
             error: self.error.clone(),
-            live: None,
+            live: match self.status {
+                Status::Running => self
+                    .live
+                    .as_deref()
+                    .and_then(|l| serde_json::from_str(l).ok()),
+                _ => None,
+            },
         }
     }
 }

@@ -52,9 +52,10 @@ pub async fn song_events(
     let mut first = current(db.clone(), id.clone())
         .await
         .ok_or_else(|| AppError::not_found("song"))?;
-    // A page that opens mid-song joins the audio at once (the row does not keep it).
+    // A page that opens mid-song joins the audio at once (this process's newest word on
+    // it if the song is made here; the row's otherwise).
     if first.status == Status::Running {
-        first.live = state.queue.hub.live.info(&id);
+        first.live = state.queue.hub.live.info(&id).or(first.live);
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<Progress>(32);
     let hub = state.queue.hub.clone();

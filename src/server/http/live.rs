@@ -34,14 +34,17 @@ pub async fn chunk(
     if !is_id(&id) {
         return Err(AppError::not_found("song"));
     }
-    // Gone once the song is finished and its files are there (or never made): the page
-    // then plays the file.
-    let (chunk, rate) = state
-        .queue
-        .hub
-        .live
-        .chunk(&id, index)
-        .ok_or_else(|| AppError::not_found("live audio"))?;
+    // Made in this process: from memory. Elsewhere: from the store. Gone once the song
+    // is finished and its files are there (or never made): the page then plays the file.
+    let (start_sample, rate, pcm) = match state.queue.hub.live.chunk(&id, index) {
+        Some((chunk, rate)) => (chunk.start_sample, rate, chunk.pcm),
+        None => u32::try_from(index)
+            .ok()
+            .map(|i| state.storage().live_chunk(&id, i))
+            .ok_or_else(|| AppError::not_found("live audio"))?
+            .await?
+            .ok_or_else(|| AppError::not_found("live audio"))?,
+    };
     let headers = [
         (
             header::CONTENT_TYPE,
@@ -54,8 +57,8 @@ pub async fn chunk(
         ),
         (
             HeaderName::from_static(START_SAMPLE_HEADER),
-            HeaderValue::from(chunk.start_sample),
+            HeaderValue::from(start_sample),
         ),
     ];
-    Ok((headers, chunk.pcm))
+    Ok((headers, pcm))
 }

@@ -141,10 +141,7 @@ impl Queue {
         heartbeat.abort();
         let secs = started.elapsed().as_secs_f32();
         let worker = &self.lease.worker;
-        match &result {
-            Ok(()) => self.hub.live.forget_later(&id),
-            Err(_) => self.hub.live.forget(&id),
-        }
+        self.drop_live(&id, result.is_ok(), lost.load(Ordering::SeqCst));
         let settled = match result {
             _ if lost.load(Ordering::SeqCst) => {
                 tracing::warn!(%id, "job given up: its lease ran out and another worker has it");
@@ -175,6 +172,29 @@ impl Queue {
             self.hub.publish(&id, row.progress(None));
         }
         self.hub.set_local(&id, false);
+    }
+
+    /// The audio kept while a song was made goes: at once if it failed or stopped (it is
+    /// not the song's audio), `KEEP_AFTER_FINISH` after it is done (pages still playing it
+    /// switch to the files). Chunks in the store are left alone if the song has another
+    /// worker now: they are its chunks.
+    fn drop_live(&self, id: &str, done: bool, lost: bool) {
+        let (storage, id) = (self.storage.clone(), id.to_string());
+        match done {
+            true => self.hub.live.forget_later(&id),
+            false => self.hub.live.forget(&id),
+        }
+        if lost {
+            return;
+        }
+        tokio::spawn(async move {
+            if done {
+                tokio::time::sleep(live::KEEP_AFTER_FINISH).await;
+            }
+            if let Err(e) = storage.remove_live(&id).await {
+                tracing::warn!(%id, "cannot remove the live chunks: {e:#}");
+            }
+        });
     }
 
     /// While a job runs: renew its lease every third of it, and stop the job when this

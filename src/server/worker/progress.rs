@@ -144,6 +144,18 @@ impl Tracker {
             start_sample: h.start_sample,
             pcm: pcm16_le(h.samples),
         };
+        // In the store first, for web nodes in other processes (the row will say it is
+        // there at the next progress write).
+        let kept = self.rt.block_on(self.queue.storage.put_live_chunk(
+            &self.id,
+            self.chunks - 1,
+            h.start_sample,
+            h.sample_rate,
+            &chunk.pcm,
+        ));
+        if let Err(e) = kept {
+            tracing::warn!("cannot keep a live chunk in the store: {e:#}");
+        }
         self.queue.hub.live.push(&self.id, chunk, info);
     }
 
