@@ -92,14 +92,7 @@ impl Db {
     /// Tell every node listening on `channel` (Postgres NOTIFY; SQLite has no other
     /// nodes to tell, and the pollers read the rows).
     pub async fn notify(&self, channel: &str, payload: &str) -> Result<()> {
-        if !self.sqlite {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(channel)
-                .bind(payload)
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(())
+        self.notify_on(&self.pool, channel, payload).await
     }
 
     /// As `notify`, sent when the transaction commits (and not at all if it does not).
@@ -109,11 +102,20 @@ impl Db {
         channel: &str,
         payload: &str,
     ) -> Result<()> {
+        self.notify_on(&mut **tx, channel, payload).await
+    }
+
+    async fn notify_on<'e>(
+        &self,
+        on: impl Executor<'e, Database = Any>,
+        channel: &str,
+        payload: &str,
+    ) -> Result<()> {
         if !self.sqlite {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(channel)
                 .bind(payload)
-                .execute(&mut **tx)
+                .execute(on)
                 .await?;
         }
         Ok(())

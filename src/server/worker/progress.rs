@@ -144,19 +144,20 @@ impl Tracker {
             start_sample: h.start_sample,
             pcm: pcm16_le(h.samples),
         };
-        // In the store first, for web nodes in other processes (the row will say it is
-        // there at the next progress write).
+        let pcm = chunk.pcm.clone();
+        self.queue.hub.live.push(&self.id, chunk, info);
+        // And in the store, for web nodes in other processes (the row says it is there
+        // from the next progress write on).
         let kept = self.rt.block_on(self.queue.storage.put_live_chunk(
             &self.id,
             self.chunks - 1,
             h.start_sample,
             h.sample_rate,
-            &chunk.pcm,
+            &pcm,
         ));
         if let Err(e) = kept {
             tracing::warn!("cannot keep a live chunk in the store: {e:#}");
         }
-        self.queue.hub.live.push(&self.id, chunk, info);
     }
 
     pub fn report(&mut self, stage: Stage, step: u32, total: u32) {
