@@ -19,6 +19,7 @@ mod musicgen_parity;
 mod openapi;
 mod photo_intake;
 mod procs;
+mod queue_leases;
 mod scale_out;
 mod web_api;
 mod words;
