@@ -34,6 +34,11 @@ pub async fn get_playlist(slug: String) -> Result<Option<PlaylistView>, ServerFn
 #[server(prefix = "/api/fn", endpoint = "get_library")]
 pub async fn get_library() -> Result<Library, ServerFnError> {
     let (state, owner) = super::caller().await?;
+    // A browser that came without an owner cookie (this response gives it one) owns
+    // nothing yet: a first visit, a shared link's usual reader, costs no query here.
+    if owner.fresh {
+        return Ok(Library::default());
+    }
     Ok(crate::server::playlists::library(&state, &owner.hash).await?)
 }
 

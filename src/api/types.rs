@@ -349,7 +349,7 @@ pub struct PlaylistView {
 }
 
 /// The owner's songs and playlists.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Library {
     pub songs: Vec<SongView>,
     pub playlists: Vec<PlaylistView>,

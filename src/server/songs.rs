@@ -2,8 +2,6 @@
 //! new one (validate everything first, keep the photo, then write the job row: a refused
 //! request stores nothing, a failed insert removes the files it wrote), retry a failed one.
 
-use image::RgbImage;
-
 use crate::api::types::{is_id, is_slug, Progress, SongOptions, SongView, Status, MAX_SEED};
 use crate::photo;
 use crate::prompt::{compose, Hints};
@@ -13,7 +11,9 @@ use crate::server::ids::{new_id, new_slug};
 use crate::server::middleware::admission::{admit, bounds, client_full, queue_full, Client};
 use crate::server::song_options::{choices, title_for};
 use crate::server::state::AppState;
+use crate::server::storage::PhotoFiles;
 use crate::server::worker::progress::QUEUE_MOVED;
+use crate::server::worker::threads::run_on;
 
 /// A song by its API id; a malformed id is simply not found.
 pub async fn find_by_id(state: &AppState, id: &str) -> Result<SongRow, AppError> {
@@ -162,21 +162,30 @@ pub async fn create(
         options.prompt = options.prompt.or(prompt);
     }
     admit(state, client).await?;
-    let image: Option<RgbImage> = match source {
+    let files: Option<PhotoFiles> = match source {
         PhotoSource::Upload(bytes) => {
             let limits = photo::Limits {
                 max_bytes: state.config.max_upload_bytes,
                 ..photo::Limits::default()
             };
-            Some(photo::decode(bytes, &limits)?.image)
+            // Tens of milliseconds of CPU: on the low-priority intake threads, so that
+            // page views are answered first when the CPU is short.
+            let bytes = bytes.to_vec();
+            let kept = run_on(&state.intake, move || -> Result<PhotoFiles, AppError> {
+                let image = photo::decode(&bytes, &limits)?.image;
+                PhotoFiles::encode(&image).map_err(AppError::internal)
+            })
+            .await
+            .map_err(AppError::internal)?;
+            Some(kept?)
         }
         _ => None,
     };
     let id = new_id();
     let slug = new_slug();
     let storage = state.storage();
-    let kept = match (&source, &image) {
-        (_, Some(img)) => storage.save_photo(&id, img).await,
+    let kept = match (&source, files) {
+        (_, Some(files)) => storage.save_photo(&id, files).await,
         (PhotoSource::CopyOf(from), None) => storage.copy_photo(from, &id).await,
         _ => Ok(()),
     };

@@ -40,6 +40,25 @@ const LIVE_GRACE_MS: i64 = 60 * 60 * 1000;
 /// (u32 LE), then the 16-bit PCM.
 const LIVE_HEADER: usize = 12;
 
+/// A photo as it is kept: the upright, EXIF-free re-encode, the square cover and the
+/// share card.
+pub struct PhotoFiles {
+    pub photo: Vec<u8>,
+    pub cover: Vec<u8>,
+    pub share: Vec<u8>,
+}
+
+impl PhotoFiles {
+    /// Encode them (CPU work, tens of milliseconds: run it off the async threads).
+    pub fn encode(image: &RgbImage) -> Result<Self> {
+        Ok(Self {
+            photo: to_jpeg(image, 90)?,
+            cover: to_jpeg(&square_cover(image, 512), 85)?,
+            share: to_jpeg(&share_thumbnail(image), 85)?,
+        })
+    }
+}
+
 #[derive(Clone)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
@@ -76,14 +95,11 @@ impl Storage {
         store::get(self.store(), &Self::key(id, file)).await
     }
 
-    /// Keep a photo: the upright, EXIF-free re-encode, the square cover and the share card.
-    pub async fn save_photo(&self, id: &str, image: &RgbImage) -> Result<()> {
-        let photo = to_jpeg(image, 90)?;
-        let cover = to_jpeg(&square_cover(image, 512), 85)?;
-        let share = to_jpeg(&share_thumbnail(image), 85)?;
-        self.put(id, PHOTO_JPG, photo).await?;
-        self.put(id, COVER_JPG, cover).await?;
-        self.put(id, SHARE_JPG, share).await
+    /// Keep a photo's files (`PhotoFiles::encode`).
+    pub async fn save_photo(&self, id: &str, files: PhotoFiles) -> Result<()> {
+        self.put(id, PHOTO_JPG, files.photo).await?;
+        self.put(id, COVER_JPG, files.cover).await?;
+        self.put(id, SHARE_JPG, files.share).await
     }
 
     /// Share a photo with a new song ("another like this"): the same three files.

@@ -1,19 +1,41 @@
 //! The threads songs are made on: a rayon pool of their own (candle's and our matrix
 //! products run on the pool they are called from), at a lower CPU priority so that page
 //! views and API calls are answered first when the machine is short of CPU. Songs still
-//! get every cycle the web does not want.
+//! get every cycle the web does not want. Uploaded photos are decoded and re-encoded on a
+//! pool like it (`intake`), for the same reason.
 
 use anyhow::{Context, Result};
 use rayon::ThreadPool;
 
 /// Build the pool: `threads` workers (0: one per core), each reniced to `nice`.
 pub fn pool(threads: usize, nice: u8) -> Result<ThreadPool> {
+    named_pool("song-worker", threads, nice)
+}
+
+/// The pool uploads are decoded on: one thread per core, reniced to `nice`.
+pub fn intake(nice: u8) -> Result<ThreadPool> {
+    named_pool("photo-intake", 0, nice)
+}
+
+fn named_pool(name: &'static str, threads: usize, nice: u8) -> Result<ThreadPool> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
-        .thread_name(|i| format!("song-worker-{i}"))
+        .thread_name(move |i| format!("{name}-{i}"))
         .start_handler(move |_| lower_priority(nice))
         .build()
-        .context("cannot start the song worker's threads")
+        .with_context(|| format!("cannot start the {name} threads"))
+}
+
+/// Run `f` on `pool`, waiting for it without holding up an async thread.
+pub async fn run_on<T: Send + 'static>(
+    pool: &ThreadPool,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    pool.spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.await.context("a pool thread stopped before it answered")
 }
 
 /// The calling thread's niceness.
@@ -37,7 +59,7 @@ fn lower_priority(nice: u8) {
     let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice) };
     if rc != 0 {
         tracing::warn!(
-            "cannot lower the song worker's priority: {}",
+            "cannot lower a background thread's priority: {}",
             std::io::Error::last_os_error()
         );
     }
