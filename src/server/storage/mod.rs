@@ -4,6 +4,7 @@
 //! reader (or a crash) never sees half of one; the web nodes serve them (`http::media`).
 //! While a song is made, `live/{id}/{n}` holds its audio so far, chunk by chunk, for web
 //! nodes in other processes than its worker (removed soon after the song is done).
+mod live;
 pub mod store;
 
 use std::collections::{BTreeMap, HashSet};
@@ -26,19 +27,9 @@ pub use store::Location;
 /// The folder (or key prefix) of every song's media.
 const SONGS: &str = "songs";
 
-/// The folder (or key prefix) of the audio of songs being made.
-const LIVE: &str = "live";
-
 /// What the start-up sweep leaves alone because it is this recent (ms): another node may
 /// be writing it now (a photo is kept a moment before its song's row is).
 const SWEEP_GRACE_MS: i64 = 10 * 60 * 1000;
-
-/// Chunks of a song being made are swept once this old (ms): longer than any song takes.
-const LIVE_GRACE_MS: i64 = 60 * 60 * 1000;
-
-/// A live chunk object: its first sample's place in the song (u64 LE), the sample rate
-/// (u32 LE), then the 16-bit PCM.
-const LIVE_HEADER: usize = 12;
 
 /// A photo as it is kept: the upright, EXIF-free re-encode, the square cover and the
 /// share card.
@@ -187,9 +178,7 @@ impl Storage {
             }
             songs += 1;
         }
-        let mut strays = self
-            .sweep_live(crate::server::db::now_ms() - LIVE_GRACE_MS)
-            .await?;
+        let mut strays = self.sweep_live().await?;
         strays += match &self.location {
             Location::Folder(dir) => sweep_staging(&dir.join(SONGS), old)?,
             // S3 shows only completed objects; a multipart upload left by a crash is the
@@ -199,80 +188,15 @@ impl Storage {
         Ok((songs, strays))
     }
 
-    async fn delete(&self, id: &str, file: &str) -> Result<()> {
+    pub(crate) async fn delete(&self, id: &str, file: &str) -> Result<()> {
         self.delete_key(&Self::key(id, file)).await
     }
 
-    async fn delete_key(&self, key: &Path) -> Result<()> {
+    pub(crate) async fn delete_key(&self, key: &Path) -> Result<()> {
         match self.store.delete(key).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e).with_context(|| format!("cannot remove {key}")),
         }
-    }
-
-    fn live_key(id: &str, index: u32) -> Path {
-        Path::from(format!("{LIVE}/{id}/{index}"))
-    }
-
-    /// Keep a chunk of a song being made, for web nodes elsewhere.
-    pub async fn put_live_chunk(
-        &self,
-        id: &str,
-        index: u32,
-        start_sample: u64,
-        sample_rate: u32,
-        pcm: &[u8],
-    ) -> Result<()> {
-        let mut object = Vec::with_capacity(LIVE_HEADER + pcm.len());
-        object.extend_from_slice(&start_sample.to_le_bytes());
-        object.extend_from_slice(&sample_rate.to_le_bytes());
-        object.extend_from_slice(pcm);
-        store::put(self.store(), &Self::live_key(id, index), object.into()).await
-    }
-
-    /// A chunk of a song being made: (first sample, sample rate, PCM); None if there is
-    /// no such chunk (any more).
-    pub async fn live_chunk(&self, id: &str, index: u32) -> Result<Option<(u64, u32, Bytes)>> {
-        let Some(object) = store::get(self.store(), &Self::live_key(id, index)).await? else {
-            return Ok(None);
-        };
-        if object.len() < LIVE_HEADER {
-            anyhow::bail!("a damaged live chunk: {id}/{index}");
-        }
-        let start = u64::from_le_bytes(object[..8].try_into()?);
-        let rate = u32::from_le_bytes(object[8..LIVE_HEADER].try_into()?);
-        Ok(Some((start, rate, object.slice(LIVE_HEADER..))))
-    }
-
-    /// Remove a song's live chunks (its files are there, or it failed).
-    pub async fn remove_live(&self, id: &str) -> Result<()> {
-        let prefix = Path::from(format!("{LIVE}/{id}"));
-        let keys: Vec<Path> = self
-            .store
-            .list(Some(&prefix))
-            .map_ok(|meta| meta.location)
-            .try_collect()
-            .await?;
-        for key in keys {
-            self.delete_key(&key).await?;
-        }
-        Ok(())
-    }
-
-    /// Live chunks last written before `old` (ms): songs long done (their worker died
-    /// before it could remove them). Returns how many went.
-    async fn sweep_live(&self, old: i64) -> Result<usize> {
-        let stale: Vec<Path> = self
-            .store
-            .list(Some(&Path::from(LIVE)))
-            .try_filter(|meta| std::future::ready(meta.last_modified.timestamp_millis() < old))
-            .map_ok(|meta| meta.location)
-            .try_collect()
-            .await?;
-        for key in &stale {
-            self.delete_key(key).await?;
-        }
-        Ok(stale.len())
     }
 
     /// Finished songs (a WAV) without the MP3 that came later: made at start, in the
