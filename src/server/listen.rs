@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 
-use crate::server::db::queue::{QUEUE_CHANNEL, SONG_CHANNEL};
+use crate::server::db::{QUEUE_CHANNEL, SONG_CHANNEL};
 use crate::server::worker::Queue;
 
 /// Wait this long before connecting again after the listener failed to connect.

@@ -6,14 +6,10 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-
-use crate::server::error::AppError;
-use crate::server::state::AppState;
 
 pub const HTTP_REQUESTS: &str = "snapsong_http_requests_total";
 pub const HTTP_SECONDS: &str = "snapsong_http_request_duration_seconds";
@@ -72,23 +68,6 @@ pub async fn track(req: Request, next: Next) -> Response {
     metrics::counter!(HTTP_REQUESTS, "route" => route.clone(), "status" => status).increment(1);
     metrics::histogram!(HTTP_SECONDS, "route" => route).record(started.elapsed().as_secs_f64());
     res
-}
-
-/// `GET /metrics`: the text exposition format; the queue's gauges are read from the
-/// database at each scrape (it is the source of truth, whichever process made a song).
-pub async fn render(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
-    let handle = install().ok_or_else(|| AppError::not_found("metrics"))?;
-    let (depth, oldest) = state.db().queue_stats().await?;
-    metrics::gauge!(QUEUE_DEPTH).set(depth as f64);
-    let age = oldest.map_or(0.0, |ms| {
-        (crate::server::db::now_ms() - ms).max(0) as f64 / 1000.0
-    });
-    metrics::gauge!(QUEUE_OLDEST_AGE).set(age);
-    handle.run_upkeep();
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        handle.render(),
-    ))
 }
 
 /// One live event-stream client, counted while it lives.

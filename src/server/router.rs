@@ -16,7 +16,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::api::types::MEDIA_PREFIX;
 use crate::app::App;
-use crate::server::http::{media, rest};
+use crate::server::http::{self, media, rest};
 use crate::server::metrics;
 use crate::server::middleware::{admission, guard, owner};
 use crate::server::state::AppState;
@@ -39,7 +39,7 @@ pub fn router(state: AppState) -> Router {
     let opts = state.leptos_options.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics::render))
+        .route("/metrics", get(http::metrics::render))
         .merge(rest::routes(&state))
         .nest(MEDIA_PREFIX, media::routes(&state))
         .leptos_routes_with_context(
@@ -67,7 +67,7 @@ pub fn router(state: AppState) -> Router {
 pub fn worker_router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics::render))
+        .route("/metrics", get(http::metrics::render))
         .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
 }

@@ -38,16 +38,6 @@ impl LiveState {
     }
 }
 
-/// The live stream, handed from the making card to the player when the song is ready.
-#[cfg(feature = "hydrate")]
-#[derive(Clone, Copy)]
-pub struct LiveHandoff(
-    pub  StoredValue<
-        Option<std::rc::Rc<std::cell::RefCell<crate::app::web::live_audio::LiveStream>>>,
-        LocalStorage,
-    >,
-);
-
 #[component]
 pub fn LiveListen(song_id: String, live: Signal<Option<Live>>) -> impl IntoView {
     let state = RwSignal::new(LiveState::Waiting);
@@ -90,8 +80,9 @@ mod hydrate {
 
     use leptos::prelude::*;
 
-    use super::{LiveHandoff, LiveState, JOIN_AT_EDGE_AFTER_S};
+    use super::{LiveState, JOIN_AT_EDGE_AFTER_S};
     use crate::api::live::Live;
+    use crate::app::web::live_audio::LiveHandoff;
     use crate::app::web::live_audio::{catch_up, LiveStream};
 
     /// Follow `live`, fetch and play; returns what the button does.

@@ -118,7 +118,7 @@ pub fn Player(
             false => audio_url.clone(),
         };
         let (colours, title) = (colours.clone(), song.title.clone());
-        let handoff = use_context::<crate::app::components::live_listen::LiveHandoff>();
+        let handoff = use_context::<crate::app::web::live_audio::LiveHandoff>();
         let artwork = song.cover_path().map(|p| format!("{base_url}{p}"));
         Effect::new(move |_| {
             crate::app::web::player_runtime::start(crate::app::web::player_runtime::Start {

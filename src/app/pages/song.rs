@@ -22,8 +22,7 @@ pub fn SongPage() -> impl IntoView {
     // for the player to take over.
     #[cfg(feature = "hydrate")]
     {
-        let handoff =
-            crate::app::components::live_listen::LiveHandoff(StoredValue::new_local(None));
+        let handoff = crate::app::web::live_audio::LiveHandoff(StoredValue::new_local(None));
         provide_context(handoff);
         on_cleanup(move || {
             if let Some(s) = handoff.0.get_value() {

@@ -14,6 +14,12 @@ use web_sys::{AudioBuffer, AudioBufferSourceNode, AudioContext, AudioContextStat
 
 use crate::api::live::{live_chunk_path, START_SAMPLE_HEADER};
 
+/// The live stream, handed from the making card to the player when the song is ready.
+#[derive(Clone, Copy)]
+pub struct LiveHandoff(
+    pub leptos::prelude::StoredValue<Option<Rc<RefCell<LiveStream>>>, leptos::prelude::LocalStorage>,
+);
+
 /// Seconds between scheduling and the first sound: room for the audio thread.
 const LEAD_S: f64 = 0.1;
 

@@ -30,7 +30,7 @@ pub struct Start {
     pub autoplay: bool,
     pub on_ended: Option<Callback<()>>,
     /// Where the song was heard while it was made: taken over at the same place.
-    pub handoff: Option<crate::app::components::live_listen::LiveHandoff>,
+    pub handoff: Option<crate::app::web::live_audio::LiveHandoff>,
 }
 
 pub fn start(s: Start) {

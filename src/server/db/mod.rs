@@ -14,6 +14,11 @@ pub use playlists::PlaylistRow;
 pub use queue::Lease;
 pub use songs::{Admitted, MadeOf, NewSong, QueueBounds, SongRow};
 
+/// Postgres channels: a song was added (workers wake), a song's row changed (web nodes
+/// re-read it for the pages that follow it).
+pub const QUEUE_CHANNEL: &str = "snapsong_queue";
+pub const SONG_CHANNEL: &str = "snapsong_song";
+
 #[derive(Clone)]
 pub struct Db {
     pub(crate) pool: AnyPool,

@@ -10,7 +10,7 @@
 use anyhow::Result;
 
 use super::songs::SongRow;
-use super::{now_ms, Db};
+use super::{now_ms, Db, QUEUE_CHANNEL, SONG_CHANNEL};
 use crate::api::types::Progress;
 
 /// Who holds a job, and for how long each renewal keeps it.
@@ -20,11 +20,6 @@ pub struct Lease {
     pub worker: String,
     pub ms: i64,
 }
-
-/// Postgres channels: a song was added (workers wake), a song's row changed (web nodes
-/// re-read it for the pages that follow it).
-pub const QUEUE_CHANNEL: &str = "snapsong_queue";
-pub const SONG_CHANNEL: &str = "snapsong_song";
 
 const WHY_FAILED: &str = "the song could not be made: the worker making it stopped, more than once";
 

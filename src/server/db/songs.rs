@@ -3,8 +3,7 @@
 use anyhow::Result;
 use sqlx::FromRow;
 
-use super::queue::QUEUE_CHANNEL;
-use super::{now_ms, Db};
+use super::{now_ms, Db, QUEUE_CHANNEL};
 use crate::api::types::{MadeFrom, Progress, SongOptions, Stage, Status};
 
 /// How many songs may wait or be made at once: all together, and per client.
