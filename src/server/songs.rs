@@ -121,12 +121,13 @@ async fn check_extension(
     duration: f32,
 ) -> Result<Option<String>, AppError> {
     let original = find_by_slug(state, slug).await?;
-    let has_codes = state
-        .storage()
-        .has_codes(&original.id)
-        .await
-        .map_err(AppError::internal)?;
-    if original.status != Status::Ready || !has_codes {
+    let has_codes = original.status == Status::Ready
+        && state
+            .storage()
+            .has_codes(&original.id)
+            .await
+            .map_err(AppError::internal)?;
+    if !has_codes {
         return Err(AppError::bad_request(
             "only a finished song can be extended (songs made before extensions existed cannot)",
         ));

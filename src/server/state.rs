@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use axum::extract::FromRef;
 use axum::http::HeaderMap;
 use leptos::config::LeptosOptions;
@@ -125,7 +125,7 @@ pub struct Built {
     pub worker: Option<Worker>,
 }
 
-/// Open the database and media store (a web node sweeps what a crash left half-made),
+/// Open the database and media store (a web node tidies the store in the background),
 /// prepare the models (making the tiny set if asked) unless this is a web node only.
 pub async fn build(cfg: ServeConfig, role: Role) -> Result<Built> {
     if role == Role::Worker && cfg.no_worker {
@@ -143,18 +143,7 @@ pub async fn build(cfg: ServeConfig, role: Role) -> Result<Built> {
     };
     let storage = Storage::open(location)?;
     if role == Role::Serve {
-        let known: HashSet<String> = db.song_ids().await?.into_iter().collect();
-        match storage
-            .sweep(&known)
-            .await
-            .with_context(|| format!("cannot sweep the media store {}", storage.location()))?
-        {
-            (0, 0) => {}
-            (songs, files) => {
-                tracing::warn!(songs, files, "removed media left by an interrupted upload")
-            }
-        }
-        backfill_mp3(&storage, known);
+        tidy_store(&db, &storage);
     }
     let worker = if with_worker {
         let threads = threads::pool(cfg.worker_threads, cfg.worker_nice)?;
@@ -195,17 +184,33 @@ pub async fn build(cfg: ServeConfig, role: Role) -> Result<Built> {
     Ok(Built { state, worker })
 }
 
-/// Songs made before MP3s existed get one, in the background (LAME encodes about a
-/// hundred times faster than real time; until a song's turn, its MP3 link answers 404).
-fn backfill_mp3(storage: &Storage, known: HashSet<String>) {
-    let storage = storage.clone();
-    // The scan too (a listing of the store) is off the start-up path.
+/// In the background, from one listing of the store (a web node's start is not held up by
+/// a big bucket): sweep what a crash left half-made (`Storage::sweep`), then make the MP3
+/// of songs from before MP3s existed (LAME encodes about a hundred times faster than real
+/// time; until a song's turn, its MP3 link answers 404).
+fn tidy_store(db: &Db, storage: &Storage) {
+    let (db, storage) = (db.clone(), storage.clone());
     tokio::spawn(async move {
-        let missing = match storage.missing_mp3(&known).await {
-            Ok(missing) if missing.is_empty() => return,
-            Ok(missing) => missing,
-            Err(e) => return tracing::warn!("cannot look for songs without an MP3: {e:#}"),
+        let looked = async {
+            let known: HashSet<String> = db.song_ids().await?.into_iter().collect();
+            let listed = storage.list().await?;
+            anyhow::Ok((known, listed))
         };
+        let (known, listed) = match looked.await {
+            Ok(found) => found,
+            Err(e) => return tracing::warn!("cannot look over the media store: {e:#}"),
+        };
+        match storage.sweep(&known, &listed).await {
+            Ok((0, 0)) => {}
+            Ok((songs, files)) => {
+                tracing::warn!(songs, files, "removed media left by an interrupted upload")
+            }
+            Err(e) => tracing::warn!("cannot sweep the media store {}: {e:#}", storage.location()),
+        }
+        let missing = Storage::missing_mp3(&known, &listed);
+        if missing.is_empty() {
+            return;
+        }
         let mut made = 0;
         for id in &missing {
             match storage.make_mp3(id).await {

@@ -50,6 +50,10 @@ impl PhotoFiles {
     }
 }
 
+/// What `Storage::list` finds: each song's files, name → last change (ms since 1970), by
+/// song id.
+pub type Listing = BTreeMap<String, BTreeMap<String, i64>>;
+
 #[derive(Clone)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
@@ -140,8 +144,8 @@ impl Storage {
     }
 
     /// Every song's files: name → last change (ms since 1970), by song id.
-    pub async fn list(&self) -> Result<BTreeMap<String, BTreeMap<String, i64>>> {
-        let mut songs: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    pub async fn list(&self) -> Result<Listing> {
+        let mut songs = Listing::new();
         let mut objects = self.store.list(Some(&Path::from(SONGS)));
         while let Some(meta) = objects
             .try_next()
@@ -166,15 +170,15 @@ impl Storage {
     /// and writing the row) and half-written files, once they are `SWEEP_GRACE_MS` old, so
     /// that what another node is writing now is left alone. Returns how many songs' media
     /// and how many stray files went.
-    pub async fn sweep(&self, known: &HashSet<String>) -> Result<(usize, usize)> {
+    pub async fn sweep(&self, known: &HashSet<String>, listed: &Listing) -> Result<(usize, usize)> {
         let old = crate::server::db::now_ms() - SWEEP_GRACE_MS;
         let mut songs = 0;
-        for (id, files) in self.list().await? {
-            if !is_id(&id) || known.contains(&id) || files.values().any(|&t| t > old) {
+        for (id, files) in listed {
+            if !is_id(id) || known.contains(id) || files.values().any(|&t| t > old) {
                 continue;
             }
             for file in files.keys() {
-                self.delete(&id, file).await?;
+                self.delete(id, file).await?;
             }
             songs += 1;
         }
@@ -201,16 +205,14 @@ impl Storage {
 
     /// Finished songs (a WAV) without the MP3 that came later: made at start, in the
     /// background (`make_mp3`).
-    pub async fn missing_mp3(&self, known: &HashSet<String>) -> Result<Vec<String>> {
-        Ok(self
-            .list()
-            .await?
-            .into_iter()
+    pub fn missing_mp3(known: &HashSet<String>, listed: &Listing) -> Vec<String> {
+        listed
+            .iter()
             .filter(|(id, files)| {
-                known.contains(id) && files.contains_key(SONG_WAV) && !files.contains_key(SONG_MP3)
+                known.contains(*id) && files.contains_key(SONG_WAV) && !files.contains_key(SONG_MP3)
             })
-            .map(|(id, _)| id)
-            .collect())
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// Make a finished song's MP3 from its WAV.
@@ -311,14 +313,13 @@ mod tests {
             .await
             .unwrap();
         let known: HashSet<String> = [old.clone(), new.clone(), "c".repeat(16)].into();
-        assert_eq!(
-            storage.missing_mp3(&known).await.unwrap(),
-            vec![old.clone()]
-        );
+        let listed = storage.list().await.unwrap();
+        assert_eq!(Storage::missing_mp3(&known, &listed), vec![old.clone()]);
         storage.make_mp3(&old).await.unwrap();
         let mp3 = storage.get(&old, SONG_MP3).await.unwrap().unwrap();
         assert_eq!((mp3[0], mp3[1] & 0xE0), (0xFF, 0xE0));
-        assert!(storage.missing_mp3(&known).await.unwrap().is_empty());
+        let listed = storage.list().await.unwrap();
+        assert!(Storage::missing_mp3(&known, &listed).is_empty());
         // A damaged WAV is an error, not a panic.
         storage.put(&old, SONG_WAV, &b"RIFF...."[..]).await.unwrap();
         assert!(storage.make_mp3(&old).await.is_err());
@@ -339,7 +340,8 @@ mod tests {
         age(&song_dir(&known).join("song.wav#3"), 3600);
         std::fs::write(song_dir(&known).join("song.wav#4"), b"writing").unwrap();
         let ids: HashSet<String> = [known.clone()].into();
-        assert_eq!(storage.sweep(&ids).await.unwrap(), (1, 1));
+        let listed = storage.list().await.unwrap();
+        assert_eq!(storage.sweep(&ids, &listed).await.unwrap(), (1, 1));
         let left = storage.list().await.unwrap();
         assert!(left.contains_key(&known) && left.contains_key(&fresh));
         assert!(!left.contains_key(&orphan));
