@@ -28,6 +28,7 @@ pub mod text;
 pub mod vision;
 pub mod weights;
 
+pub use musicgen::decoding::Decoding;
 pub use musicgen::generate::{Cancelled, GenerateOptions, Length, Progress};
 pub use musicgen::sampling::SamplingConfig;
 pub use musicgen::{mp3, wav, MusicGen};

@@ -6,6 +6,7 @@
 mod support;
 
 mod abuse_limits;
+mod batching;
 mod blip_parity;
 mod cli;
 mod clip_parity;

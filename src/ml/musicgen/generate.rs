@@ -6,14 +6,15 @@
 //! A song may continue earlier codes (transformers' `decoder_input_ids`: they go in with
 //! the first forward pass and come back at the start of the result), and a song longer
 //! than one window is made window by window (`windows`), each prompted with the end of the
-//! last.
+//! last. The steps themselves are `decoding`'s, which also runs many songs at once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Result};
 use candle_core::{DType, Module, Tensor};
 
-use super::sampling::{guide, Sampler, SamplingConfig};
+use super::decoding::{Chooser, Decoding};
+use super::sampling::{Sampler, SamplingConfig};
 use super::windows::{Window, Windows};
 use super::{MusicGen, MAX_SECONDS};
 
@@ -78,16 +79,13 @@ pub struct Cancelled;
 /// error stops the generation.
 pub type OnStep<'a> = dyn FnMut(Progress, &[Vec<u32>]) -> Result<()> + 'a;
 
-/// A window's report after each step: the window's steps so far and the song's frames.
-type WindowReport<'a> = dyn FnMut(usize, &[Vec<u32>]) -> Result<()> + 'a;
-
 /// The text condition, made once per song: encoder states (with the unconditional half
 /// when guided) and their attention mask.
-struct Condition {
-    enc: Tensor,
-    mask: Tensor,
-    guided: bool,
-    scale: f32,
+pub(crate) struct Condition {
+    pub(crate) enc: Tensor,
+    pub(crate) mask: Tensor,
+    pub(crate) guided: bool,
+    pub(crate) scale: f32,
 }
 
 impl MusicGen {
@@ -142,6 +140,17 @@ impl MusicGen {
         })
     }
 
+    /// A song ready to decode (`MusicGen::step`): its prompt through T5, its windows
+    /// planned, its sampler seeded.
+    pub fn start_decoding(&mut self, prompt: &str, opts: &GenerateOptions) -> Result<Decoding> {
+        opts.sampling.validate()?;
+        let song = self.check_prompt_codes(&opts.prompt_codes)?;
+        let plan = self.plan(&opts.length, song[0].len())?;
+        let cond = self.condition(prompt, opts.guidance_scale)?;
+        let chooser = Chooser::Sample(Sampler::new(opts.sampling.clone()));
+        Ok(Decoding::new(self, cond, plan, song, chooser))
+    }
+
     /// Prompt → audio codes (the prompt codes first), reporting each decoder step and
     /// stopping when `cancel` is set.
     pub fn generate_codes(
@@ -151,27 +160,15 @@ impl MusicGen {
         on_step: &mut OnStep,
         cancel: &AtomicBool,
     ) -> Result<Vec<Vec<u32>>> {
-        opts.sampling.validate()?;
-        let mut song = self.check_prompt_codes(&opts.prompt_codes)?;
-        let plan = self.plan(&opts.length, song[0].len())?;
-        let cond = self.condition(prompt, opts.guidance_scale)?;
-        let mut sampler = Sampler::new(opts.sampling.clone());
-        let mut choose = |_step: usize, _codebook: usize, logits: &[f32]| sampler.sample(logits);
-        let mut done = 0;
-        for w in &plan.windows {
-            let mut report = |step: usize, song: &[Vec<u32>]| {
-                let p = Progress {
-                    step: done + step,
-                    total: plan.steps,
-                    frames: song[0].len(),
-                    total_frames: plan.total_frames,
-                };
-                on_step(p, song)
-            };
-            self.decode_window(&cond, &mut song, w, &mut choose, &mut report, cancel)?;
-            done += w.steps(self.num_codebooks());
+        let mut song = self.start_decoding(prompt, opts)?;
+        while !song.is_done() {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Cancelled.into());
+            }
+            self.step(&mut [&mut song])?;
+            on_step(song.progress(), song.song())?;
         }
-        Ok(song)
+        Ok(song.into_song())
     }
 
     /// Feed `codes` (as produced by `generate_codes` for `prompt`) back through the decoder
@@ -188,20 +185,27 @@ impl MusicGen {
             bail!("expected {k} codebooks of equal length");
         }
         let cond = self.condition(prompt, guidance_scale)?;
-        let mut rows = Vec::new();
-        let mut choose = |step: usize, c: usize, logits: &[f32]| {
-            rows.push(logits.to_vec());
-            // Position step+1 of codebook c holds frame step − c.
-            codes[c][step - c]
-        };
         let window = Window {
             context: 0,
             new: codes[0].len(),
         };
-        let mut song = vec![Vec::new(); k];
-        let (mut report, cancel) = (|_: usize, _: &[Vec<u32>]| Ok(()), AtomicBool::new(false));
-        self.decode_window(&cond, &mut song, &window, &mut choose, &mut report, &cancel)?;
-        Ok(rows)
+        let plan = SongPlan {
+            total_frames: window.new,
+            steps: window.steps(k),
+            windows: vec![window],
+        };
+        let chooser = Chooser::Forced {
+            codes: codes.to_vec(),
+            logits: Vec::new(),
+        };
+        let mut song = Decoding::new(self, cond, plan, vec![Vec::new(); k], chooser);
+        while !song.is_done() {
+            self.step(&mut [&mut song])?;
+        }
+        match song.into_chooser() {
+            Chooser::Forced { logits, .. } => Ok(logits),
+            Chooser::Sample(_) => bail!("teacher forcing sampled instead"),
+        }
     }
 
     /// Prompt codes must be one row per codebook, equally long, each code in the vocabulary.
@@ -254,85 +258,5 @@ impl MusicGen {
             guided,
             scale: guidance_scale as f32,
         })
-    }
-
-    /// One window: the last `w.context` frames of `song` go in with the first forward pass
-    /// (after the start token), then `w.new` frames are chosen and appended to `song` as
-    /// each becomes complete. `choose(step, codebook, guided_logits)` picks each token the
-    /// delay pattern leaves free.
-    fn decode_window(
-        &mut self,
-        cond: &Condition,
-        song: &mut [Vec<u32>],
-        w: &Window,
-        choose: &mut dyn FnMut(usize, usize, &[f32]) -> u32,
-        report: &mut WindowReport,
-        cancel: &AtomicBool,
-    ) -> Result<()> {
-        let cfg = self.decoder.config().clone();
-        let (k, vocab, pad) = (cfg.num_codebooks, cfg.vocab_size, cfg.pad_id());
-        let batch = cond.enc.dim(0)?;
-        let t = w.context;
-        let len = t + w.new + k; // positions, the start token included
-        let mut state = self.decoder.start(&cond.enc, Some(&cond.mask), len)?;
-
-        // The delay pattern: codebook c is shifted right by c, so position p holds frame
-        // p − 1 − c; it is padding when p ≤ c (start) or p > len − k + c (end), and the
-        // context's code while that frame is one of the context's.
-        let context: Vec<Vec<u32>> = song
-            .iter()
-            .map(|row| row[row.len() - t..].to_vec())
-            .collect();
-        let fixed = |c: usize, p: usize| -> Option<u32> {
-            if p <= c || p > len - k + c {
-                Some(pad)
-            } else if p - 1 - c < t {
-                Some(context[c][p - 1 - c])
-            } else {
-                None
-            }
-        };
-        let mut seq: Vec<Vec<u32>> = (0..k)
-            .map(|c| (0..len).map(|p| fixed(c, p).unwrap_or(pad)).collect())
-            .collect();
-        let mut guided_row = Vec::with_capacity(vocab);
-        for step in 0..w.steps(k) {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(Cancelled.into());
-            }
-            // The first pass takes the start token and the whole context; then one column.
-            let (from, count) = if step == 0 { (0, t + 1) } else { (t + step, 1) };
-            let columns: Vec<u32> = (0..k)
-                .flat_map(|c| seq[c][from..from + count].iter().copied())
-                .collect();
-            let tokens =
-                Tensor::from_vec(columns, (1, k, count), &self.device)?.repeat((batch, 1, 1))?;
-            let logits = self.decoder.forward(&tokens, &mut state)?;
-            let logits: Vec<f32> = logits.flatten_all()?.to_vec1()?;
-            let p = from + count;
-            for c in 0..k {
-                seq[c][p] = match fixed(c, p) {
-                    Some(code) => code,
-                    None => {
-                        let cond_row = &logits[c * vocab..(c + 1) * vocab];
-                        if cond.guided {
-                            let uncond = &logits[(k + c) * vocab..(k + c + 1) * vocab];
-                            guide(cond_row, uncond, cond.scale, &mut guided_row);
-                            choose(p - 1, c, &guided_row)
-                        } else {
-                            choose(p - 1, c, cond_row)
-                        }
-                    }
-                };
-            }
-            // Position p completes frame p − k (its last codebook's code); keep new ones.
-            if p >= k && p - k >= t {
-                for (c, row) in song.iter_mut().enumerate() {
-                    row.push(seq[c][p - k + c + 1]);
-                }
-            }
-            report(step + 1, song)?;
-        }
-        Ok(())
     }
 }

@@ -4,6 +4,7 @@
 //! `sampling`), then EnCodec turns the codes into a waveform (`encodec`), written as WAV
 //! (`wav`). This file holds the config, the loader and the model's small API.
 pub mod decoder;
+pub mod decoding;
 pub mod encodec;
 pub mod generate;
 pub mod mp3;

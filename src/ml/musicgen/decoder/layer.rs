@@ -1,0 +1,152 @@
+//! One pre-norm decoder layer and its attention cache. A pass may carry several songs,
+//! one after another along the batch: the products (q|k|v, the output projections, the
+//! feed-forward) take every row at once, reading each weight once for all of them, while
+//! each song attends over its own cache and text (`per_song`). A song's numbers are the
+//! same whatever else is in the pass: every row is computed on its own.
+
+use candle_core::{DType, Module, Tensor};
+use candle_nn::kv_cache::Cache;
+use candle_nn::{Activation, LayerNorm, VarBuilder};
+
+use super::attention::{CrossAttention, SelfAttention};
+use super::{layer_norm, DecoderConfig, DecoderState};
+use crate::ml::nn::device::Precision;
+use crate::ml::nn::linear::Linear;
+
+pub(super) struct DecoderLayer {
+    self_attn: SelfAttention,
+    self_attn_layer_norm: LayerNorm,
+    pub(super) encoder_attn: CrossAttention,
+    encoder_attn_layer_norm: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    final_layer_norm: LayerNorm,
+    act: Activation,
+}
+
+impl DecoderLayer {
+    pub(super) fn load(
+        vb: VarBuilder,
+        cfg: &DecoderConfig,
+        q: Precision,
+    ) -> candle_core::Result<Self> {
+        let (d, heads) = (cfg.hidden_size, cfg.num_attention_heads);
+        Ok(Self {
+            self_attn: SelfAttention::load(vb.pp("self_attn"), d, heads, q)?,
+            self_attn_layer_norm: layer_norm(vb.pp("self_attn_layer_norm"), d)?,
+            encoder_attn: CrossAttention::load(vb.pp("encoder_attn"), d, heads, q)?,
+            encoder_attn_layer_norm: layer_norm(vb.pp("encoder_attn_layer_norm"), d)?,
+            fc1: Linear::load_as(vb.pp("fc1"), d, cfg.ffn_dim, false, q)?,
+            fc2: Linear::load_as(vb.pp("fc2"), cfg.ffn_dim, d, false, q)?,
+            final_layer_norm: layer_norm(vb.pp("final_layer_norm"), d)?,
+            act: cfg.activation_function,
+        })
+    }
+
+    /// Bytes of weights one step reads in this layer.
+    pub(super) fn weight_bytes(&self) -> usize {
+        self.self_attn.weight_bytes()
+            + self.encoder_attn.weight_bytes()
+            + self.fc1.weight_bytes()
+            + self.fc2.weight_bytes()
+    }
+
+    /// Layer `index` over `x` (R, S, D): the rows of `songs` in order, each song's
+    /// `rows` of them. `self_mask` is the causal mask of a pass of S > 1 positions (one
+    /// song's first pass).
+    pub(super) fn forward(
+        &self,
+        x: &Tensor,
+        songs: &mut [&mut DecoderState],
+        index: usize,
+        self_mask: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
+        let h = self.self_attn_layer_norm.forward(x)?;
+        let (q, k, v) = self.self_attn.qkv(&h)?;
+        let y = per_song(songs, |song, at| {
+            let rows = song.rows;
+            let cache = &mut song.layers[index];
+            let (kt, v) = cache.append(&k.narrow(0, at, rows)?, &v.narrow(0, at, rows)?)?;
+            let attn = &self.self_attn.attn;
+            attn.attend(&q.narrow(0, at, rows)?, &kt, &v, self_mask)
+        })?;
+        let x = (x + self.self_attn.attn.out.forward(&y)?)?;
+
+        let h = self.encoder_attn_layer_norm.forward(&x)?;
+        let cross = &self.encoder_attn;
+        let q = cross.q.forward(&h)?;
+        let y = per_song(songs, |song, at| {
+            let cache = &song.layers[index];
+            let q = q.narrow(0, at, song.rows)?;
+            let mask = song.cross_mask.as_ref();
+            cross.attn.attend(&q, &cache.cross_kt, &cache.cross_v, mask)
+        })?;
+        let x = (&x + cross.attn.out.forward(&y)?)?;
+
+        let h = self.final_layer_norm.forward(&x)?;
+        let h = self
+            .fc2
+            .forward(&self.act.forward(&self.fc1.forward(&h)?)?)?;
+        x + h
+    }
+}
+
+/// `f(song, first row)` for each song, the results stacked along the batch again.
+fn per_song(
+    songs: &mut [&mut DecoderState],
+    mut f: impl FnMut(&mut DecoderState, usize) -> candle_core::Result<Tensor>,
+) -> candle_core::Result<Tensor> {
+    let mut at = 0;
+    let mut ys = Vec::with_capacity(songs.len());
+    for song in songs.iter_mut() {
+        ys.push(f(song, at)?);
+        at += song.rows;
+    }
+    match ys.len() {
+        1 => Ok(ys.remove(0)),
+        _ => Tensor::cat(&ys, 0),
+    }
+}
+
+/// One layer's attention state for one song. Keys are kept transposed, (B, H, Dh, T), as
+/// the one-token attention reads them; values (B, H, T, Dh).
+pub(super) struct LayerCache {
+    /// Self-attention keys, appended along T (dim 3).
+    keys: Cache,
+    /// Self-attention values, appended along T (dim 2).
+    values: Cache,
+    /// What the self-attention cache holds its keys and values in.
+    kv_dtype: DType,
+    cross_kt: Tensor,
+    cross_v: Tensor,
+}
+
+impl LayerCache {
+    /// An empty cache for `max_len` positions, with the text's keys (transposed) and values.
+    pub(super) fn new(
+        max_len: usize,
+        kv_dtype: DType,
+        cross_k: &Tensor,
+        cross_v: Tensor,
+    ) -> candle_core::Result<Self> {
+        Ok(Self {
+            keys: Cache::new(3, max_len),
+            values: Cache::new(2, max_len),
+            kv_dtype,
+            cross_kt: cross_k.transpose(2, 3)?.contiguous()?,
+            cross_v,
+        })
+    }
+
+    /// Add this step's keys and values (B, H, S, Dh); return all of them so far, keys
+    /// transposed.
+    fn append(&mut self, k: &Tensor, v: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        let kt = k.transpose(2, 3)?.contiguous()?.to_dtype(self.kv_dtype)?;
+        self.keys.append(&kt)?;
+        self.values.append(&v.to_dtype(self.kv_dtype)?)?;
+        match (self.keys.current_data()?, self.values.current_data()?) {
+            (Some(kt), Some(v)) => Ok((kt, v)),
+            _ => candle_core::bail!("the attention cache is empty after an append"),
+        }
+    }
+}

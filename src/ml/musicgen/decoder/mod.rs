@@ -1,0 +1,333 @@
+//! The MusicGen decoder LM (transformers' `MusicgenForCausalLM`): K codebook embeddings
+//! summed, sinusoidal positions, pre-norm decoder layers with self- and cross-attention,
+//! one LM head per codebook. Tensor names follow the checkpoint (`decoder.model.decoder.*`,
+//! `decoder.lm_heads.*`).
+//!
+//! The weights are immutable and shared; everything that changes while generating (the
+//! self-attention KV cache, the cross-attention K/V over the text) lives in a
+//! [`DecoderState`], one per song. One pass may step several songs at once
+//! (`forward_batch`): each weight is then read once for all of them, which is what a step
+//! costs on a CPU.
+mod attention;
+mod layer;
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{Activation, Embedding, LayerNorm, VarBuilder};
+use serde::Deserialize;
+
+use crate::ml::nn::device::Precision;
+use crate::ml::nn::linear::Linear;
+use layer::{DecoderLayer, LayerCache};
+
+/// `MusicgenDecoderConfig`; defaults are transformers' (= musicgen-small).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DecoderConfig {
+    pub vocab_size: usize,
+    pub max_position_embeddings: usize,
+    pub num_hidden_layers: usize,
+    pub ffn_dim: usize,
+    pub num_attention_heads: usize,
+    pub activation_function: Activation,
+    pub hidden_size: usize,
+    pub num_codebooks: usize,
+    pub audio_channels: usize,
+    /// Also the start token and the delay-pattern filler; transformers defaults it to 2048.
+    pub pad_token_id: Option<u32>,
+    pub cross_attention_hidden_size: Option<usize>,
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        Self {
+            vocab_size: 2048,
+            max_position_embeddings: 2048,
+            num_hidden_layers: 24,
+            ffn_dim: 4096,
+            num_attention_heads: 16,
+            activation_function: Activation::Gelu,
+            hidden_size: 1024,
+            num_codebooks: 4,
+            audio_channels: 1,
+            pad_token_id: None,
+            cross_attention_hidden_size: None,
+        }
+    }
+}
+
+impl DecoderConfig {
+    /// The id used for "no token here" (start of sequence and delay-pattern padding).
+    pub fn pad_id(&self) -> u32 {
+        self.pad_token_id.unwrap_or(self.vocab_size as u32)
+    }
+}
+
+/// Per-song state: KV caches, the cross-attention mask, the position reached.
+pub struct DecoderState {
+    layers: Vec<LayerCache>,
+    /// Rows this song has in a pass: 2 with guidance (conditional, unconditional), else 1.
+    rows: usize,
+    cross_mask: Option<Tensor>,
+    positions: Tensor,
+    pos: usize,
+}
+
+impl DecoderState {
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+pub struct MusicgenDecoder {
+    embed_tokens: Vec<Embedding>,
+    layers: Vec<DecoderLayer>,
+    layer_norm: LayerNorm,
+    lm_heads: Vec<Linear>,
+    cfg: DecoderConfig,
+    dtype: DType,
+    /// The self-attention cache's dtype: on the CPU, f16 unless the precision is f32 (late
+    /// in a 30 s song an f32 cache is 590 MB read per step, more than 8-bit weights; f32
+    /// keeps transformers' exact tokens). Elsewhere the activations' dtype.
+    kv_dtype: DType,
+    device: Device,
+}
+
+impl MusicgenDecoder {
+    /// `vb` points at the `decoder` prefix of a `MusicgenForConditionalGeneration`
+    /// checkpoint (or the root of a `MusicgenForCausalLM` one). Projection weights are
+    /// stored in `precision`; everything else in `vb`'s dtype.
+    pub fn load(
+        vb: VarBuilder,
+        cfg: &DecoderConfig,
+        precision: Precision,
+    ) -> candle_core::Result<Self> {
+        let d = cfg.hidden_size;
+        let m = vb.pp("model").pp("decoder");
+        let embed_tokens = (0..cfg.num_codebooks)
+            .map(|i| candle_nn::embedding(cfg.vocab_size + 1, d, m.pp("embed_tokens").pp(i)))
+            .collect::<candle_core::Result<_>>()?;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| DecoderLayer::load(m.pp("layers").pp(i), cfg, precision))
+            .collect::<candle_core::Result<_>>()?;
+        let lm_heads = (0..cfg.num_codebooks)
+            .map(|i| {
+                Linear::load_as(
+                    vb.pp("lm_heads").pp(i),
+                    d,
+                    cfg.vocab_size,
+                    false,
+                    head_precision(precision),
+                )
+            })
+            .collect::<candle_core::Result<_>>()?;
+        Ok(Self {
+            embed_tokens,
+            layers,
+            layer_norm: layer_norm(m.pp("layer_norm"), d)?,
+            lm_heads,
+            cfg: cfg.clone(),
+            dtype: vb.dtype(),
+            kv_dtype: match vb.device().is_cpu() && precision != Precision::F32 {
+                true => DType::F16,
+                false => vb.dtype(),
+            },
+            device: vb.device().clone(),
+        })
+    }
+
+    /// Bytes of weights one decoding step reads: every projection but the cross-attention
+    /// keys and values (made once per song in `start`), and the heads.
+    pub fn step_weight_bytes(&self) -> usize {
+        let layers: usize = self.layers.iter().map(DecoderLayer::weight_bytes).sum();
+        layers
+            + self
+                .lm_heads
+                .iter()
+                .map(Linear::weight_bytes)
+                .sum::<usize>()
+    }
+
+    pub fn config(&self) -> &DecoderConfig {
+        &self.cfg
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Start a generation: cross-attention K/V are computed here once, over the
+    /// (already projected) encoder states `enc` (B, T, D), with `enc_mask` (B, T) of 1/0.
+    pub fn start(
+        &self,
+        enc: &Tensor,
+        enc_mask: Option<&Tensor>,
+        max_len: usize,
+    ) -> candle_core::Result<DecoderState> {
+        let enc = enc.to_dtype(self.dtype)?;
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                let (cross_k, cross_v) = l.encoder_attn.project_kv(&enc)?;
+                LayerCache::new(max_len, self.kv_dtype, &cross_k, cross_v)
+            })
+            .collect::<candle_core::Result<_>>()?;
+        // 1 → 0, 0 → a large negative number: fully masked rows (the unconditional half of
+        // guidance) then attend uniformly to zero vectors, as in transformers.
+        let cross_mask = match enc_mask {
+            Some(m) => {
+                let (b, t) = m.dims2()?;
+                let neg = ((m.to_dtype(DType::F32)? - 1.0)? * 1e9)?;
+                Some(neg.reshape((b, 1, 1, t))?.to_dtype(self.dtype)?)
+            }
+            None => None,
+        };
+        let positions = sinusoidal_positions(max_len, self.cfg.hidden_size, &self.device)?
+            .to_dtype(self.dtype)?;
+        Ok(DecoderState {
+            layers,
+            rows: enc.dim(0)?,
+            cross_mask,
+            positions,
+            pos: 0,
+        })
+    }
+
+    /// One forward pass over `tokens` (B, K, S) u32, continuing from `state`:
+    /// returns logits (B, K, vocab) for the last position, in f32.
+    pub fn forward(
+        &self,
+        tokens: &Tensor,
+        state: &mut DecoderState,
+    ) -> candle_core::Result<Tensor> {
+        let mut logits = self.forward_batch(std::slice::from_ref(tokens), &mut [state])?;
+        match logits.pop() {
+            Some(l) => Ok(l),
+            None => candle_core::bail!("a pass over one song gave no logits"),
+        }
+    }
+
+    /// One pass over several songs at once: `tokens[i]` (rows of song i, K, S) continues
+    /// `states[i]`. Every song gets the logits it would get alone, (rows, K, vocab) in f32.
+    /// All take the same number S of positions; a pass of S > 1 (a song's first, over its
+    /// start token and context) takes one song.
+    pub fn forward_batch(
+        &self,
+        tokens: &[Tensor],
+        states: &mut [&mut DecoderState],
+    ) -> candle_core::Result<Vec<Tensor>> {
+        let (Some(first), true) = (tokens.first(), tokens.len() == states.len()) else {
+            candle_core::bail!("a pass needs one token tensor per song, and at least one song");
+        };
+        let s = first.dim(2)?;
+        if s > 1 && states.len() > 1 {
+            candle_core::bail!("a pass over several positions takes one song");
+        }
+        let mut xs = Vec::with_capacity(tokens.len());
+        for (tokens, state) in tokens.iter().zip(states.iter()) {
+            xs.push(self.embed(tokens, state, s)?);
+        }
+        let mut x = match xs.len() {
+            1 => xs.remove(0),
+            _ => Tensor::cat(&xs, 0)?,
+        };
+        let self_mask = match s > 1 {
+            true => Some(causal_mask(s, states[0].pos, self.dtype, &self.device)?),
+            false => None,
+        };
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(&x, states, i, self_mask.as_ref())?;
+        }
+        let last = self.layer_norm.forward(&x.narrow(1, s - 1, 1)?)?;
+        let heads = self
+            .lm_heads
+            .iter()
+            .map(|h| h.forward(&last))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let (k, vocab) = (self.cfg.num_codebooks, self.cfg.vocab_size);
+        let logits = Tensor::cat(&heads, 1)?.to_dtype(DType::F32)?;
+        let mut at = 0;
+        let mut out = Vec::with_capacity(states.len());
+        for state in states.iter_mut() {
+            state.pos += s;
+            out.push(
+                logits
+                    .narrow(0, at, state.rows)?
+                    .reshape((state.rows, k, vocab))?,
+            );
+            at += state.rows;
+        }
+        Ok(out)
+    }
+
+    /// A song's tokens (rows, K, S) as summed codebook embeddings plus its positions.
+    fn embed(
+        &self,
+        tokens: &Tensor,
+        state: &DecoderState,
+        s: usize,
+    ) -> candle_core::Result<Tensor> {
+        let (b, k, len) = tokens.dims3()?;
+        if k != self.cfg.num_codebooks || b != state.rows || len != s {
+            candle_core::bail!(
+                "expected tokens ({}, {}, {s}), got ({b}, {k}, {len})",
+                state.rows,
+                self.cfg.num_codebooks
+            );
+        }
+        let mut x = self.embed_tokens[0].forward(&tokens.narrow(1, 0, 1)?.squeeze(1)?)?;
+        for (i, emb) in self.embed_tokens.iter().enumerate().skip(1) {
+            x = (x + emb.forward(&tokens.narrow(1, i, 1)?.squeeze(1)?)?)?;
+        }
+        let pos = state.positions.narrow(0, state.pos, s)?;
+        x.broadcast_add(&pos.unsqueeze(0)?)
+    }
+}
+
+fn layer_norm(vb: VarBuilder, dim: usize) -> candle_core::Result<LayerNorm> {
+    candle_nn::layer_norm(dim, candle_nn::LayerNormConfig::from(1e-5), vb)
+}
+
+/// The heads turn the last state into the logits tokens are picked from: 8-bit weights
+/// there flip the argmax most, so they stay f32 when the rest is q8_0.
+fn head_precision(p: Precision) -> Precision {
+    match p {
+        Precision::Q8_0 => Precision::F32,
+        other => other,
+    }
+}
+
+/// transformers' `MusicgenSinusoidalPositionalEmbedding`: [cos | sin], not interleaved.
+pub fn sinusoidal_positions(n: usize, dim: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let half = dim / 2;
+    let step = (10000f64).ln() / (half as f64 - 1.0);
+    let freqs: Vec<f32> = (0..half)
+        .map(|i| (i as f32 * -(step as f32)).exp())
+        .collect();
+    let mut table = vec![0f32; n * dim];
+    for p in 0..n {
+        for (i, f) in freqs.iter().enumerate() {
+            let a = p as f32 * f;
+            table[p * dim + i] = a.cos();
+            table[p * dim + half + i] = a.sin();
+        }
+    }
+    Tensor::from_vec(table, (n, dim), device)
+}
+
+fn causal_mask(
+    s: usize,
+    offset: usize,
+    dtype: DType,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    let t = offset + s;
+    let mask: Vec<f32> = (0..s)
+        .flat_map(|i| (0..t).map(move |j| if j > offset + i { -1e9 } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(mask, (1, 1, s, t), device)?.to_dtype(dtype)
+}

@@ -1,0 +1,283 @@
+//! One song being decoded, step by step, over all its windows: what `generate_codes` runs
+//! alone and what the worker runs many of at once (`MusicGen::step` over several songs:
+//! one pass of the decoder for all of them, songs joining and leaving between steps).
+//!
+//! A step is a pass over the next position of the delay pattern: codebook c is shifted
+//! right by c, so position p holds frame p − 1 − c; it is padding when p ≤ c (start) or
+//! p > len − k + c (end), and the context's code while that frame is one of the context's.
+//! The first pass of a window takes the start token and the whole context; later ones one
+//! column.
+
+use anyhow::{bail, Result};
+use candle_core::Tensor;
+
+use super::decoder::DecoderState;
+use super::generate::{Condition, Progress, SongPlan};
+use super::sampling::{guide, Sampler};
+use super::windows::Window;
+use super::MusicGen;
+
+/// How a song's tokens are picked from its guided logits.
+pub(crate) enum Chooser {
+    Sample(Sampler),
+    /// Teacher forcing: the given codes are fed back and every guided row is kept.
+    Forced {
+        codes: Vec<Vec<u32>>,
+        logits: Vec<Vec<f32>>,
+    },
+}
+
+impl Chooser {
+    /// The token at `position` (counted from the start token) of `codebook`.
+    fn choose(&mut self, position: usize, codebook: usize, logits: &[f32]) -> u32 {
+        match self {
+            Chooser::Sample(s) => s.sample(logits),
+            Chooser::Forced {
+                codes,
+                logits: kept,
+            } => {
+                kept.push(logits.to_vec());
+                // Position p + 1 of codebook c holds frame p − c.
+                codes[codebook][position - codebook]
+            }
+        }
+    }
+}
+
+/// The window being decoded: its decoder state and delay-pattern positions.
+struct Open {
+    state: DecoderState,
+    /// Codes by codebook and position (start token included): fixed ones set at the
+    /// start, chosen ones as they are made.
+    seq: Vec<Vec<u32>>,
+    /// The context's codes, by codebook.
+    context: Vec<Vec<u32>>,
+    /// Positions, the start token included.
+    len: usize,
+    /// Steps done in this window.
+    step: usize,
+}
+
+pub struct Decoding {
+    cond: Condition,
+    plan: SongPlan,
+    chooser: Chooser,
+    /// The song so far (the prompt codes first), by codebook.
+    song: Vec<Vec<u32>>,
+    /// Index of the window being decoded (`plan.windows.len()` when done).
+    window: usize,
+    open: Option<Open>,
+    /// Steps done in earlier windows.
+    done: usize,
+    codebooks: usize,
+    pad: u32,
+    guided_row: Vec<f32>,
+}
+
+impl Decoding {
+    pub(crate) fn new(
+        model: &MusicGen,
+        cond: Condition,
+        plan: SongPlan,
+        song: Vec<Vec<u32>>,
+        chooser: Chooser,
+    ) -> Self {
+        let cfg = model.decoder.config();
+        Self {
+            cond,
+            plan,
+            chooser,
+            song,
+            window: 0,
+            open: None,
+            done: 0,
+            codebooks: cfg.num_codebooks,
+            pad: cfg.pad_id(),
+            guided_row: Vec::with_capacity(cfg.vocab_size),
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.window >= self.plan.windows.len()
+    }
+
+    /// The song so far, the prompt codes first: one row of frames per codebook.
+    pub fn song(&self) -> &[Vec<u32>] {
+        &self.song
+    }
+
+    pub fn into_song(self) -> Vec<Vec<u32>> {
+        self.song
+    }
+
+    pub(crate) fn into_chooser(self) -> Chooser {
+        self.chooser
+    }
+
+    pub fn plan(&self) -> &SongPlan {
+        &self.plan
+    }
+
+    /// Steps and frames done so far.
+    pub fn progress(&self) -> Progress {
+        let step = self.done + self.open.as_ref().map_or(0, |o| o.step);
+        Progress {
+            step,
+            total: self.plan.steps,
+            frames: self.song[0].len(),
+            total_frames: self.plan.total_frames,
+        }
+    }
+
+    /// Whether the next step is a window's first pass over several positions (it runs
+    /// alone, not in a batch).
+    pub fn next_is_first_pass(&self) -> bool {
+        self.open.is_none() && self.current().is_some_and(|w| w.context > 0)
+    }
+
+    fn current(&self) -> Option<&Window> {
+        self.plan.windows.get(self.window)
+    }
+
+    /// The code at position `p` of codebook `c` when the delay pattern or the context
+    /// fixes it.
+    fn fixed(&self, open: &Open, t: usize, c: usize, p: usize) -> Option<u32> {
+        let k = self.codebooks;
+        if p <= c || p > open.len - k + c {
+            Some(self.pad)
+        } else if p - 1 - c < t {
+            Some(open.context[c][p - 1 - c])
+        } else {
+            None
+        }
+    }
+
+    /// Open the current window if it is not, and return the next pass's tokens (rows, K,
+    /// S) and the song's decoder state.
+    fn input(&mut self, model: &MusicGen) -> Result<(Tensor, &mut DecoderState)> {
+        let Some(&w) = self.current() else {
+            bail!("the song is already decoded");
+        };
+        let k = self.codebooks;
+        if self.open.is_none() {
+            let len = w.context + w.new + k;
+            let state = model
+                .decoder
+                .start(&self.cond.enc, Some(&self.cond.mask), len)?;
+            let context = self
+                .song
+                .iter()
+                .map(|row| row[row.len() - w.context..].to_vec())
+                .collect();
+            let mut open = Open {
+                state,
+                seq: Vec::new(),
+                context,
+                len,
+                step: 0,
+            };
+            open.seq = (0..k)
+                .map(|c| {
+                    (0..len)
+                        .map(|p| self.fixed(&open, w.context, c, p).unwrap_or(self.pad))
+                        .collect()
+                })
+                .collect();
+            self.open = Some(open);
+        }
+        let Some(open) = self.open.as_mut() else {
+            bail!("the window did not open");
+        };
+        let (from, count) = match open.step {
+            0 => (0, w.context + 1),
+            step => (w.context + step, 1),
+        };
+        let columns: Vec<u32> = (0..k)
+            .flat_map(|c| open.seq[c][from..from + count].iter().copied())
+            .collect();
+        let rows = open.state.rows();
+        let tokens =
+            Tensor::from_vec(columns, (1, k, count), &model.device)?.repeat((rows, 1, 1))?;
+        Ok((tokens, &mut open.state))
+    }
+
+    /// Take a pass's logits (rows, K, vocab): choose the free codes of the new position,
+    /// keep the frame it completes, and close the window after its last step.
+    fn accept(&mut self, logits: &Tensor) -> Result<()> {
+        let Some(&w) = self.current() else {
+            bail!("the song is already decoded");
+        };
+        let Some(mut open) = self.open.take() else {
+            bail!("no window is open");
+        };
+        let (k, t) = (self.codebooks, w.context);
+        let vocab = logits.dim(2)?;
+        let logits: Vec<f32> = logits.flatten_all()?.to_vec1()?;
+        let p = match open.step {
+            0 => t + 1,
+            step => t + step + 1,
+        };
+        for c in 0..k {
+            open.seq[c][p] = match self.fixed(&open, t, c, p) {
+                Some(code) => code,
+                None => {
+                    let cond_row = &logits[c * vocab..(c + 1) * vocab];
+                    if self.cond.guided {
+                        let uncond = &logits[(k + c) * vocab..(k + c + 1) * vocab];
+                        guide(cond_row, uncond, self.cond.scale, &mut self.guided_row);
+                        self.chooser.choose(p - 1, c, &self.guided_row)
+                    } else {
+                        self.chooser.choose(p - 1, c, cond_row)
+                    }
+                }
+            };
+        }
+        // Position p completes frame p − k (its last codebook's code); keep new ones.
+        if p >= k && p - k >= t {
+            for (c, row) in self.song.iter_mut().enumerate() {
+                row.push(open.seq[c][p - k + c + 1]);
+            }
+        }
+        open.step += 1;
+        if open.step == w.steps(k) {
+            self.done += open.step;
+            self.window += 1;
+        } else {
+            self.open = Some(open);
+        }
+        Ok(())
+    }
+}
+
+impl MusicGen {
+    /// One step of each song in `songs`, in one pass of the decoder (a window's first pass
+    /// over its context runs on its own first). A song gets the same tokens as it would
+    /// alone. On an error no song has moved on.
+    pub fn step(&self, songs: &mut [&mut Decoding]) -> Result<()> {
+        let (first, rest): (Vec<_>, Vec<_>) =
+            songs.iter_mut().partition(|d| d.next_is_first_pass());
+        for d in first {
+            self.step_together(&mut [&mut **d])?;
+        }
+        let mut rest: Vec<&mut Decoding> = rest.into_iter().map(|d| &mut **d).collect();
+        if !rest.is_empty() {
+            self.step_together(&mut rest)?;
+        }
+        Ok(())
+    }
+
+    fn step_together(&self, songs: &mut [&mut Decoding]) -> Result<()> {
+        let mut tokens = Vec::with_capacity(songs.len());
+        let mut states = Vec::with_capacity(songs.len());
+        for d in songs.iter_mut() {
+            let (t, state) = d.input(self)?;
+            tokens.push(t);
+            states.push(state);
+        }
+        let logits = self.decoder.forward_batch(&tokens, &mut states)?;
+        for (d, l) in songs.iter_mut().zip(&logits) {
+            d.accept(l)?;
+        }
+        Ok(())
+    }
+}
