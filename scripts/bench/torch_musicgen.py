@@ -9,6 +9,8 @@ import torch
 from tokenizers import Tokenizer
 from transformers import MusicgenForConditionalGeneration
 
+from torch_timing import time_audio_decode
+
 
 def main(model_dir, prompt, steps, frames, threads):
     torch.set_num_threads(threads)
@@ -23,24 +25,14 @@ def main(model_dir, prompt, steps, frames, threads):
         model.text_encoder(input_ids=ids, attention_mask=mask)
         out["t5_ms"] = (time.perf_counter() - t) * 1000
 
-        decode = model.audio_encoder.decode
-        spent = {}
-
-        def timed_decode(*a, **k):
-            t0 = time.perf_counter()
-            r = decode(*a, **k)
-            spent["decode"] = time.perf_counter() - t0
-            spent["codes"] = a[0]
-            return r
-
-        model.audio_encoder.decode = timed_decode
+        spent, restore = time_audio_decode(model)
         model.generate(input_ids=ids, attention_mask=mask, do_sample=False, guidance_scale=3.0,
                        max_new_tokens=8)  # warm-up
         t = time.perf_counter()
         model.generate(input_ids=ids, attention_mask=mask, do_sample=False, guidance_scale=3.0,
                        max_new_tokens=steps)
         total = time.perf_counter() - t
-        model.audio_encoder.decode = decode
+        restore()
         out["ms_per_step"] = (total - spent["decode"] - out["t5_ms"] / 1000) * 1000 / steps
         out["greedy_codes"] = spent["codes"][0, 0].tolist()
 

@@ -108,6 +108,11 @@ pub struct ServeConfig {
     #[arg(long, env = "SNAPSONG_WORKER_NICE", default_value_t = 10,
           value_parser = clap::value_parser!(u8).range(0..=19))]
     pub worker_nice: u8,
+    /// Songs a worker makes at once, decoded together (one pass of the decoder per step
+    /// for all of them: each weight read once). 0: what suits the device (see
+    /// `default_batch`).
+    #[arg(long, env = "SNAPSONG_BATCH", default_value_t = 0)]
+    pub batch: usize,
     /// Threads that make songs (0: one per core).
     #[arg(long, env = "SNAPSONG_WORKER_THREADS", default_value_t = 0)]
     pub worker_threads: usize,

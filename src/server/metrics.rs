@@ -1,5 +1,6 @@
 //! Prometheus metrics, served at `GET /metrics`: HTTP requests by route and status, songs
-//! started, finished and failed, seconds per stage, decoder milliseconds per step, the
+//! started, finished and failed, seconds per stage, decoder milliseconds per step and
+//! songs per pass, the
 //! queue's depth and its oldest song's age, and live event-stream clients. Every metric's
 //! name is defined here; the code that counts calls the `metrics` macros with them.
 
@@ -18,6 +19,8 @@ pub const SONGS_FINISHED: &str = "snapsong_songs_finished_total";
 pub const SONGS_FAILED: &str = "snapsong_songs_failed_total";
 pub const STAGE_SECONDS: &str = "snapsong_stage_duration_seconds";
 pub const DECODER_MS_PER_STEP: &str = "snapsong_decoder_step_milliseconds";
+/// Songs in the decoder's last pass (0 when idle).
+pub const DECODER_BATCH_SONGS: &str = "snapsong_decoder_batch_songs";
 pub const QUEUE_DEPTH: &str = "snapsong_queue_depth";
 pub const QUEUE_OLDEST_AGE: &str = "snapsong_queue_oldest_age_seconds";
 pub const SSE_CLIENTS: &str = "snapsong_sse_clients";

@@ -66,7 +66,7 @@ async fn run(
     let queue = state.queue.clone();
     listen::spawn(&queue);
     upkeep(&state);
-    let worker = worker.map(|w| tokio::spawn(queue.clone().work(w.models, w.threads)));
+    let worker = worker.map(|w| tokio::spawn(queue.clone().work(w.models, w.threads, w.batch)));
     let stop = {
         let (stopping, wake) = (queue.stopping.clone(), queue.wake.clone());
         async move {

@@ -18,7 +18,7 @@ use crate::server::db::{Db, Lease};
 use crate::server::storage::{Location, Storage};
 use crate::server::worker::models::{ModelConfig, Models};
 use crate::server::worker::progress::Hub;
-use crate::server::worker::{threads, worker_name, Queue};
+use crate::server::worker::{default_batch, threads, worker_name, Queue};
 
 /// Shared by every handler and server function.
 #[derive(Clone)]
@@ -116,6 +116,8 @@ pub struct Worker {
     pub models: Models,
     /// Where songs are made (see `worker::threads`).
     pub threads: rayon::ThreadPool,
+    /// Songs made at once (`--batch`).
+    pub batch: usize,
 }
 
 /// The server's parts, ready to route requests and run jobs.
@@ -147,11 +149,19 @@ pub async fn build(cfg: ServeConfig, role: Role) -> Result<Built> {
     }
     let worker = if with_worker {
         let threads = threads::pool(cfg.worker_threads, cfg.worker_nice)?;
+        let batch = match cfg.batch {
+            0 => default_batch(&device),
+            n => n,
+        };
         let mut models = Models::new(model_config(&cfg, &device)?, device);
         if cfg.tiny_models {
             models.warm()?;
         }
-        Some(Worker { models, threads })
+        Some(Worker {
+            models,
+            threads,
+            batch,
+        })
     } else {
         None
     };

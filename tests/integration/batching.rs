@@ -2,7 +2,8 @@
 //! must not depend on what else is in the batch. Songs of different lengths, guidance
 //! (two rows or one), prompts, sampling and continuations, joining mid-batch and leaving
 //! when they end, across window boundaries (a window's first pass runs alone), in f32 and
-//! 8-bit: every song's codes equal the codes it gets decoded alone.
+//! 8-bit: every song's codes equal the codes it gets decoded alone. And the worker makes
+//! several songs at once (`--batch`), each whole.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -144,4 +145,66 @@ fn continuations_and_songs_of_several_windows_share_passes() {
         song("calm strings", 90, 1.0, true, 240),
     ];
     assert_same_alone_and_together(&path, Precision::F32, &songs);
+}
+
+/// The worker (`--batch 3`) makes three songs at the same moment, each to its whole
+/// length and with its own files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_makes_several_songs_at_once_each_whole() {
+    use crate::support::{get_json, post_song, send, start_with, wait_done};
+    use axum::http::{Request, StatusCode};
+    use std::time::{Duration, Instant};
+
+    let s = start_with(
+        &[
+            "--songs-burst",
+            "100",
+            "--max-queued-per-client",
+            "100",
+            "--batch",
+            "3",
+            // Paced, so that the three are still being made when the test looks.
+            "--pace",
+            "3",
+        ],
+        true,
+    )
+    .await;
+    let mut ids = Vec::new();
+    for seed in 0..3 {
+        let options = format!(r#"{{"genre":"jazz","duration":6,"seed":{seed}}}"#);
+        let (status, made) = post_song(&s.app, &[("options", None, options.as_bytes())]).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{made}");
+        ids.push(made["id"].as_str().expect("id").to_string());
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the three songs never ran at once"
+        );
+        let mut running = 0;
+        for id in &ids {
+            let (_, song) = get_json(&s.app, &format!("/api/songs/{id}")).await;
+            running += usize::from(song["status"] == "running");
+        }
+        if running == ids.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for id in &ids {
+        let done = wait_done(&s.app, id).await;
+        assert_eq!(done["status"], "ready", "{done}");
+        let req = Request::get(format!("/media/{id}/song.wav"))
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let (status, wav) = send(&s.app, req).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            wav.len(),
+            44 + 6 * 32_000 * 2,
+            "a 6 s song, 16-bit mono at 32 kHz"
+        );
+    }
 }

@@ -167,7 +167,7 @@ pub async fn start_making(extra: &[&str], makes: Makes) -> Server {
         }
     };
     if let Some((queue, w)) = worker {
-        tokio::spawn(queue.work(w.models, w.threads));
+        tokio::spawn(queue.work(w.models, w.threads, w.batch));
     }
     Server {
         app: router(state.clone()),

@@ -12,14 +12,43 @@ use anyhow::{bail, Result};
 use candle_core::Tensor;
 
 use super::decoder::DecoderState;
-use super::generate::{Condition, Progress, SongPlan};
 use super::sampling::{guide, Sampler};
 use super::windows::Window;
 use super::MusicGen;
 
+/// Reported after every decoder step, with the codes of the frames made so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Decoder steps done and to do, over every window of the song.
+    pub step: usize,
+    pub total: usize,
+    /// Frames whose every codebook is known, the prompt's included.
+    pub frames: usize,
+    /// Frames the song will have.
+    pub total_frames: usize,
+}
+
+/// What a song is made of: its windows, in frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SongPlan {
+    pub total_frames: usize,
+    pub windows: Vec<Window>,
+    /// Decoder steps over all windows.
+    pub steps: usize,
+}
+
+/// The text condition, made once per song: encoder states (with the unconditional half
+/// when guided) and their attention mask.
+pub(crate) struct Condition {
+    pub(crate) enc: Tensor,
+    pub(crate) mask: Tensor,
+    pub(crate) guided: bool,
+    pub(crate) scale: f32,
+}
+
 /// How a song's tokens are picked from its guided logits.
 pub(crate) enum Chooser {
-    Sample(Sampler),
+    Sample(Box<Sampler>),
     /// Teacher forcing: the given codes are fed back and every guided row is kept.
     Forced {
         codes: Vec<Vec<u32>>,

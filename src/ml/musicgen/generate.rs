@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{bail, Result};
 use candle_core::{DType, Module, Tensor};
 
-use super::decoding::{Chooser, Decoding};
+pub use super::decoding::Progress;
+use super::decoding::{Chooser, Condition, Decoding, SongPlan};
 use super::sampling::{Sampler, SamplingConfig};
 use super::windows::{Window, Windows};
 use super::{MusicGen, MAX_SECONDS};
@@ -49,27 +50,6 @@ impl Default for GenerateOptions {
     }
 }
 
-/// Reported after every decoder step, with the codes of the frames made so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
-    /// Decoder steps done and to do, over every window of the song.
-    pub step: usize,
-    pub total: usize,
-    /// Frames whose every codebook is known, the prompt's included.
-    pub frames: usize,
-    /// Frames the song will have.
-    pub total_frames: usize,
-}
-
-/// What a song is made of: its windows, in frames.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SongPlan {
-    pub total_frames: usize,
-    pub windows: Vec<Window>,
-    /// Decoder steps over all windows.
-    pub steps: usize,
-}
-
 /// Returned (inside `anyhow::Error`) when the cancel flag stops a generation.
 #[derive(Debug, thiserror::Error)]
 #[error("generation cancelled")]
@@ -78,15 +58,6 @@ pub struct Cancelled;
 /// Called after each step with the progress and the song's complete frames so far; an
 /// error stops the generation.
 pub type OnStep<'a> = dyn FnMut(Progress, &[Vec<u32>]) -> Result<()> + 'a;
-
-/// The text condition, made once per song: encoder states (with the unconditional half
-/// when guided) and their attention mask.
-pub(crate) struct Condition {
-    pub(crate) enc: Tensor,
-    pub(crate) mask: Tensor,
-    pub(crate) guided: bool,
-    pub(crate) scale: f32,
-}
 
 impl MusicGen {
     /// The windows that make a song of `length` after `prompt_frames` frames.
@@ -147,7 +118,7 @@ impl MusicGen {
         let song = self.check_prompt_codes(&opts.prompt_codes)?;
         let plan = self.plan(&opts.length, song[0].len())?;
         let cond = self.condition(prompt, opts.guidance_scale)?;
-        let chooser = Chooser::Sample(Sampler::new(opts.sampling.clone()));
+        let chooser = Chooser::Sample(Box::new(Sampler::new(opts.sampling.clone())));
         Ok(Decoding::new(self, cond, plan, song, chooser))
     }
 

@@ -1,10 +1,12 @@
 //! The worker. A song is a durable row (`songs.status`, see `db::queue`); a worker, in the
 //! web process (`serve`) or on its own (`snapsong worker`), any number of them on one
 //! database, takes the oldest queued song under a lease it renews by heartbeat, runs
-//! `pipeline::run` with the loaded `models` on its own low-priority `threads` (one job at a
-//! time), and reports through `progress`: to the in-process hub (which this process's
+//! `pipeline::run` with the loaded `models` on its own low-priority `threads` (up to
+//! `--batch` jobs at once, their songs decoded together in one pass a step: `batcher`),
+//! and reports through `progress`: to the in-process hub (which this process's
 //! event streams follow) and, a few times a second, to the row, which every other web
 //! node follows.
+pub mod batcher;
 pub mod live;
 pub mod models;
 pub mod pipeline;
@@ -16,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tracing::Instrument;
 
 use crate::api::types::Progress;
@@ -26,8 +28,9 @@ use crate::server::db::songs::SongRow;
 use crate::server::db::{Db, Lease};
 use crate::server::metrics::{SONGS_FAILED, SONGS_FINISHED, SONGS_STARTED};
 use crate::server::storage::Storage;
+use batcher::Batcher;
 use models::Models;
-use pipeline::Job;
+use pipeline::{Job, Workshop};
 use progress::{Hub, Tracker, QUEUE_MOVED};
 
 /// A job is tried this many times (by workers that stopped while making it) before it
@@ -36,6 +39,14 @@ pub const MAX_ATTEMPTS: u32 = 3;
 
 /// How often the shutdown flag is looked at while a job runs.
 const STOP_CHECK: Duration = Duration::from_millis(200);
+
+/// What a worker's jobs share: the models, the pool they run on, the song decoder.
+#[derive(Clone)]
+struct Shop {
+    models: Arc<Mutex<Models>>,
+    pool: Arc<rayon::ThreadPool>,
+    decoder: Batcher,
+}
 
 /// What the worker shares with the rest of the server.
 #[derive(Clone)]
@@ -66,8 +77,9 @@ pub fn worker_name(role: &str, instance: &str) -> String {
 }
 
 impl Queue {
-    /// Run jobs until `stopping` is set. Returns when the current job has been settled.
-    pub async fn work(self, models: Models, threads: rayon::ThreadPool) {
+    /// Run jobs until `stopping` is set, up to `batch` at once (their songs decoded
+    /// together, `batcher`). Returns when every job has been settled.
+    pub async fn work(self, models: Models, threads: rayon::ThreadPool, batch: usize) {
         // Jobs this worker held when it was killed (any other worker's wait for their
         // leases to run out).
         match self.db.release_all(&self.lease.worker).await {
@@ -75,39 +87,58 @@ impl Queue {
             Ok(n) => tracing::warn!(requeued = n, "took back jobs interrupted by a stop"),
             Err(e) => tracing::error!("cannot take back interrupted jobs: {e:#}"),
         }
-        tracing::info!(worker = %self.lease.worker, lease_ms = self.lease.ms, "worker ready");
-        let models = Arc::new(Mutex::new(models));
-        let threads = Arc::new(threads);
+        let (models, pool) = (Arc::new(Mutex::new(models)), Arc::new(threads));
+        let shop = match Batcher::start(models.clone(), pool.clone(), batch) {
+            Ok(decoder) => Shop {
+                models,
+                pool,
+                decoder,
+            },
+            Err(e) => {
+                tracing::error!("the worker cannot start: {e:#}");
+                return;
+            }
+        };
+        tracing::info!(worker = %self.lease.worker, lease_ms = self.lease.ms, batch, "worker ready");
+        let slots = Arc::new(Semaphore::new(batch.max(1)));
+        let mut jobs = tokio::task::JoinSet::new();
         while !self.stopping.load(Ordering::SeqCst) {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            while jobs.try_join_next().is_some() {}
+            if self.stopping.load(Ordering::SeqCst) {
+                break;
+            }
             match self.db.claim_next(&self.lease, MAX_ATTEMPTS).await {
                 Ok(Some(row)) => {
                     self.hub.publish(QUEUE_MOVED, row.progress(None));
                     // Every line the job logs, on any thread, carries its song id.
                     let span = tracing::info_span!("job", song = %row.id);
-                    self.run_one(row, models.clone(), threads.clone())
-                        .instrument(span)
-                        .await;
-                    self.hub.publish(QUEUE_MOVED, Progress::idle());
+                    let (this, shop) = (self.clone(), shop.clone());
+                    jobs.spawn(async move {
+                        this.run_one(row, shop).instrument(span).await;
+                        this.hub.publish(QUEUE_MOVED, Progress::idle());
+                        drop(slot);
+                    });
                 }
                 Ok(None) => {
+                    drop(slot);
                     let _ =
                         tokio::time::timeout(Duration::from_secs(2), self.wake.notified()).await;
                 }
                 Err(e) => {
+                    drop(slot);
                     tracing::error!("cannot read the job queue: {e:#}");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
         }
+        while jobs.join_next().await.is_some() {}
         tracing::info!("worker stopped");
     }
 
-    async fn run_one(
-        &self,
-        row: SongRow,
-        models: Arc<Mutex<Models>>,
-        threads: Arc<rayon::ThreadPool>,
-    ) {
+    async fn run_one(&self, row: SongRow, shop: Shop) {
         let id = row.id.clone();
         tracing::info!(%id, attempt = row.attempts, "job started");
         metrics::counter!(SONGS_STARTED).increment(1);
@@ -125,16 +156,16 @@ impl Queue {
         let handle = tokio::runtime::Handle::current();
         let span = tracing::Span::current();
         let job_cancel = cancel.clone();
-        // This blocking thread only waits; the job runs on (and its matrix products fan
-        // out over) the worker's pool.
+        // This blocking thread mostly waits: the song is decoded with the others being
+        // made, and the job's heavy parts run on the worker's pool.
         let result = tokio::task::spawn_blocking(move || {
-            threads.install(|| {
-                let _job = span.enter();
-                let mut models = models
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("the models were poisoned by an earlier crash"))?;
-                this.run_blocking(&row, &mut models, &handle, &job_cancel)
-            })
+            let _job = span.enter();
+            let shop = Workshop {
+                models: &shop.models,
+                decoder: &shop.decoder,
+                pool: &shop.pool,
+            };
+            this.run_blocking(&row, &shop, &handle, &job_cancel)
         })
         .await
         .unwrap_or_else(|e| Err(anyhow::anyhow!("the job crashed: {e}")));
@@ -235,14 +266,15 @@ impl Queue {
     fn run_blocking(
         &self,
         row: &SongRow,
-        models: &mut Models,
+        shop: &Workshop,
         rt: &tokio::runtime::Handle,
-        cancel: &AtomicBool,
+        cancel: &Arc<AtomicBool>,
     ) -> Result<()> {
         let options = row.options();
         let photo = if row.has_photo != 0 {
             let bytes = rt.block_on(self.storage.read_photo(&row.id))?;
-            Some(photo::decode(&bytes, &photo::Limits::default())?.image)
+            let limits = photo::Limits::default();
+            Some(shop.pool.install(|| photo::decode(&bytes, &limits))?.image)
         } else {
             None
         };
@@ -266,7 +298,7 @@ impl Queue {
         let tracker =
             std::cell::RefCell::new(Tracker::new(row.id.clone(), self.clone(), rt.clone()));
         let audio = pipeline::run(
-            models,
+            shop,
             &job,
             &mut |stage, step, total| tracker.borrow_mut().report(stage, step, total),
             &mut |made| {
@@ -279,5 +311,18 @@ impl Queue {
         )?;
         tracker.borrow_mut().finish();
         rt.block_on(self.storage.save_song(&row.id, &audio))
+    }
+}
+
+/// Songs a worker makes at once when `--batch` is not given. On a CPU, two songs in a
+/// pass cost 1.47× one song's step (`scripts/bench/batch`, 2 cores, 8-bit weights): 1.36×
+/// the songs a minute, and a second person's song starts at once instead of after the
+/// first. Past two, the 8-bit products turn from reading weights to arithmetic, which
+/// grows with every row (4 songs: 1.32×, 8: 1.30×), while each song slows down. A GPU has
+/// the arithmetic for many.
+pub fn default_batch(device: &candle_core::Device) -> usize {
+    match device.is_cpu() {
+        true => 2,
+        false => 16,
     }
 }

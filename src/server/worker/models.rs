@@ -1,9 +1,10 @@
 //! The models a worker keeps: each loads on first use (downloads are logged) and stays
 //! loaded; the caption and CLIP steps can be turned off.
 
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::Device;
 
 use crate::ml::hub::{self, ModelChoice, ModelFiles};
@@ -27,7 +28,8 @@ pub struct ModelConfig {
 pub struct Models {
     cfg: ModelConfig,
     device: Device,
-    musicgen: Option<MusicGen>,
+    /// Its own lock: the song decoder holds it for a pass while jobs caption photos.
+    musicgen: Option<Arc<Mutex<MusicGen>>>,
     captioner: Option<Option<Captioner>>,
     clip: Option<Option<ClipScorer>>,
     words: Option<Option<WordReader>>,
@@ -51,15 +53,21 @@ impl Models {
         hub::resolve(&self.cfg.musicgen).is_ok_and(|f| tiny::is_tiny(&f.config))
     }
 
-    pub fn musicgen(&mut self) -> Result<&mut MusicGen> {
-        if self.musicgen.is_none() {
-            let t = Instant::now();
-            tracing::info!(model = %self.cfg.musicgen, "loading MusicGen (downloads on first use)");
-            let files = hub::resolve(&self.cfg.musicgen)?;
-            self.musicgen = Some(MusicGen::load(&files, self.cfg.precision, &self.device)?);
-            tracing::info!(secs = t.elapsed().as_secs_f32(), "MusicGen ready");
+    pub fn musicgen(&mut self) -> Result<Arc<Mutex<MusicGen>>> {
+        if let Some(m) = &self.musicgen {
+            return Ok(m.clone());
         }
-        self.musicgen.as_mut().context("MusicGen is not loaded")
+        let t = Instant::now();
+        tracing::info!(model = %self.cfg.musicgen, "loading MusicGen (downloads on first use)");
+        let files = hub::resolve(&self.cfg.musicgen)?;
+        let m = Arc::new(Mutex::new(MusicGen::load(
+            &files,
+            self.cfg.precision,
+            &self.device,
+        )?));
+        tracing::info!(secs = t.elapsed().as_secs_f32(), "MusicGen ready");
+        self.musicgen = Some(m.clone());
+        Ok(m)
     }
 
     pub fn captioner(&mut self) -> Result<Option<&Captioner>> {

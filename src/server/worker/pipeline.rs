@@ -1,16 +1,22 @@
-//! One song, start to finish, on the worker's thread: photo → caption → CLIP and palette →
-//! prompt → MusicGen (each chunk of audio decoded as soon as its frames exist, to be heard
-//! while the rest is made) → WAV and MP3. Models load on first use (downloads are logged)
-//! and stay loaded. Knows nothing of HTTP or the database: it reports through callbacks.
+//! One song, start to finish, on the job's thread: photo → caption → CLIP and palette →
+//! prompt → MusicGen (in the worker's song decoder, `batcher`, with the other songs being
+//! made; each chunk of audio decoded here as soon as its frames exist, to be heard while
+//! the rest is made) → WAV and MP3. The heavy parts run on the worker's pool. Models load
+//! on first use (downloads are logged) and stay loaded. Knows nothing of HTTP or the
+//! database: it reports through callbacks.
 
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
-use anyhow::Result;
+use anyhow::{anyhow, bail, Result};
 use image::RgbImage;
+use rayon::ThreadPool;
 
+use super::batcher::{Batcher, Event, Request};
 use super::models::Models;
 use crate::api::types::{MadeFrom, SongOptions, Stage, ACCENT};
-use crate::ml::musicgen::encodec::chunked::LiveDecoder;
+use crate::ml::musicgen::encodec::chunked::{Chunk, LiveDecoder};
+use crate::ml::musicgen::encodec::EncodecDecoder;
 use crate::ml::vision::hints::CAPTION_TOKENS;
 use crate::ml::{mp3, photo_hints, wav, GenerateOptions, Length, SamplingConfig};
 use crate::prompt::{compose, words_for_model, Hints};
@@ -50,37 +56,63 @@ pub struct SongAudio {
     pub codes: Vec<Vec<u32>>,
 }
 
+/// Where a job runs: the models it reads photos and words with, the decoder its song is
+/// made in, and the pool its own heavy work (captions, chunks, files) runs on.
+pub struct Workshop<'a> {
+    pub models: &'a Mutex<Models>,
+    pub decoder: &'a Batcher,
+    pub pool: &'a ThreadPool,
+}
+
 /// Run a job. `report(stage, step, total)` is called as it goes; `made` once the prompt is
 /// known; `heard` with each chunk of audio as it is decoded.
 pub fn run(
-    models: &mut Models,
+    shop: &Workshop,
     job: &Job,
     report: &mut dyn FnMut(Stage, u32, u32),
     made: &mut dyn FnMut(&MadeOf),
     heard: &mut dyn FnMut(&Heard),
-    cancel: &AtomicBool,
+    cancel: &Arc<AtomicBool>,
 ) -> Result<SongAudio> {
+    let with_models = |f: &mut (dyn FnMut(&mut Models) -> Result<()> + Send)| {
+        shop.pool.install(|| {
+            let mut models = shop
+                .models
+                .lock()
+                .map_err(|_| anyhow!("the models were poisoned by an earlier crash"))?;
+            f(&mut models)
+        })
+    };
     let mut hints = Hints::default();
     if let Some(photo) = job.photo {
         report(Stage::Reading, 0, 0);
-        let caption = match models.captioner()? {
-            Some(c) => Some(c.caption(photo, CAPTION_TOKENS)?.text),
-            None => None,
-        };
+        let mut caption = None;
+        with_models(&mut |m| {
+            if let Some(c) = m.captioner()? {
+                caption = Some(c.caption(photo, CAPTION_TOKENS)?.text);
+            }
+            Ok(())
+        })?;
         report(Stage::Mood, 0, 0);
         // CLIP scores and the palette; the caption is already made.
-        hints = Hints {
-            caption,
-            ..photo_hints(photo, None, models.clip()?)?
-        };
+        with_models(&mut |m| {
+            hints = Hints {
+                caption: caption.take(),
+                ..photo_hints(photo, None, m.clip()?)?
+            };
+            Ok(())
+        })?;
     }
     report(Stage::Composing, 0, 0);
     let choices = choices(job.options);
     let words = words_for_model(&choices);
     if job.options.prompt.is_none() && !words.is_empty() {
-        if let Some(reader) = models.words()? {
-            hints.words = reader.sense(&words, choices.long_text)?;
-        }
+        with_models(&mut |m| {
+            if let Some(reader) = m.words()? {
+                hints.words = reader.sense(&words, choices.long_text)?;
+            }
+            Ok(())
+        })?;
     }
     let (prompt, parts) = match &job.options.prompt {
         Some(p) => (
@@ -123,54 +155,111 @@ pub fn run(
         palette,
     });
 
-    let opts = GenerateOptions {
-        length: Length::Seconds(job.options.duration_s() as f64),
-        sampling: SamplingConfig {
-            seed: job.seed,
-            ..SamplingConfig::default()
+    let request = Request {
+        prompt,
+        opts: GenerateOptions {
+            length: Length::Seconds(job.options.duration_s() as f64),
+            sampling: SamplingConfig {
+                seed: job.seed,
+                ..SamplingConfig::default()
+            },
+            prompt_codes: job.prompt_codes.clone(),
+            ..GenerateOptions::default()
         },
-        prompt_codes: job.prompt_codes.clone(),
-        ..GenerateOptions::default()
+        pace: job.pace,
+        cancel: cancel.clone(),
     };
-    let model = models.musicgen()?;
-    let (codec, sample_rate) = (model.codec(), model.sample_rate());
-    let hop = codec.config().hop_length() as u64;
-    let rate = model.frame_rate();
-    let mut live = LiveDecoder::for_frame_rate(rate);
-    let started = std::time::Instant::now();
-    let prompt_frames = job.prompt_codes.first().map_or(0, Vec::len);
-    let codes = model.generate_codes(
-        &prompt,
-        &opts,
-        &mut |p, song| {
-            while let Some(chunk) = live.poll(&codec, song, p.total_frames)? {
-                heard(&Heard {
-                    start_sample: chunk.start_frame as u64 * hop,
-                    samples: &chunk.samples,
-                    sample_rate,
-                    total_samples: p.total_frames as u64 * hop,
-                    prompt_samples: prompt_frames as u64 * hop,
-                });
-            }
-            report(Stage::Generating, p.step as u32, p.total as u32);
-            if job.pace > 0.0 {
-                // Only the frames made here count: a continued song's come at once.
-                let due = (p.frames - prompt_frames) as f64 / rate / job.pace;
-                let ahead = due - started.elapsed().as_secs_f64();
-                if ahead > 0.0 {
-                    std::thread::sleep(std::time::Duration::from_secs_f64(ahead));
-                }
-            }
-            Ok(())
-        },
-        cancel,
-    )?;
+    let (codes, listening) = follow(shop, request, &job.prompt_codes, report, heard)?;
     report(Stage::Mixing, 0, 0);
     // The files are the whole-song decode; the chunks were only for listening early.
-    let samples = model.decode(&codes)?;
-    Ok(SongAudio {
-        wav: wav::wav_bytes(&samples, sample_rate)?,
-        mp3: mp3::mp3_bytes(&samples, sample_rate)?,
-        codes,
+    let sample_rate = listening.sample_rate;
+    shop.pool.install(|| {
+        let samples = listening.codec.decode(&codes)?;
+        Ok(SongAudio {
+            wav: wav::wav_bytes(&samples, sample_rate)?,
+            mp3: mp3::mp3_bytes(&samples, sample_rate)?,
+            codes,
+        })
     })
+}
+
+/// A song being listened to while it is made.
+struct Listening {
+    codec: Arc<EncodecDecoder>,
+    sample_rate: u32,
+    live: LiveDecoder,
+}
+
+/// Hand the song to the decoder and follow it to its end: each step reported, each chunk
+/// of audio decoded (here, not in the decoder) as soon as its frames exist.
+fn follow(
+    shop: &Workshop,
+    request: Request,
+    prompt_codes: &[Vec<u32>],
+    report: &mut dyn FnMut(Stage, u32, u32),
+    heard: &mut dyn FnMut(&Heard),
+) -> Result<(Vec<Vec<u32>>, Listening)> {
+    let events = shop.decoder.submit(request)?;
+    let prompt_frames = prompt_codes.first().map_or(0, Vec::len);
+    let mut song: Vec<Vec<u32>> = prompt_codes.to_vec();
+    let mut listening = None;
+    loop {
+        match events.recv() {
+            Ok(Event::Joined {
+                codec,
+                sample_rate,
+                frame_rate,
+            }) => {
+                listening = Some(Listening {
+                    codec,
+                    sample_rate,
+                    live: LiveDecoder::for_frame_rate(frame_rate),
+                })
+            }
+            Ok(Event::Step {
+                progress,
+                new_frames,
+            }) => {
+                let Some(l) = listening.as_mut() else {
+                    bail!("the song decoder sent a step before the song joined");
+                };
+                if song.is_empty() {
+                    song = vec![Vec::new(); new_frames.len()];
+                }
+                for (row, new) in song.iter_mut().zip(new_frames) {
+                    row.extend(new);
+                }
+                let chunks = shop.pool.install(|| -> Result<Vec<Chunk>> {
+                    let mut chunks = Vec::new();
+                    while let Some(c) = l.live.poll(&l.codec, &song, progress.total_frames)? {
+                        chunks.push(c);
+                    }
+                    Ok(chunks)
+                })?;
+                let hop = l.codec.config().hop_length() as u64;
+                for chunk in &chunks {
+                    heard(&Heard {
+                        start_sample: chunk.start_frame as u64 * hop,
+                        samples: &chunk.samples,
+                        sample_rate: l.sample_rate,
+                        total_samples: progress.total_frames as u64 * hop,
+                        prompt_samples: prompt_frames as u64 * hop,
+                    });
+                }
+                report(
+                    Stage::Generating,
+                    progress.step as u32,
+                    progress.total as u32,
+                );
+            }
+            Ok(Event::Done(codes)) => {
+                let codes = codes?;
+                let Some(l) = listening else {
+                    bail!("the song decoder finished a song that never joined");
+                };
+                return Ok((codes, l));
+            }
+            Err(_) => bail!("the song decoder stopped while making this song"),
+        }
+    }
 }
