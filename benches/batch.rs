@@ -3,15 +3,16 @@
 //! for each N given. Prints one JSON line: per N, ms per pass and what that makes of
 //! 15-second songs per minute.
 //!
-//!     cargo bench --features ssr --bench batch -- MODEL_DIR STEPS SIZES DTYPE
+//!     cargo bench --features ssr --bench batch -- MODEL_DIR STEPS SIZES DTYPE [DEVICE]
+//!
+//! DEVICE is cpu (the default) or cuda[:N] (a build with the cuda feature).
 
 mod common;
 
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use candle_core::Device;
-use snapsong::ml::nn::device::parse_precision;
+use snapsong::ml::nn::device::{parse_device, parse_precision};
 use snapsong::ml::{hub, GenerateOptions, Length, MusicGen, SamplingConfig};
 
 /// Different prompts, so the songs' texts differ in length as they would in a server.
@@ -29,12 +30,15 @@ fn main() -> Result<()> {
 
 fn run() -> Result<()> {
     let args = common::positional_args();
-    let [model_dir, steps, sizes, dtype] = args.as_slice() else {
-        anyhow::bail!("usage: batch MODEL_DIR STEPS SIZES(1,2,4) DTYPE");
+    let (model_dir, steps, sizes, dtype, device) = match args.as_slice() {
+        [m, st, si, d] => (m, st, si, d, "cpu"),
+        [m, st, si, d, dev] => (m, st, si, d, dev.as_str()),
+        _ => anyhow::bail!("usage: batch MODEL_DIR STEPS SIZES(1,2,4) DTYPE [DEVICE]"),
     };
     let steps: usize = steps.parse().context("STEPS")?;
     let precision = parse_precision(dtype)?;
-    let mut model = MusicGen::load(&hub::resolve(model_dir)?, precision, &Device::Cpu)?;
+    let device = parse_device(device)?;
+    let mut model = MusicGen::load(&hub::resolve(model_dir)?, precision, &device)?;
     let opts = |seed: u64| GenerateOptions {
         length: Length::MaxNewTokens(steps),
         guidance_scale: 3.0,

@@ -156,7 +156,7 @@ fn serve_refuses_cuda_at_start_on_a_cpu_build() {
     assert!(!o.status.success(), "a CPU build must not serve on cuda");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("no CUDA support") && err.contains("--features cuda"),
+        err.contains("no CUDA support") && err.contains("scripts/setup-cuda --build"),
         "{err}"
     );
     assert!(!db.exists(), "refused before the database was touched");

@@ -53,11 +53,17 @@ impl DeviceChoice {
             Self::Cuda(ordinal) => {
                 if !candle_core::utils::cuda_is_available() {
                     bail!(
-                        "device {self} asked for, but this build has no CUDA support (rebuild \
-                         with `cargo build --release --features cuda`)"
+                        "device {self} asked for, but this build has no CUDA support (make \
+                         the CUDA build with `scripts/setup-cuda --build`: \
+                         target/cuda/release/snapsong)"
                     );
                 }
-                Ok(Device::new_cuda(ordinal)?)
+                Device::new_cuda(ordinal).map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot open GPU {ordinal}: {e} (is the NVIDIA driver installed and \
+                         the GPU visible? nvidia-smi -L lists them)"
+                    )
+                })
             }
         }
     }
