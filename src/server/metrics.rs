@@ -1,8 +1,8 @@
 //! Prometheus metrics, served at `GET /metrics`: HTTP requests by route and status, songs
 //! started, finished and failed, seconds per stage, decoder milliseconds per step and
-//! songs per pass, the
-//! queue's depth and its oldest song's age, and live event-stream clients. Every metric's
-//! name is defined here; the code that counts calls the `metrics` macros with them.
+//! songs per pass, the queue's depth and its oldest song's age, and live event-stream
+//! clients. Every metric's name is defined here; the code that counts calls the `metrics`
+//! macros with them.
 
 use std::sync::OnceLock;
 use std::time::Instant;

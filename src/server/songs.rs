@@ -13,7 +13,6 @@ use crate::server::song_options::{choices, title_for};
 use crate::server::state::AppState;
 use crate::server::storage::PhotoFiles;
 use crate::server::worker::progress::QUEUE_MOVED;
-use crate::server::worker::threads::run_on;
 
 /// A song by its API id; a malformed id is simply not found.
 pub async fn find_by_id(state: &AppState, id: &str) -> Result<SongRow, AppError> {
@@ -172,12 +171,14 @@ pub async fn create(
             // Tens of milliseconds of CPU: on the low-priority intake threads, so that
             // page views are answered first when the CPU is short.
             let bytes = bytes.to_vec();
-            let kept = run_on(&state.intake, move || -> Result<PhotoFiles, AppError> {
-                let image = photo::decode(&bytes, &limits)?.image;
-                PhotoFiles::encode(&image).map_err(AppError::internal)
-            })
-            .await
-            .map_err(AppError::internal)?;
+            let kept = state
+                .intake
+                .run(move || -> Result<PhotoFiles, AppError> {
+                    let image = photo::decode(&bytes, &limits)?.image;
+                    PhotoFiles::encode(&image).map_err(AppError::internal)
+                })
+                .await
+                .map_err(AppError::internal)?;
             Some(kept?)
         }
         _ => None,

@@ -28,8 +28,8 @@ pub struct AppState {
     pub config: Arc<ServeConfig>,
     /// The MusicGen in use is the tiny random one: songs are noise.
     pub noise: bool,
-    /// Where uploaded photos are decoded and re-encoded (`worker::threads::intake`).
-    pub intake: Arc<rayon::ThreadPool>,
+    /// Where uploaded photos are decoded and re-encoded (`worker::threads::Intake`).
+    pub intake: Arc<threads::Intake>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -186,7 +186,7 @@ pub async fn build(cfg: ServeConfig, role: Role) -> Result<Built> {
     };
     let state = AppState {
         leptos_options: leptos_options(&cfg),
-        intake: Arc::new(threads::intake(cfg.worker_nice)?),
+        intake: Arc::new(threads::Intake::new(cfg.worker_nice)),
         queue,
         config: Arc::new(cfg),
         noise,

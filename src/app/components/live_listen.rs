@@ -82,8 +82,7 @@ mod hydrate {
 
     use super::{LiveState, JOIN_AT_EDGE_AFTER_S};
     use crate::api::live::Live;
-    use crate::app::web::live_audio::LiveHandoff;
-    use crate::app::web::live_audio::{catch_up, LiveStream};
+    use crate::app::web::live_audio::{catch_up, LiveHandoff, LiveStream};
 
     /// Follow `live`, fetch and play; returns what the button does.
     pub fn run(

@@ -96,8 +96,6 @@ pub struct Decoding {
     /// Index of the window being decoded (`plan.windows.len()` when done).
     window: usize,
     open: Option<Open>,
-    /// Steps done in earlier windows.
-    done: usize,
     codebooks: usize,
     pad: u32,
     guided_row: Vec<f32>,
@@ -119,7 +117,6 @@ impl Decoding {
             song,
             window: 0,
             open: None,
-            done: 0,
             codebooks: cfg.num_codebooks,
             pad: cfg.pad_id(),
             guided_row: Vec::with_capacity(cfg.vocab_size),
@@ -143,13 +140,13 @@ impl Decoding {
         self.chooser
     }
 
-    pub fn plan(&self) -> &SongPlan {
-        &self.plan
-    }
-
     /// Steps and frames done so far.
     pub fn progress(&self) -> Progress {
-        let step = self.done + self.open.as_ref().map_or(0, |o| o.step);
+        let earlier: usize = self.plan.windows[..self.window]
+            .iter()
+            .map(|w| w.steps(self.codebooks))
+            .sum();
+        let step = earlier + self.open.as_ref().map_or(0, |o| o.step);
         Progress {
             step,
             total: self.plan.steps,
@@ -242,10 +239,8 @@ impl Decoding {
         let (k, t) = (self.codebooks, w.context);
         let vocab = logits.dim(2)?;
         let logits: Vec<f32> = logits.flatten_all()?.to_vec1()?;
-        let p = match open.step {
-            0 => t + 1,
-            step => t + step + 1,
-        };
+        // The position this pass made: after the context and start token on the first.
+        let p = t + open.step + 1;
         for c in 0..k {
             open.seq[c][p] = match self.fixed(&open, t, c, p) {
                 Some(code) => code,
@@ -269,7 +264,6 @@ impl Decoding {
         }
         open.step += 1;
         if open.step == w.steps(k) {
-            self.done += open.step;
             self.window += 1;
         } else {
             self.open = Some(open);
@@ -281,7 +275,8 @@ impl Decoding {
 impl MusicGen {
     /// One step of each song in `songs`, in one pass of the decoder (a window's first pass
     /// over its context runs on its own first). A song gets the same tokens as it would
-    /// alone. On an error no song has moved on.
+    /// alone. After an error the songs of the failed pass may be part-way through it: they
+    /// cannot go on.
     pub fn step(&self, songs: &mut [&mut Decoding]) -> Result<()> {
         let (first, rest): (Vec<_>, Vec<_>) =
             songs.iter_mut().partition(|d| d.next_is_first_pass());

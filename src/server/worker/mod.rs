@@ -40,14 +40,6 @@ pub const MAX_ATTEMPTS: u32 = 3;
 /// How often the shutdown flag is looked at while a job runs.
 const STOP_CHECK: Duration = Duration::from_millis(200);
 
-/// What a worker's jobs share: the models, the pool they run on, the song decoder.
-#[derive(Clone)]
-struct Shop {
-    models: Arc<Mutex<Models>>,
-    pool: Arc<rayon::ThreadPool>,
-    decoder: Batcher,
-}
-
 /// What the worker shares with the rest of the server.
 #[derive(Clone)]
 pub struct Queue {
@@ -89,7 +81,7 @@ impl Queue {
         }
         let (models, pool) = (Arc::new(Mutex::new(models)), Arc::new(threads));
         let shop = match Batcher::start(models.clone(), pool.clone(), batch) {
-            Ok(decoder) => Shop {
+            Ok(decoder) => Workshop {
                 models,
                 pool,
                 decoder,
@@ -138,7 +130,7 @@ impl Queue {
         tracing::info!("worker stopped");
     }
 
-    async fn run_one(&self, row: SongRow, shop: Shop) {
+    async fn run_one(&self, row: SongRow, shop: Workshop) {
         let id = row.id.clone();
         tracing::info!(%id, attempt = row.attempts, "job started");
         metrics::counter!(SONGS_STARTED).increment(1);
@@ -160,11 +152,6 @@ impl Queue {
         // made, and the job's heavy parts run on the worker's pool.
         let result = tokio::task::spawn_blocking(move || {
             let _job = span.enter();
-            let shop = Workshop {
-                models: &shop.models,
-                decoder: &shop.decoder,
-                pool: &shop.pool,
-            };
             this.run_blocking(&row, &shop, &handle, &job_cancel)
         })
         .await

@@ -56,12 +56,14 @@ pub struct SongAudio {
     pub codes: Vec<Vec<u32>>,
 }
 
-/// Where a job runs: the models it reads photos and words with, the decoder its song is
-/// made in, and the pool its own heavy work (captions, chunks, files) runs on.
-pub struct Workshop<'a> {
-    pub models: &'a Mutex<Models>,
-    pub decoder: &'a Batcher,
-    pub pool: &'a ThreadPool,
+/// Where a worker's jobs run: the models they read photos and words with, the decoder
+/// their songs are made in, and the pool their own heavy work (captions, chunks, files)
+/// runs on. Shared by every job of the worker.
+#[derive(Clone)]
+pub struct Workshop {
+    pub models: Arc<Mutex<Models>>,
+    pub decoder: Batcher,
+    pub pool: Arc<ThreadPool>,
 }
 
 /// Run a job. `report(stage, step, total)` is called as it goes; `made` once the prompt is

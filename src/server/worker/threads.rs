@@ -4,6 +4,8 @@
 //! get every cycle the web does not want. Uploaded photos are decoded and re-encoded on a
 //! pool like it (`intake`), for the same reason.
 
+use std::sync::OnceLock;
+
 use anyhow::{Context, Result};
 use rayon::ThreadPool;
 
@@ -12,9 +14,38 @@ pub fn pool(threads: usize, nice: u8) -> Result<ThreadPool> {
     named_pool("song-worker", threads, nice)
 }
 
-/// The pool uploads are decoded on: one thread per core, reniced to `nice`.
-pub fn intake(nice: u8) -> Result<ThreadPool> {
-    named_pool("photo-intake", 0, nice)
+/// The pool uploads are decoded on: one thread per core, reniced to `nice`, started on
+/// the first upload (a worker process, which takes none, never starts it).
+pub struct Intake {
+    nice: u8,
+    pool: OnceLock<ThreadPool>,
+}
+
+impl Intake {
+    pub fn new(nice: u8) -> Self {
+        Self {
+            nice,
+            pool: OnceLock::new(),
+        }
+    }
+
+    /// Run `f` on the intake threads (`run_on`).
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let pool = match self.pool.get() {
+            Some(pool) => pool,
+            // Two first uploads at once may both build one; the second is dropped.
+            None => {
+                let _ = self.pool.set(named_pool("photo-intake", 0, self.nice)?);
+                self.pool
+                    .get()
+                    .context("the intake threads did not start")?
+            }
+        };
+        run_on(pool, f).await
+    }
 }
 
 fn named_pool(name: &'static str, threads: usize, nice: u8) -> Result<ThreadPool> {
@@ -27,7 +58,7 @@ fn named_pool(name: &'static str, threads: usize, nice: u8) -> Result<ThreadPool
 }
 
 /// Run `f` on `pool`, waiting for it without holding up an async thread.
-pub async fn run_on<T: Send + 'static>(
+async fn run_on<T: Send + 'static>(
     pool: &ThreadPool,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T> {
