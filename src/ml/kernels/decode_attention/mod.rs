@@ -4,7 +4,9 @@
 //! (a cache in f16 halves what a step reads late in a song, when the cache outweighs
 //! 8-bit weights). Keys come transposed, (B, H, Dh, T): the scores are then Dh passes of
 //! a·x + y along T, which vectorise, instead of T short dot products with a horizontal
-//! sum each (those made attention the largest cost late in a 30 s song).
+//! sum each (those made attention the largest cost late in a 30 s song). An f16 cache on
+//! AVX2 or AVX-512 is read by vector kernels that widen it in registers (`x86.rs`); the
+//! portable path widens each head into an f32 scratch block first.
 //!
 //! Why not candle's ops: for one query row its matmul costs more in set-up than in
 //! arithmetic — it packs both operands, and reads /proc/cpuinfo to count cores on every
@@ -15,6 +17,11 @@ use candle_core::{CpuStorage, Device, Storage, Tensor};
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
+
+use super::isa::{self, Isa};
+
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 /// Multiply-adds (per q·k or p·v pass) below which a task is not split further.
 const MIN_TASK_WORK: usize = 1 << 15;
@@ -67,6 +74,122 @@ impl Heads<'_> {
         }
         scratch
     }
+
+    /// Head (b, h)'s f16 values from its start, and the distance between its rows; None
+    /// for an f32 cache.
+    #[cfg(target_arch = "x86_64")]
+    fn f16_head(&self, b: usize, h: usize) -> Option<(&[f16], usize)> {
+        match &self.data {
+            Values::F16(v) => v
+                .get(self.offset + b * self.sb + h * self.sh..)
+                .map(|v| (v, self.st)),
+            Values::F32(_) => None,
+        }
+    }
+}
+
+/// How one head is computed: over f32 rows gathered (and widened) into scratch, or, for
+/// an f16 cache on AVX2 or AVX-512, by the vector kernels that widen in registers.
+enum Path<'a> {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Vector(Isa, x86::F16Head<'a>),
+}
+
+impl<'a> Path<'a> {
+    fn choose(
+        isa: Isa,
+        keys: &'a Heads,
+        values: &'a Heads,
+        b: usize,
+        h: usize,
+        t: usize,
+        dh: usize,
+    ) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if isa >= Isa::Avx2 {
+            if let (Some((k, ks)), Some((v, vs))) = (keys.f16_head(b, h), values.f16_head(b, h)) {
+                let head = x86::F16Head {
+                    keys: k,
+                    key_stride: ks,
+                    values: v,
+                    value_stride: vs,
+                    t,
+                    dh,
+                };
+                if head.in_bounds() {
+                    return Path::Vector(isa, head);
+                }
+            }
+        }
+        let _ = (isa, keys, values, b, h, t, dh);
+        Path::Portable
+    }
+
+    /// scores (t) = keys (Dh, t)ᵀ · q, q already scaled.
+    fn scores(
+        &self,
+        keys: &Heads,
+        b: usize,
+        h: usize,
+        q: &[f32],
+        scores: &mut [f32],
+        scratch: &mut Vec<f32>,
+    ) {
+        let (dh, t) = (q.len(), scores.len());
+        match self {
+            // SAFETY: the CPU has the path (asserted against `detect` by the caller), the
+            // head is in bounds (checked in `choose`) and the lengths are the head's.
+            #[cfg(target_arch = "x86_64")]
+            Path::Vector(isa, head) => unsafe {
+                assert!(head.dh == dh && head.t == t);
+                match isa {
+                    Isa::Avx512 => x86::scores_avx512(q, head, scores),
+                    _ => x86::scores_avx2(q, head, scores),
+                }
+            },
+            Path::Portable => {
+                let kt = keys.rows(b, h, dh, t, scratch);
+                for (qd, keys_d) in q.iter().zip(kt.chunks_exact(t)) {
+                    for (s, k) in scores.iter_mut().zip(keys_d) {
+                        *s += qd * k;
+                    }
+                }
+            }
+        }
+    }
+
+    /// out (dh) = Σ_j p[j] · values[j].
+    fn weigh(
+        &self,
+        values: &Heads,
+        b: usize,
+        h: usize,
+        p: &[f32],
+        out: &mut [f32],
+        scratch: &mut Vec<f32>,
+    ) {
+        let (t, dh) = (p.len(), out.len());
+        match self {
+            // SAFETY: as in `scores`.
+            #[cfg(target_arch = "x86_64")]
+            Path::Vector(isa, head) => unsafe {
+                assert!(head.dh == dh && head.t == t);
+                match isa {
+                    Isa::Avx512 => x86::weigh_avx512(p, head, out),
+                    _ => x86::weigh_avx2(p, head, out),
+                }
+            },
+            Path::Portable => {
+                let rows = values.rows(b, h, t, dh, scratch);
+                for (p, value) in p.iter().zip(rows.chunks_exact(dh)) {
+                    for (o, x) in out.iter_mut().zip(value) {
+                        *o += p * x;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Run `f` on `x`'s values as `Heads`, or return None when `x` is not a (B, H, T, Dh) f32
@@ -101,6 +224,19 @@ pub fn attend_one(
     mask: Option<&Tensor>,
     scale: f32,
 ) -> candle_core::Result<Option<Tensor>> {
+    attend_one_on(isa::active(), q, kt, v, mask, scale)
+}
+
+/// The same on a given kernel path (tests run every path the CPU has).
+pub fn attend_one_on(
+    isa: Isa,
+    q: &Tensor,
+    kt: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    scale: f32,
+) -> candle_core::Result<Option<Tensor>> {
+    assert!(isa <= isa::detect(), "{isa} asked for on a CPU without it");
     let (b, s, d) = q.dims3()?;
     let (kb, heads, dh, t) = kt.dims4()?;
     if s != 1 || !q.device().is_cpu() || kb != b || heads * dh != d || v.dims() != [b, heads, t, dh]
@@ -124,16 +260,11 @@ pub fn attend_one(
                 .enumerate()
                 .for_each(|(i, out)| {
                     let (bi, h) = (i / heads, i % heads);
-                    let qh = &q[i * dh..(i + 1) * dh];
+                    let qh: Vec<f32> = q[i * dh..(i + 1) * dh].iter().map(|x| x * scale).collect();
+                    let path = Path::choose(isa, &keys, &values, bi, h, t, dh);
                     let mut scratch = Vec::new();
                     let mut scores = vec![0f32; t];
-                    let kt = keys.rows(bi, h, dh, t, &mut scratch);
-                    for (qd, keys_d) in qh.iter().zip(kt.chunks_exact(t)) {
-                        let qd = qd * scale;
-                        for (s, k) in scores.iter_mut().zip(keys_d) {
-                            *s += qd * k;
-                        }
-                    }
+                    path.scores(&keys, bi, h, &qh, &mut scores, &mut scratch);
                     if let Some(m) = &mask {
                         for (s, m) in scores.iter_mut().zip(&m[bi * t..(bi + 1) * t]) {
                             *s += m;
@@ -145,13 +276,10 @@ pub fn attend_one(
                         *s = (*s - max).exp();
                         total += *s;
                     }
-                    let rows = values.rows(bi, h, t, dh, &mut scratch);
-                    for (p, value) in scores.iter().zip(rows.chunks_exact(dh)) {
-                        let p = p / total;
-                        for (o, x) in out.iter_mut().zip(value) {
-                            *o += p * x;
-                        }
+                    for s in scores.iter_mut() {
+                        *s /= total;
                     }
+                    path.weigh(&values, bi, h, &scores, out, &mut scratch);
                 });
             ctx
         })
@@ -227,10 +355,53 @@ mod tests {
             half(&ktbuf).narrow(3, 0, t).expect("kt"),
             half(&vbuf).narrow(2, 0, t).expect("v"),
         );
-        let got16 = attend_one(&q, &kt16, &v16, Some(&mask), scale)
-            .expect("runs")
-            .expect("takes f16");
-        let diff16 = max_abs_diff(&got16, &want);
-        assert!(diff16 < 2e-3, "f16 max |Δ| {diff16}");
+        for isa in Isa::available() {
+            let got16 = attend_one_on(isa, &q, &kt16, &v16, Some(&mask), scale)
+                .expect("runs")
+                .expect("takes f16");
+            let diff16 = max_abs_diff(&got16, &want);
+            assert!(diff16 < 2e-3, "{isa}: f16 max |Δ| {diff16}");
+        }
+    }
+
+    #[test]
+    fn every_path_agrees_on_an_f16_cache_at_every_edge() {
+        let dev = Device::Cpu;
+        // Lengths around the vector widths (8, 16) and the 4-row key passes; head sizes
+        // with and without a partial register, and past the 4 registers held per chunk.
+        for (t, dh, heads) in [
+            (1, 64, 2),
+            (7, 8, 1),
+            (17, 20, 3),
+            (40, 64, 2),
+            (131, 80, 1),
+        ] {
+            let (b, max) = (2, t + 3);
+            let half = |x: Tensor| x.to_dtype(candle_core::DType::F16).expect("f16");
+            let kbuf = half(
+                Tensor::from_vec(data(b * heads * dh * max, 8), (b, heads, dh, max), &dev)
+                    .expect("kt"),
+            );
+            let vbuf = half(
+                Tensor::from_vec(data(b * heads * max * dh, 9), (b, heads, max, dh), &dev)
+                    .expect("v"),
+            );
+            let (kt, v) = (
+                kbuf.narrow(3, 0, t).expect("kt"),
+                vbuf.narrow(2, 0, t).expect("v"),
+            );
+            let q =
+                Tensor::from_vec(data(b * heads * dh, 10), (b, 1, heads * dh), &dev).expect("q");
+            let plain = attend_one_on(Isa::Portable, &q, &kt, &v, None, 0.3)
+                .expect("runs")
+                .expect("takes f16");
+            for isa in Isa::available() {
+                let got = attend_one_on(isa, &q, &kt, &v, None, 0.3)
+                    .expect("runs")
+                    .expect("takes f16");
+                let diff = max_abs_diff(&got, &plain);
+                assert!(diff < 1e-5, "{isa} (t {t}, dh {dh}): max |Δ| {diff}");
+            }
+        }
     }
 }
