@@ -8,7 +8,7 @@ use candle_nn::VarBuilder;
 
 use rayon::prelude::*;
 
-use super::signal::{elu_in_place, gemm_acc, pad, PadMode, Signal, PAR_CHUNK};
+use super::signal::{elu_in_place, pad, PadMode, Signal, Weight, PAR_CHUNK};
 use super::EncodecConfig;
 use crate::ml::kernels::host_matmul::dot;
 
@@ -35,11 +35,22 @@ fn weight_norm(vb: &VarBuilder, shape: (usize, usize, usize)) -> candle_core::Re
     host(&v.broadcast_mul(&g.broadcast_div(&norm)?)?)
 }
 
+/// A convolution's weights in the layout its product wants. All come from the (taps · cin,
+/// cout) matrix whose row `tap · cin + c` holds input channel c's weights at that tap, so
+/// one window of `taps` consecutive frames is one row of the product.
+enum ConvWeight {
+    /// One output channel, undilated (the last layer, to mono audio): the matrix's one
+    /// column, dotted with each window (a GEMM with one column runs far below this).
+    Mono(Vec<f32>),
+    /// Undilated: the whole matrix, one product over every window.
+    Windows(Weight),
+    /// Dilated: the taps are not adjacent frames, so one product per tap, (cin, cout).
+    Taps(Vec<Weight>),
+}
+
 /// `EncodecConv1d`: weight-normed conv with "same"-style padding (asymmetric or causal).
 pub struct Conv {
-    /// (taps · cin, cout): row `tap · cin + c` holds the weights of input channel c at
-    /// that tap, so one window of `taps` consecutive frames is one row of the product.
-    weight: Vec<f32>,
+    weight: ConvWeight,
     pub bias: Vec<f32>,
     cin: usize,
     cout: usize,
@@ -72,6 +83,14 @@ impl Conv {
                 }
             }
         }
+        let weight = if cout == 1 && dilation == 1 {
+            ConvWeight::Mono(weight)
+        } else if dilation == 1 {
+            ConvWeight::Windows(Weight::new(&weight, taps * cin, cout))
+        } else {
+            let per_tap = weight.chunks_exact(cin * cout);
+            ConvWeight::Taps(per_tap.map(|w| Weight::new(w, cin, cout)).collect())
+        };
         let bias = host(&vb.get(cout, "bias")?)?;
         let total = (taps - 1) * dilation + 1 - stride;
         let (pad_left, pad_right) = if cfg.use_causal_conv {
@@ -134,44 +153,35 @@ impl Conv {
             &padded
         };
         let (cin, cout) = (self.cin, self.cout);
-        if self.dilation == 1 && cout == 1 {
-            // The last layer (to mono audio): one dot product per output sample over its
-            // contiguous window; a GEMM with one column runs far below this.
-            let span = self.taps * cin;
-            let step = self.stride * cin;
-            out.data
-                .par_chunks_mut(PAR_CHUNK)
-                .enumerate()
-                .for_each(|(chunk, ys)| {
-                    for (i, y) in ys.iter_mut().enumerate() {
-                        let t = chunk * PAR_CHUNK + i;
-                        *y += dot(&self.weight, &input.data[t * step..t * step + span]);
-                    }
-                });
-        } else if self.dilation == 1 {
+        match &self.weight {
+            ConvWeight::Mono(weight) => {
+                let span = self.taps * cin;
+                let step = self.stride * cin;
+                out.data
+                    .par_chunks_mut(PAR_CHUNK)
+                    .enumerate()
+                    .for_each(|(chunk, ys)| {
+                        for (i, y) in ys.iter_mut().enumerate() {
+                            let t = chunk * PAR_CHUNK + i;
+                            *y += dot(weight, &input.data[t * step..t * step + span]);
+                        }
+                    });
+            }
             // All taps at once: the window of frames t·s .. t·s + taps is contiguous.
-            gemm_acc(
-                &mut out.data,
-                cout,
-                &input.data,
-                self.stride * cin,
-                &self.weight,
-                out.frames,
-                self.taps * cin,
-                cout,
-            );
-        } else {
-            for tap in 0..self.taps {
-                gemm_acc(
+            ConvWeight::Windows(w) => {
+                w.acc(
                     &mut out.data,
                     cout,
-                    &input.data[tap * self.dilation * cin..],
+                    &input.data,
                     self.stride * cin,
-                    &self.weight[tap * cin * cout..(tap + 1) * cin * cout],
                     out.frames,
-                    cin,
-                    cout,
                 );
+            }
+            ConvWeight::Taps(taps) => {
+                for (tap, w) in taps.iter().enumerate() {
+                    let from = &input.data[tap * self.dilation * cin..];
+                    w.acc(&mut out.data, cout, from, self.stride * cin, out.frames);
+                }
             }
         }
     }
@@ -184,7 +194,7 @@ impl Conv {
 /// phase is one product over a window of `window` consecutive input frames.
 pub struct ConvTranspose {
     /// Per phase: (window · cin, cout); block i of rows meets input frame u − (window−1−i).
-    phases: Vec<Vec<f32>>,
+    phases: Vec<Weight>,
     bias: Vec<f32>,
     cin: usize,
     cout: usize,
@@ -222,7 +232,7 @@ impl ConvTranspose {
                         }
                     }
                 }
-                m
+                Weight::new(&m, window * cin, cout)
             })
             .collect();
         let total = taps.saturating_sub(stride);
@@ -267,16 +277,8 @@ impl ConvTranspose {
                 continue;
             }
             let row = u0 * s + p - self.trim_left;
-            gemm_acc(
-                &mut out.data[row * cout..],
-                s * cout,
-                &input.data[u0 * cin..],
-                cin,
-                weight,
-                u1 - u0,
-                w * cin,
-                cout,
-            );
+            let dst = &mut out.data[row * cout..];
+            weight.acc(dst, s * cout, &input.data[u0 * cin..], cin, u1 - u0);
         }
         out
     }

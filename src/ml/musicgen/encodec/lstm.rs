@@ -5,7 +5,7 @@
 use candle_nn::VarBuilder;
 
 use super::layers::host;
-use super::signal::{gemm_acc, sigmoid, tanh, Signal};
+use super::signal::{sigmoid, tanh, Signal, Weight};
 use crate::ml::kernels::host_matmul::{matmul_t, HostWeight};
 
 /// `EncodecLSTM`: a stacked LSTM over time with a residual connection around it.
@@ -16,7 +16,7 @@ pub struct Lstm {
 
 struct LstmLayer {
     /// W_ih transposed: (in, 4H), for one product over every frame at once.
-    w_ih_t: Vec<f32>,
+    w_ih_t: Weight,
     /// W_hh as in the checkpoint, (4H, H): one matrix-vector product per frame.
     w_hh: HostWeight,
     /// b_ih + b_hh.
@@ -33,7 +33,7 @@ impl Lstm {
                 let bias = (vb.get(4 * dim, &format!("bias_ih_l{l}"))?
                     + vb.get(4 * dim, &format!("bias_hh_l{l}"))?)?;
                 Ok(LstmLayer {
-                    w_ih_t: host(&w_ih.t()?.contiguous()?)?,
+                    w_ih_t: Weight::new(&host(&w_ih.t()?.contiguous()?)?, dim, 4 * dim),
                     w_hh: HostWeight::F32(host(&w_hh)?),
                     bias: host(&bias)?,
                 })
@@ -52,16 +52,9 @@ impl Lstm {
         for layer in &self.layers {
             // The input projection for every frame at once.
             let mut xi = Signal::filled(t_len, &layer.bias);
-            gemm_acc(
-                &mut xi.data,
-                4 * h_dim,
-                &seq.data,
-                h_dim,
-                &layer.w_ih_t,
-                t_len,
-                h_dim,
-                4 * h_dim,
-            );
+            layer
+                .w_ih_t
+                .acc(&mut xi.data, 4 * h_dim, &seq.data, h_dim, t_len);
             let mut h = vec![0f32; h_dim];
             let mut c = vec![0f32; h_dim];
             let mut out = Vec::with_capacity(t_len * h_dim);

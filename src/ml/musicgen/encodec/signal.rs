@@ -1,6 +1,6 @@
 //! The CPU building blocks of EnCodec decoding: a time-major signal, padding (with the
 //! ELU that always precedes a conv fused into the same copy), a vectorisable ELU, and a
-//! safe wrapper around the `gemm` crate for strided matrix products.
+//! packed weight for strided matrix products.
 //!
 //! Why time-major (frames, channels): the k taps of a stride-1 conv at frame t read rows
 //! t..t+k, which are contiguous in memory, so the whole conv is one GEMM over an
@@ -8,6 +8,8 @@
 //! audio would be hundreds of MB per layer.
 
 use rayon::prelude::*;
+
+use crate::ml::kernels::packed_gemm::PackedF32;
 
 /// A (frames, channels) signal stored row by row.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,53 +149,39 @@ pub fn pad(x: &Signal, left: usize, right: usize, mode: PadMode, elu: bool) -> S
     Signal::new(sources.len(), c, data)
 }
 
-/// One matrix product `dst[i] += lhs[i] · rhs` for i in 0..m, where
-/// - row i of lhs is `lhs[i·lhs_stride ..][..k]` (rows may overlap: that is the conv trick),
-/// - rhs is a row-major (k, n) matrix,
-/// - row i of dst is `dst[i·dst_stride ..][..n]`.
-///
-/// The bounds are checked here, so callers stay in safe code.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_acc(
-    dst: &mut [f32],
-    dst_stride: usize,
-    lhs: &[f32],
-    lhs_stride: usize,
-    rhs: &[f32],
-    m: usize,
+/// The right-hand side of a product, a row-major (k, n) matrix, packed once at load for
+/// the packed GEMM (`kernels::packed_gemm`: AVX-512 or AVX2 register tiles chosen at run
+/// time; the `gemm` crate it replaced ran only its AVX2 kernel and repacked every call).
+pub struct Weight {
+    packed: PackedF32,
     k: usize,
-    n: usize,
-) {
-    if m == 0 || n == 0 || k == 0 {
-        return;
-    }
-    assert!((m - 1) * lhs_stride + k <= lhs.len(), "gemm: lhs too short");
-    assert!((m - 1) * dst_stride + n <= dst.len(), "gemm: dst too short");
-    assert!(k * n <= rhs.len(), "gemm: rhs too short");
-    // SAFETY: every element the product reads or writes lies inside the slices (checked
-    // above); `dst` is borrowed mutably, so nothing else aliases it.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
+}
+
+impl Weight {
+    pub fn new(rhs: &[f32], k: usize, n: usize) -> Self {
+        assert_eq!(rhs.len(), k * n, "weight is not (k, n)");
+        Self {
+            packed: PackedF32::pack_cols(rhs, n, k, n),
             k,
-            dst.as_mut_ptr(),
-            1,
-            dst_stride as isize,
-            true,
-            lhs.as_ptr(),
-            1,
-            lhs_stride as isize,
-            rhs.as_ptr(),
-            1,
-            n as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(0),
-        )
+        }
+    }
+
+    /// `dst[i] += lhs[i] · rhs` for i in 0..m, where row i of lhs is
+    /// `lhs[i·lhs_stride ..][..k]` (rows may overlap: that is the conv trick) and row i
+    /// of dst is `dst[i·dst_stride ..][..n]`. Bounds are checked by the product.
+    pub fn acc(
+        &self,
+        dst: &mut [f32],
+        dst_stride: usize,
+        lhs: &[f32],
+        lhs_stride: usize,
+        m: usize,
+    ) {
+        if self.k == 0 {
+            return;
+        }
+        self.packed
+            .matmul_t_acc(lhs, lhs_stride, m, dst, dst_stride);
     }
 }
 
@@ -245,7 +233,7 @@ mod tests {
         let x = [1.0f32, 2.0, 3.0, 4.0];
         let w = [10.0f32, 1.0];
         let mut y = vec![0.5f32; 3];
-        gemm_acc(&mut y, 1, &x, 1, &w, 3, 2, 1);
+        Weight::new(&w, 2, 1).acc(&mut y, 1, &x, 1, 3);
         assert_eq!(y, vec![12.5, 23.5, 34.5]);
     }
 }

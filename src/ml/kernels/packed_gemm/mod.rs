@@ -12,6 +12,10 @@ use rayon::prelude::*;
 
 use super::isa::{self, Isa};
 
+mod tile;
+
+use tile::Tile;
+
 /// Columns per panel: four 16-lane vectors.
 pub const NR: usize = 64;
 /// Rows per micro-kernel call: 6 × 4 accumulators, 4 weight vectors and a broadcast fit
@@ -101,9 +105,37 @@ impl PackedF32 {
                 let r_end = rows.min((rt + 1) * ROWS_PER_TASK);
                 // SAFETY: tasks write disjoint (row range, panel) tiles of `y`, which
                 // outlives the parallel loop.
-                unsafe { self.block(isa, x, k, rt * ROWS_PER_TASK..r_end, p, out.get(), n) };
+                unsafe { self.block(isa, x, k, rt * ROWS_PER_TASK..r_end, p, out.get(), n, false) };
             });
         y
+    }
+
+    /// y[r·ldy + c] += Σ x[r·ldx + i] · W[c][i] for r < rows, c < n, over all threads.
+    /// Rows of x may overlap (ldx < k: a convolution's windows over a time-major signal)
+    /// and rows of y may lie apart (ldy > n: one phase of a transposed convolution).
+    pub fn matmul_t_acc(&self, x: &[f32], ldx: usize, rows: usize, y: &mut [f32], ldy: usize) {
+        let (k, n) = (self.k, self.n);
+        if rows == 0 || n == 0 {
+            return;
+        }
+        assert!(x.len() >= (rows - 1) * ldx + k, "input out of bounds");
+        assert!(
+            y.len() >= (rows - 1) * ldy + n && ldy >= n,
+            "output out of bounds"
+        );
+        let isa = isa::active();
+        let out = Shared(y.as_mut_ptr());
+        let row_tasks = rows.div_ceil(ROWS_PER_TASK);
+        (0..n.div_ceil(NR) * row_tasks)
+            .into_par_iter()
+            .for_each(|task| {
+                let (p, rt) = (task / row_tasks, task % row_tasks);
+                let r_end = rows.min((rt + 1) * ROWS_PER_TASK);
+                let rows = rt * ROWS_PER_TASK..r_end;
+                // SAFETY: bounds asserted above; tasks write disjoint (row range, panel)
+                // tiles of `y`, which is borrowed mutably for the call.
+                unsafe { self.block(isa, x, ldx, rows, p, out.get(), ldy, true) };
+            });
     }
 
     /// y[r·ldy + c] = Σ x[r·ldx + i] · W[c][i] for r < rows, c < n, on this thread: for
@@ -120,11 +152,12 @@ impl PackedF32 {
         let isa = isa::active();
         for p in 0..self.n.div_ceil(NR) {
             // SAFETY: bounds asserted above; `y` is borrowed mutably for the call.
-            unsafe { self.block(isa, x, ldx, 0..rows, p, y.as_mut_ptr(), ldy) };
+            unsafe { self.block(isa, x, ldx, 0..rows, p, y.as_mut_ptr(), ldy, false) };
         }
     }
 
-    /// Rows `rows` of x times panel `p`, into y (stride `ldy`), k-block by k-block.
+    /// Rows `rows` of x times panel `p`, into y (stride `ldy`), k-block by k-block;
+    /// added to what y holds when `accumulate`, else written over it.
     ///
     /// # Safety
     /// `y` must be valid for writes at r·ldy + p·NR + c for every r in `rows` and
@@ -139,6 +172,7 @@ impl PackedF32 {
         p: usize,
         y: *mut f32,
         ldy: usize,
+        accumulate: bool,
     ) {
         let k = self.k;
         let panel = &self.panels[p * k * NR..(p + 1) * k * NR];
@@ -157,7 +191,7 @@ impl PackedF32 {
                     y: unsafe { y.add(r * ldy + p * NR) },
                     ldy,
                     cols,
-                    accumulate: k0 > 0,
+                    accumulate: accumulate || k0 > 0,
                 };
                 match m {
                     6 => tile.run::<6>(isa),
@@ -185,147 +219,38 @@ impl Shared {
     }
 }
 
-/// One micro-kernel call: M rows of x (from `x`, stride `ldx`) times a k-block of one
-/// panel, written (or added, after the first k-block) to `cols` columns of y.
-struct Tile<'a> {
-    x: &'a [f32],
-    ldx: usize,
-    w: &'a [f32],
-    kc: usize,
-    y: *mut f32,
-    ldy: usize,
-    cols: usize,
-    accumulate: bool,
-}
-
-impl Tile<'_> {
-    fn run<const M: usize>(&self, isa: Isa) {
-        assert!(self.x.len() >= (M - 1) * self.ldx + self.kc && self.w.len() >= self.kc * NR);
-        match isa {
-            // SAFETY: the reads stay inside `x` and `w` (asserted above); the writes stay
-            // in the M × cols tile of y the caller owns; the CPU has the features (the
-            // path is never above `isa::detect()`).
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { self.run_avx512::<M>() },
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { self.run_avx2::<M>() },
-            _ => self.run_portable::<M>(),
-        }
-    }
-
-    /// M rows × 64 columns in 4·M accumulators of 16 lanes.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn run_avx512<const M: usize>(&self) {
-        use std::arch::x86_64::*;
-        let mut acc = [[_mm512_setzero_ps(); 4]; M];
-        let (x, w) = (self.x.as_ptr(), self.w.as_ptr());
-        for kk in 0..self.kc {
-            let wp = w.add(kk * NR);
-            let wv = [
-                _mm512_loadu_ps(wp),
-                _mm512_loadu_ps(wp.add(16)),
-                _mm512_loadu_ps(wp.add(32)),
-                _mm512_loadu_ps(wp.add(48)),
-            ];
-            for (r, row) in acc.iter_mut().enumerate() {
-                let b = _mm512_set1_ps(*x.add(r * self.ldx + kk));
-                for (a, wv) in row.iter_mut().zip(wv) {
-                    *a = _mm512_fmadd_ps(b, wv, *a);
-                }
-            }
-        }
-        for (r, row) in acc.iter().enumerate() {
-            for (v, a) in row.iter().enumerate() {
-                let lanes = self.cols.saturating_sub(v * 16).min(16);
-                if lanes == 0 {
-                    break;
-                }
-                let mask: __mmask16 = if lanes == 16 { !0 } else { (1u16 << lanes) - 1 };
-                let p = self.y.add(r * self.ldy + v * 16);
-                let sum = if self.accumulate {
-                    _mm512_add_ps(*a, _mm512_maskz_loadu_ps(mask, p))
-                } else {
-                    *a
-                };
-                _mm512_mask_storeu_ps(p, mask, sum);
-            }
-        }
-    }
-
-    /// AVX2 has 16 vector registers, not 32: the panel goes in four slices of 16 columns,
-    /// each an M × 16 tile in 2·M accumulators (6 × 2 + 2 weights + 1 broadcast = 15).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn run_avx2<const M: usize>(&self) {
-        use std::arch::x86_64::*;
-        let (x, w) = (self.x.as_ptr(), self.w.as_ptr());
-        for slice in 0..NR / 16 {
-            let c0 = slice * 16;
-            if c0 >= self.cols {
-                break;
-            }
-            let mut acc = [[_mm256_setzero_ps(); 2]; M];
-            for kk in 0..self.kc {
-                let wp = w.add(kk * NR + c0);
-                let (w0, w1) = (_mm256_loadu_ps(wp), _mm256_loadu_ps(wp.add(8)));
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let b = _mm256_broadcast_ss(&*x.add(r * self.ldx + kk));
-                    row[0] = _mm256_fmadd_ps(b, w0, row[0]);
-                    row[1] = _mm256_fmadd_ps(b, w1, row[1]);
-                }
-            }
-            for (r, row) in acc.iter().enumerate() {
-                for (v, a) in row.iter().enumerate() {
-                    let c = c0 + v * 8;
-                    let lanes = self.cols.saturating_sub(c).min(8);
-                    if lanes == 0 {
-                        break;
-                    }
-                    let p = self.y.add(r * self.ldy + c);
-                    let mut sum = [0f32; 8];
-                    _mm256_storeu_ps(sum.as_mut_ptr(), *a);
-                    if lanes == 8 && !self.accumulate {
-                        _mm256_storeu_ps(p, *a);
-                        continue;
-                    }
-                    for (i, s) in sum.iter().take(lanes).enumerate() {
-                        *p.add(i) = if self.accumulate { *p.add(i) + s } else { *s };
-                    }
-                }
-            }
-        }
-    }
-
-    /// Portable version: the same tile in plain arrays, which the compiler vectorises
-    /// for whatever the target has.
-    fn run_portable<const M: usize>(&self) {
-        let mut acc = [[0f32; NR]; M];
-        for kk in 0..self.kc {
-            let wv = &self.w[kk * NR..(kk + 1) * NR];
-            for (r, row) in acc.iter_mut().enumerate() {
-                let b = self.x[r * self.ldx + kk];
-                for (a, w) in row.iter_mut().zip(wv) {
-                    *a += b * w;
-                }
-            }
-        }
-        for (r, row) in acc.iter().enumerate() {
-            for (c, a) in row.iter().take(self.cols).enumerate() {
-                // SAFETY: inside the M × cols tile of y the caller owns.
-                unsafe {
-                    let p = self.y.add(r * self.ldy + c);
-                    *p = if self.accumulate { *p + a } else { *a };
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ml::kernels::host_matmul::tests::data;
+
+    #[test]
+    fn accumulates_over_overlapping_rows_into_strided_outputs() {
+        // A convolution's shape: rows of x `ldx` apart but k long (they overlap), rows of
+        // y `ldy` apart (a transposed convolution's phase), added to what y held.
+        for (rows, k, n, ldx, ldy) in [
+            (1, 4, 3, 1, 3),
+            (13, 96, 70, 32, 75),
+            (200, 600, 64, 64, 129),
+        ] {
+            let x = data((rows - 1) * ldx + k, 3);
+            let w = data(n * k, 4);
+            let before = data((rows - 1) * ldy + n, 5);
+            let mut y = before.clone();
+            PackedF32::pack(&w, n, k).matmul_t_acc(&x, ldx, rows, &mut y, ldy);
+            for (i, (got, was)) in y.iter().zip(&before).enumerate() {
+                let (r, c) = (i / ldy, i % ldy);
+                let want = match c < n {
+                    true => was + (0..k).map(|j| x[r * ldx + j] * w[c * k + j]).sum::<f32>(),
+                    false => *was,
+                };
+                assert!(
+                    (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                    "({rows},{k},{n}) at ({r},{c}): {got} vs {want}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn matches_the_naive_product_at_every_edge() {

@@ -1,0 +1,142 @@
+//! The packed GEMM's micro-kernels: M rows of x times a k-block of one 64-column panel,
+//! in registers, for AVX-512, AVX2 and portable code.
+
+use super::NR;
+use crate::ml::kernels::isa::Isa;
+
+/// One micro-kernel call: M rows of x (from `x`, stride `ldx`) times a k-block of one
+/// panel, written to `cols` columns of y, or added to them when `accumulate`.
+pub(super) struct Tile<'a> {
+    pub(super) x: &'a [f32],
+    pub(super) ldx: usize,
+    pub(super) w: &'a [f32],
+    pub(super) kc: usize,
+    pub(super) y: *mut f32,
+    pub(super) ldy: usize,
+    pub(super) cols: usize,
+    pub(super) accumulate: bool,
+}
+
+impl Tile<'_> {
+    pub(super) fn run<const M: usize>(&self, isa: Isa) {
+        assert!(self.x.len() >= (M - 1) * self.ldx + self.kc && self.w.len() >= self.kc * NR);
+        match isa {
+            // SAFETY: the reads stay inside `x` and `w` (asserted above); the writes stay
+            // in the M × cols tile of y the caller owns; the CPU has the features (the
+            // path is never above `isa::detect()`).
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { self.run_avx512::<M>() },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { self.run_avx2::<M>() },
+            _ => self.run_portable::<M>(),
+        }
+    }
+
+    /// M rows × 64 columns in 4·M accumulators of 16 lanes.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run_avx512<const M: usize>(&self) {
+        use std::arch::x86_64::*;
+        let mut acc = [[_mm512_setzero_ps(); 4]; M];
+        let (x, w) = (self.x.as_ptr(), self.w.as_ptr());
+        for kk in 0..self.kc {
+            let wp = w.add(kk * NR);
+            let wv = [
+                _mm512_loadu_ps(wp),
+                _mm512_loadu_ps(wp.add(16)),
+                _mm512_loadu_ps(wp.add(32)),
+                _mm512_loadu_ps(wp.add(48)),
+            ];
+            for (r, row) in acc.iter_mut().enumerate() {
+                let b = _mm512_set1_ps(*x.add(r * self.ldx + kk));
+                for (a, wv) in row.iter_mut().zip(wv) {
+                    *a = _mm512_fmadd_ps(b, wv, *a);
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (v, a) in row.iter().enumerate() {
+                let lanes = self.cols.saturating_sub(v * 16).min(16);
+                if lanes == 0 {
+                    break;
+                }
+                let mask: __mmask16 = if lanes == 16 { !0 } else { (1u16 << lanes) - 1 };
+                let p = self.y.add(r * self.ldy + v * 16);
+                let sum = if self.accumulate {
+                    _mm512_add_ps(*a, _mm512_maskz_loadu_ps(mask, p))
+                } else {
+                    *a
+                };
+                _mm512_mask_storeu_ps(p, mask, sum);
+            }
+        }
+    }
+
+    /// AVX2 has 16 vector registers, not 32: the panel goes in four slices of 16 columns,
+    /// each an M × 16 tile in 2·M accumulators (6 × 2 + 2 weights + 1 broadcast = 15).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_avx2<const M: usize>(&self) {
+        use std::arch::x86_64::*;
+        let (x, w) = (self.x.as_ptr(), self.w.as_ptr());
+        for slice in 0..NR / 16 {
+            let c0 = slice * 16;
+            if c0 >= self.cols {
+                break;
+            }
+            let mut acc = [[_mm256_setzero_ps(); 2]; M];
+            for kk in 0..self.kc {
+                let wp = w.add(kk * NR + c0);
+                let (w0, w1) = (_mm256_loadu_ps(wp), _mm256_loadu_ps(wp.add(8)));
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let b = _mm256_broadcast_ss(&*x.add(r * self.ldx + kk));
+                    row[0] = _mm256_fmadd_ps(b, w0, row[0]);
+                    row[1] = _mm256_fmadd_ps(b, w1, row[1]);
+                }
+            }
+            for (r, row) in acc.iter().enumerate() {
+                for (v, a) in row.iter().enumerate() {
+                    let c = c0 + v * 8;
+                    let lanes = self.cols.saturating_sub(c).min(8);
+                    if lanes == 0 {
+                        break;
+                    }
+                    let p = self.y.add(r * self.ldy + c);
+                    let mut sum = [0f32; 8];
+                    _mm256_storeu_ps(sum.as_mut_ptr(), *a);
+                    if lanes == 8 && !self.accumulate {
+                        _mm256_storeu_ps(p, *a);
+                        continue;
+                    }
+                    for (i, s) in sum.iter().take(lanes).enumerate() {
+                        *p.add(i) = if self.accumulate { *p.add(i) + s } else { *s };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Portable version: the same tile in plain arrays, which the compiler vectorises
+    /// for whatever the target has.
+    fn run_portable<const M: usize>(&self) {
+        let mut acc = [[0f32; NR]; M];
+        for kk in 0..self.kc {
+            let wv = &self.w[kk * NR..(kk + 1) * NR];
+            for (r, row) in acc.iter_mut().enumerate() {
+                let b = self.x[r * self.ldx + kk];
+                for (a, w) in row.iter_mut().zip(wv) {
+                    *a += b * w;
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (c, a) in row.iter().take(self.cols).enumerate() {
+                // SAFETY: inside the M × cols tile of y the caller owns.
+                unsafe {
+                    let p = self.y.add(r * self.ldy + c);
+                    *p = if self.accumulate { *p + a } else { *a };
+                }
+            }
+        }
+    }
+}
