@@ -93,20 +93,7 @@ impl PackedF32 {
         let (k, n) = (self.k, self.n);
         assert_eq!(x.len(), rows * k, "input is not (rows, k)");
         let mut y = vec![0f32; rows * n];
-        if rows == 0 || n == 0 {
-            return y;
-        }
-        let out = Shared(y.as_mut_ptr());
-        let row_tasks = rows.div_ceil(ROWS_PER_TASK);
-        (0..n.div_ceil(NR) * row_tasks)
-            .into_par_iter()
-            .for_each(|task| {
-                let (p, rt) = (task / row_tasks, task % row_tasks);
-                let r_end = rows.min((rt + 1) * ROWS_PER_TASK);
-                // SAFETY: tasks write disjoint (row range, panel) tiles of `y`, which
-                // outlives the parallel loop.
-                unsafe { self.block(isa, x, k, rt * ROWS_PER_TASK..r_end, p, out.get(), n, false) };
-            });
+        self.par_blocks(isa, x, k, rows, &mut y, n, false);
         y
     }
 
@@ -114,6 +101,22 @@ impl PackedF32 {
     /// Rows of x may overlap (ldx < k: a convolution's windows over a time-major signal)
     /// and rows of y may lie apart (ldy > n: one phase of a transposed convolution).
     pub fn matmul_t_acc(&self, x: &[f32], ldx: usize, rows: usize, y: &mut [f32], ldy: usize) {
+        self.par_blocks(isa::active(), x, ldx, rows, y, ldy, true);
+    }
+
+    /// Every (row range, panel) tile of the product, one task each, over all threads;
+    /// added to y when `accumulate`, else written over it.
+    #[allow(clippy::too_many_arguments)]
+    fn par_blocks(
+        &self,
+        isa: Isa,
+        x: &[f32],
+        ldx: usize,
+        rows: usize,
+        y: &mut [f32],
+        ldy: usize,
+        accumulate: bool,
+    ) {
         let (k, n) = (self.k, self.n);
         if rows == 0 || n == 0 {
             return;
@@ -123,18 +126,16 @@ impl PackedF32 {
             y.len() >= (rows - 1) * ldy + n && ldy >= n,
             "output out of bounds"
         );
-        let isa = isa::active();
         let out = Shared(y.as_mut_ptr());
         let row_tasks = rows.div_ceil(ROWS_PER_TASK);
         (0..n.div_ceil(NR) * row_tasks)
             .into_par_iter()
             .for_each(|task| {
                 let (p, rt) = (task / row_tasks, task % row_tasks);
-                let r_end = rows.min((rt + 1) * ROWS_PER_TASK);
-                let rows = rt * ROWS_PER_TASK..r_end;
+                let rows = rt * ROWS_PER_TASK..rows.min((rt + 1) * ROWS_PER_TASK);
                 // SAFETY: bounds asserted above; tasks write disjoint (row range, panel)
                 // tiles of `y`, which is borrowed mutably for the call.
-                unsafe { self.block(isa, x, ldx, rows, p, out.get(), ldy, true) };
+                unsafe { self.block(isa, x, ldx, rows, p, out.get(), ldy, accumulate) };
             });
     }
 

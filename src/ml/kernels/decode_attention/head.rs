@@ -1,0 +1,111 @@
+//! One head of a decoding step's attention, on the path chosen for it: the portable loops
+//! over f32 rows, or the vector kernels over an f16 cache (`x86.rs`).
+
+use super::isa::Isa;
+#[cfg(target_arch = "x86_64")]
+use super::x86;
+use super::Heads;
+
+/// How one head is computed: over f32 rows gathered (and widened) into scratch, or, for
+/// an f16 cache on AVX2 or AVX-512, by the vector kernels that widen in registers.
+pub(super) enum Path<'a> {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Vector(Isa, x86::F16Head<'a>),
+}
+
+impl<'a> Path<'a> {
+    pub(super) fn choose(
+        isa: Isa,
+        keys: &'a Heads,
+        values: &'a Heads,
+        b: usize,
+        h: usize,
+        t: usize,
+        dh: usize,
+    ) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if isa >= Isa::Avx2 {
+            if let (Some((k, ks)), Some((v, vs))) = (keys.f16_head(b, h), values.f16_head(b, h)) {
+                let head = x86::F16Head {
+                    keys: k,
+                    key_stride: ks,
+                    values: v,
+                    value_stride: vs,
+                    t,
+                    dh,
+                };
+                if head.in_bounds() {
+                    return Path::Vector(isa, head);
+                }
+            }
+        }
+        let _ = (isa, keys, values, b, h, t, dh);
+        Path::Portable
+    }
+
+    /// scores (t) = keys (Dh, t)ᵀ · q, q already scaled.
+    pub(super) fn scores(
+        &self,
+        keys: &Heads,
+        b: usize,
+        h: usize,
+        q: &[f32],
+        scores: &mut [f32],
+        scratch: &mut Vec<f32>,
+    ) {
+        let (dh, t) = (q.len(), scores.len());
+        match self {
+            // SAFETY: the CPU has the path (asserted against `detect` by the caller), the
+            // head is in bounds (checked in `choose`) and the lengths are the head's.
+            #[cfg(target_arch = "x86_64")]
+            Path::Vector(isa, head) => unsafe {
+                assert!(head.dh == dh && head.t == t);
+                match isa {
+                    Isa::Avx512 => x86::scores_avx512(q, head, scores),
+                    _ => x86::scores_avx2(q, head, scores),
+                }
+            },
+            Path::Portable => {
+                let kt = keys.rows(b, h, dh, t, scratch);
+                for (qd, keys_d) in q.iter().zip(kt.chunks_exact(t)) {
+                    for (s, k) in scores.iter_mut().zip(keys_d) {
+                        *s += qd * k;
+                    }
+                }
+            }
+        }
+    }
+
+    /// out (dh) = Σ_j p[j] · values[j].
+    pub(super) fn weigh(
+        &self,
+        values: &Heads,
+        b: usize,
+        h: usize,
+        p: &[f32],
+        out: &mut [f32],
+        scratch: &mut Vec<f32>,
+    ) {
+        let (t, dh) = (p.len(), out.len());
+        match self {
+            // SAFETY: as in `scores`.
+            #[cfg(target_arch = "x86_64")]
+            Path::Vector(isa, head) => unsafe {
+                assert!(head.dh == dh && head.t == t);
+                match isa {
+                    Isa::Avx512 => x86::weigh_avx512(p, head, out),
+                    _ => x86::weigh_avx2(p, head, out),
+                }
+            },
+            Path::Portable => {
+                let rows = values.rows(b, h, t, dh, scratch);
+                for (p, value) in p.iter().zip(rows.chunks_exact(dh)) {
+                    for (o, x) in out.iter_mut().zip(value) {
+                        *o += p * x;
+                    }
+                }
+            }
+        }
+    }
+}
