@@ -30,6 +30,9 @@ pub struct Request {
     /// No faster than this × real time (0: no limit).
     pub pace: f64,
     pub cancel: Arc<AtomicBool>,
+    /// The job's span (it names the song): what the decoder thread logs about this song
+    /// is logged inside it, so every line of a song's job carries its id.
+    pub span: tracing::Span,
 }
 
 /// What the decoder tells a job about its song.
@@ -251,13 +254,13 @@ impl Decoder {
         let songs = std::mem::take(&mut self.songs);
         let stepped = ready.iter().filter(|r| **r).count();
         metrics::gauge!(DECODER_BATCH_SONGS).set(stepped as f64);
-        if let Err(e) = &passed {
-            tracing::error!(songs = stepped, "a decoder pass failed: {e:#}");
-        }
         for (mut s, ready) in songs.into_iter().zip(ready) {
             match &passed {
                 // The pass may have moved its songs part way: they cannot go on.
                 Err(e) if ready => {
+                    s.request.span.in_scope(|| {
+                        tracing::error!(songs = stepped, "a decoder pass failed: {e:#}")
+                    });
                     let _ = s.events.send(Event::Done(Err(anyhow!("{e:#}"))));
                 }
                 _ if ready && !s.report() => {}
@@ -312,6 +315,7 @@ mod tests {
             // Paced, so that songs are still being made when the test acts on them.
             pace: 8.0,
             cancel: Arc::new(AtomicBool::new(false)),
+            span: tracing::Span::none(),
         }
     }
 

@@ -170,6 +170,7 @@ pub fn run(
         },
         pace: job.pace,
         cancel: cancel.clone(),
+        span: tracing::Span::current(),
     };
     let (codes, listening) = follow(shop, request, &job.prompt_codes, report, heard)?;
     report(Stage::Mixing, 0, 0);
