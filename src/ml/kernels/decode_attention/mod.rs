@@ -147,7 +147,9 @@ pub fn attend_one_on(
         Some(_) => return Ok(None),
         None => None,
     };
-    let q: Vec<f32> = q.flatten_all()?.to_vec1()?;
+    // Scaled once here, not per head inside the parallel loop.
+    let mut q: Vec<f32> = q.flatten_all()?.to_vec1()?;
+    q.iter_mut().for_each(|x| *x *= scale);
     let ctx = with_heads(kt, |keys| {
         with_heads(v, |values| {
             let mut ctx = vec![0f32; b * d];
@@ -159,11 +161,11 @@ pub fn attend_one_on(
                 .enumerate()
                 .for_each(|(i, out)| {
                     let (bi, h) = (i / heads, i % heads);
-                    let qh: Vec<f32> = q[i * dh..(i + 1) * dh].iter().map(|x| x * scale).collect();
+                    let qh = &q[i * dh..(i + 1) * dh];
                     let path = Path::choose(isa, &keys, &values, bi, h, t, dh);
                     let mut scratch = Vec::new();
                     let mut scores = vec![0f32; t];
-                    path.scores(&keys, bi, h, &qh, &mut scores, &mut scratch);
+                    path.scores(&keys, bi, h, qh, &mut scores, &mut scratch);
                     if let Some(m) = &mask {
                         for (s, m) in scores.iter_mut().zip(&m[bi * t..(bi + 1) * t]) {
                             *s += m;

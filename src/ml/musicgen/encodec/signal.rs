@@ -152,18 +152,12 @@ pub fn pad(x: &Signal, left: usize, right: usize, mode: PadMode, elu: bool) -> S
 /// The right-hand side of a product, a row-major (k, n) matrix, packed once at load for
 /// the packed GEMM (`kernels::packed_gemm`: AVX-512 or AVX2 register tiles chosen at run
 /// time; the `gemm` crate it replaced ran only its AVX2 kernel and repacked every call).
-pub struct Weight {
-    packed: PackedF32,
-    k: usize,
-}
+pub struct Weight(PackedF32);
 
 impl Weight {
     pub fn new(rhs: &[f32], k: usize, n: usize) -> Self {
         assert_eq!(rhs.len(), k * n, "weight is not (k, n)");
-        Self {
-            packed: PackedF32::pack_cols(rhs, n, k, n),
-            k,
-        }
+        Self(PackedF32::pack_cols(rhs, n, k, n))
     }
 
     /// `dst[i] += lhs[i] · rhs` for i in 0..m, where row i of lhs is
@@ -177,11 +171,7 @@ impl Weight {
         lhs_stride: usize,
         m: usize,
     ) {
-        if self.k == 0 {
-            return;
-        }
-        self.packed
-            .matmul_t_acc(lhs, lhs_stride, m, dst, dst_stride);
+        self.0.matmul_t_acc(lhs, lhs_stride, m, dst, dst_stride);
     }
 }
 
