@@ -9,23 +9,30 @@ pub mod types;
 
 #[cfg(feature = "ssr")]
 mod context {
+    use axum::http::request::Parts;
+    use axum::http::HeaderMap;
     use leptos::prelude::*;
 
     use crate::server::middleware::owner::Owner;
     use crate::server::AppState;
 
+    // The request is read in place (`with_context`): `leptos_axum::extract` clones its
+    // parts whole, every header and extension, and a song page asked three times.
+
     /// The server state and the caller's owner hash, inside a server function.
     pub async fn caller() -> Result<(AppState, Owner), ServerFnError> {
         let state =
             use_context::<AppState>().ok_or_else(|| ServerFnError::new("server state missing"))?;
-        let axum::Extension(owner) = leptos_axum::extract::<axum::Extension<Owner>>().await?;
+        let owner = with_context::<Parts, _>(|p| p.extensions.get::<Owner>().cloned())
+            .flatten()
+            .ok_or_else(|| ServerFnError::new("the request has no owner (middleware missing)"))?;
         Ok((state, owner))
     }
 
     /// The public address for absolute links (share cards).
     pub async fn base_url(state: &AppState) -> String {
-        let headers: axum::http::HeaderMap = leptos_axum::extract().await.unwrap_or_default();
-        state.base_url(&headers)
+        with_context::<Parts, _>(|p| state.base_url(&p.headers))
+            .unwrap_or_else(|| state.base_url(&HeaderMap::new()))
     }
 }
 #[cfg(feature = "ssr")]

@@ -18,12 +18,12 @@ pub async fn get_playlist(slug: String) -> Result<Option<PlaylistView>, ServerFn
     let (state, owner) = super::caller().await?;
     match state
         .db()
-        .playlist_by_slug(&slug)
+        .playlist_with_songs(&slug)
         .await
         .map_err(AppError::from)?
     {
-        Some(row) => {
-            let mut v = crate::server::playlists::view(&state, &row, &owner.hash).await?;
+        Some((row, songs)) => {
+            let mut v = crate::server::playlists::view(&row, &songs, &owner.hash);
             v.base_url = super::base_url(&state).await;
             Ok(Some(v))
         }

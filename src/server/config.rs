@@ -10,6 +10,7 @@ use crate::api::types::{DEFAULT_MAX_UPLOAD_BYTES, MAX_DURATION_S, MIN_DURATION_S
 use crate::ml::hub::ModelChoice;
 use crate::ml::vision::{blip, clip};
 use crate::ml::{musicgen, DeviceChoice, DtypeChoice};
+use crate::server::worker::threads::Priority;
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -103,11 +104,11 @@ pub struct ServeConfig {
     /// Count clients by the last X-Forwarded-For address (only behind your own proxy).
     #[arg(long, env = "SNAPSONG_TRUST_PROXY")]
     pub trust_proxy: bool,
-    /// Niceness of the threads that make songs (0–19, Linux): higher lets page views
-    /// go first when the CPU is short; songs still use every idle cycle.
-    #[arg(long, env = "SNAPSONG_WORKER_NICE", default_value_t = 10,
-          value_parser = clap::value_parser!(u8).range(0..=19))]
-    pub worker_nice: u8,
+    /// How the threads that make songs give way to page views when the CPU is short
+    /// (Linux): `idle` (songs get only the CPU nothing else wants) or a niceness 0–19
+    /// (they keep that share). Songs use every idle cycle either way.
+    #[arg(long, alias = "worker-nice", env = "SNAPSONG_WORKER_PRIORITY", default_value_t = Priority::Idle)]
+    pub worker_priority: Priority,
     /// Songs a worker makes at once, decoded together (one pass of the decoder per step
     /// for all of them: each weight read once). 0: what suits the device (see
     /// `default_batch`).

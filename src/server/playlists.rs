@@ -2,7 +2,7 @@
 //! for a viewer (the owner may edit; anyone with the link may listen).
 
 use crate::api::types::{is_slug, Library, PlaylistView, MAX_TITLE_CHARS};
-use crate::server::db::PlaylistRow;
+use crate::server::db::{PlaylistRow, SongRow};
 use crate::server::error::AppError;
 use crate::server::songs;
 use crate::server::state::AppState;
@@ -36,13 +36,8 @@ pub fn check_slug(slug: &str) -> Result<(), AppError> {
 }
 
 /// The playlist with its songs, as `viewer` (an owner hash) sees it.
-pub async fn view(
-    state: &AppState,
-    row: &PlaylistRow,
-    viewer: &str,
-) -> Result<PlaylistView, AppError> {
-    let songs = state.db().playlist_songs(&row.id).await?;
-    Ok(PlaylistView {
+pub fn view(row: &PlaylistRow, songs: &[SongRow], viewer: &str) -> PlaylistView {
+    PlaylistView {
         id: row.id.clone(),
         slug: row.slug.clone(),
         title: row.title.clone(),
@@ -53,7 +48,7 @@ pub async fn view(
         is_owner: row.owner_hash == viewer,
         updated_ms: row.updated_ms,
         base_url: String::new(),
-    })
+    }
 }
 
 /// The owner's songs and playlists.
@@ -61,7 +56,8 @@ pub async fn library(state: &AppState, owner: &str) -> Result<Library, AppError>
     let rows = state.db().songs_of(owner).await?;
     let mut playlists = Vec::new();
     for p in state.db().playlists_of(owner).await? {
-        playlists.push(view(state, &p, owner).await?);
+        let songs = state.db().playlist_songs(&p.id).await?;
+        playlists.push(view(&p, &songs, owner));
     }
     Ok(Library {
         songs: rows

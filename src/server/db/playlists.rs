@@ -17,6 +17,11 @@ pub struct PlaylistRow {
     pub updated_ms: i64,
 }
 
+const PLAYLIST_BY_SLUG: &str = "SELECT * FROM playlists WHERE slug = $1";
+/// A playlist's songs (by its id) in their order.
+const PLAYLIST_SONGS: &str = "SELECT s.* FROM playlist_songs p JOIN songs s ON s.id = p.song_id \
+     WHERE p.playlist_id = $1 ORDER BY p.position, s.created_ms";
+
 impl Db {
     pub async fn create_playlist(
         &self,
@@ -42,10 +47,32 @@ impl Db {
     }
 
     pub async fn playlist_by_slug(&self, slug: &str) -> Result<Option<PlaylistRow>> {
-        Ok(sqlx::query_as("SELECT * FROM playlists WHERE slug = $1")
+        Ok(sqlx::query_as(PLAYLIST_BY_SLUG)
             .bind(slug)
             .fetch_optional(&self.pool)
             .await?)
+    }
+
+    /// A playlist and its songs in order, read on one connection: a page view then waits
+    /// for the pool once, not twice (under load that wait is most of a page's time, and
+    /// the playlist page had the longest tail).
+    pub async fn playlist_with_songs(
+        &self,
+        slug: &str,
+    ) -> Result<Option<(PlaylistRow, Vec<SongRow>)>> {
+        let mut conn = self.pool.acquire().await?;
+        let row: Option<PlaylistRow> = sqlx::query_as(PLAYLIST_BY_SLUG)
+            .bind(slug)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let songs = sqlx::query_as(PLAYLIST_SONGS)
+            .bind(&row.id)
+            .fetch_all(&mut *conn)
+            .await?;
+        Ok(Some((row, songs)))
     }
 
     pub async fn playlists_of(&self, owner: &str) -> Result<Vec<PlaylistRow>> {
@@ -58,13 +85,10 @@ impl Db {
     }
 
     pub async fn playlist_songs(&self, playlist_id: &str) -> Result<Vec<SongRow>> {
-        Ok(sqlx::query_as(
-            "SELECT s.* FROM playlist_songs p JOIN songs s ON s.id = p.song_id \
-             WHERE p.playlist_id = $1 ORDER BY p.position, s.created_ms",
-        )
-        .bind(playlist_id)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_as(PLAYLIST_SONGS)
+            .bind(playlist_id)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// The playlist, if it exists and `owner` owns it.

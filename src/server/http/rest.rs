@@ -196,12 +196,11 @@ async fn playlist(
     if !is_slug(&slug) {
         return Err(AppError::not_found("playlist"));
     }
-    let p = state
+    let (p, songs) = state
         .db()
-        .playlist_by_slug(&slug)
+        .playlist_with_songs(&slug)
         .await?
         .ok_or_else(|| AppError::not_found("playlist"))?;
-    let songs = state.db().playlist_songs(&p.id).await?;
     let base = state.base_url(&headers);
     let songs = songs
         .into_iter()
