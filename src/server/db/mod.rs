@@ -47,7 +47,12 @@ impl Db {
             url.to_string()
         };
         let pool = AnyPoolOptions::new()
-            .max_connections(if sqlite { 8 } else { 16 })
+            // SQLite: few connections. Each is a thread that every query is handed to and
+            // back from, and SQLite has one writer anyway; with 8, the hand-offs on a
+            // loaded 2-core machine lengthened the page views' tail (scripts/bench/load,
+            // alternated: p99 87 and 100 ms with 8, 70 and 63 ms with 3). No transaction
+            // here takes a second connection while it holds one.
+            .max_connections(if sqlite { 3 } else { 16 })
             // No ping before every query: it doubled the round trips of a page view. A
             // broken connection still fails its query and is dropped from the pool.
             .test_before_acquire(false)
