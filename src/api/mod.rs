@@ -20,7 +20,7 @@ mod context {
     // parts whole, every header and extension, and a song page asked three times.
 
     /// The server state and the caller's owner hash, inside a server function.
-    pub async fn caller() -> Result<(AppState, Owner), ServerFnError> {
+    pub fn caller() -> Result<(AppState, Owner), ServerFnError> {
         let state =
             use_context::<AppState>().ok_or_else(|| ServerFnError::new("server state missing"))?;
         let owner = with_context::<Parts, _>(|p| p.extensions.get::<Owner>().cloned())
@@ -30,7 +30,7 @@ mod context {
     }
 
     /// The public address for absolute links (share cards).
-    pub async fn base_url(state: &AppState) -> String {
+    pub fn base_url(state: &AppState) -> String {
         with_context::<Parts, _>(|p| state.base_url(&p.headers))
             .unwrap_or_else(|| state.base_url(&HeaderMap::new()))
     }

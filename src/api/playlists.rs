@@ -15,7 +15,7 @@ pub async fn get_playlist(slug: String) -> Result<Option<PlaylistView>, ServerFn
     if !is_slug(&slug) {
         return Ok(None);
     }
-    let (state, owner) = super::caller().await?;
+    let (state, owner) = super::caller()?;
     match state
         .db()
         .playlist_with_songs(&slug)
@@ -24,7 +24,7 @@ pub async fn get_playlist(slug: String) -> Result<Option<PlaylistView>, ServerFn
     {
         Some((row, songs)) => {
             let mut v = crate::server::playlists::view(&row, &songs, &owner.hash);
-            v.base_url = super::base_url(&state).await;
+            v.base_url = super::base_url(&state);
             Ok(Some(v))
         }
         None => Ok(None),
@@ -33,7 +33,7 @@ pub async fn get_playlist(slug: String) -> Result<Option<PlaylistView>, ServerFn
 
 #[server(prefix = "/api/fn", endpoint = "get_library")]
 pub async fn get_library() -> Result<Library, ServerFnError> {
-    let (state, owner) = super::caller().await?;
+    let (state, owner) = super::caller()?;
     // A browser that came without an owner cookie (this response gives it one) owns
     // nothing yet: a first visit, a shared link's usual reader, costs no query here.
     if owner.fresh {
@@ -50,7 +50,7 @@ pub async fn create_playlist(
 ) -> Result<String, ServerFnError> {
     use crate::server::ids::{new_id, new_slug};
     let title = clean_title(&title)?;
-    let (state, owner) = super::caller().await?;
+    let (state, owner) = super::caller()?;
     let slug = new_slug();
     state
         .db()
@@ -71,7 +71,7 @@ pub async fn create_playlist(
 pub async fn rename_playlist(slug: String, title: String) -> Result<(), ServerFnError> {
     check_slug(&slug)?;
     let title = clean_title(&title)?;
-    let (state, owner) = super::caller().await?;
+    let (state, owner) = super::caller()?;
     Ok(state
         .db()
         .rename_playlist(&slug, &owner.hash, &title)
@@ -82,7 +82,7 @@ pub async fn rename_playlist(slug: String, title: String) -> Result<(), ServerFn
 pub async fn add_to_playlist(slug: String, song: String) -> Result<(), ServerFnError> {
     check_slug(&slug)?;
     check_slug(&song)?;
-    let (state, owner) = super::caller().await?;
+    let (state, owner) = super::caller()?;
     Ok(state
         .db()
         .add_to_playlist(&slug, &owner.hash, &song)
@@ -93,7 +93,7 @@ pub async fn add_to_playlist(slug: String, song: String) -> Result<(), ServerFnE
 pub async fn remove_from_playlist(slug: String, song: String) -> Result<(), ServerFnError> {
     check_slug(&slug)?;
     check_slug(&song)?;
-    let (state, owner) = super::caller().await?;
+    let (state, owner) = super::caller()?;
     Ok(state
         .db()
         .remove_from_playlist(&slug, &owner.hash, &song)
@@ -109,7 +109,7 @@ pub async fn reorder_playlist(slug: String, songs: Vec<String>) -> Result<(), Se
     for s in &songs {
         check_slug(s)?;
     }
-    let (state, owner) = super::caller().await?;
+    let (state, owner) = super::caller()?;
     Ok(state
         .db()
         .reorder_playlist(&slug, &owner.hash, &songs)

@@ -22,7 +22,7 @@ pub async fn get_song(slug: String) -> Result<Option<SongPage>, ServerFnError> {
     if !is_slug(&slug) {
         return Ok(None);
     }
-    let (state, owner) = super::caller().await?;
+    let (state, owner) = super::caller()?;
     let db = state.db();
     let Some(row) = db.song_by_slug(&slug).await.map_err(AppError::from)? else {
         return Ok(None);
@@ -30,7 +30,7 @@ pub async fn get_song(slug: String) -> Result<Option<SongPage>, ServerFnError> {
     let position = db.queue_position(&row).await.map_err(AppError::from)?;
     Ok(Some(SongPage {
         song: songs::view(&row, Some(&owner.hash), position),
-        base_url: super::base_url(&state).await,
+        base_url: super::base_url(&state),
     }))
 }
 
@@ -45,7 +45,7 @@ pub async fn max_duration() -> Result<f32, ServerFnError> {
 /// Put a failed song back in the queue (its owner only).
 #[server(prefix = "/api/fn", endpoint = "retry_song")]
 pub async fn retry_song(slug: String) -> Result<(), ServerFnError> {
-    let (state, owner) = super::caller().await?;
+    let (state, owner) = super::caller()?;
     let row = songs::find_by_slug(&state, &slug).await?;
     Ok(songs::retry(&state, &row, &owner.hash).await?)
 }
@@ -55,7 +55,7 @@ pub async fn retry_song(slug: String) -> Result<(), ServerFnError> {
 /// is theirs. Returns the new song's slug.
 #[server(prefix = "/api/fn", endpoint = "remake_song")]
 pub async fn remake_song(slug: String, prompt: Option<String>) -> Result<String, ServerFnError> {
-    let (state, owner) = super::caller().await?;
+    let (state, owner) = super::caller()?;
     let row = songs::find_by_slug(&state, &slug).await?;
     let mut options = row.options();
     options.seed = None;
@@ -70,7 +70,7 @@ pub async fn remake_song(slug: String, prompt: Option<String>) -> Result<String,
 /// do this from a shared page: the new song is theirs. Returns the new song's slug.
 #[server(prefix = "/api/fn", endpoint = "extend_song")]
 pub async fn extend_song(slug: String, duration: f32) -> Result<String, ServerFnError> {
-    let (state, owner) = super::caller().await?;
+    let (state, owner) = super::caller()?;
     let row = songs::find_by_slug(&state, &slug).await?;
     let mut options = row.options();
     options.seed = None;

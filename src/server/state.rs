@@ -41,7 +41,7 @@ pub struct Shared {
     /// The MusicGen in use is the tiny random one: songs are noise.
     pub noise: bool,
     /// Where uploaded photos are decoded and re-encoded (`worker::threads::Intake`).
-    pub intake: Arc<threads::Intake>,
+    pub intake: threads::Intake,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -198,7 +198,7 @@ pub async fn build(cfg: ServeConfig, role: Role) -> Result<Built> {
     };
     let state = AppState(Arc::new(Shared {
         leptos_options: leptos_options(&cfg),
-        intake: Arc::new(threads::Intake::default()),
+        intake: threads::Intake::default(),
         queue,
         config: Arc::new(cfg),
         noise,
