@@ -53,17 +53,17 @@ pub fn view(row: &PlaylistRow, songs: &[SongRow], viewer: &str) -> PlaylistView 
 
 /// The owner's songs and playlists.
 pub async fn library(state: &AppState, owner: &str) -> Result<Library, AppError> {
-    let rows = state.db().songs_of(owner).await?;
-    let mut playlists = Vec::new();
-    for p in state.db().playlists_of(owner).await? {
-        let songs = state.db().playlist_songs(&p.id).await?;
-        playlists.push(view(&p, &songs, owner));
-    }
+    let mine = state.db().library_of(owner).await?;
     Ok(Library {
-        songs: rows
+        songs: mine
+            .songs
             .iter()
             .map(|r| songs::view(r, Some(owner), None))
             .collect(),
-        playlists,
+        playlists: mine
+            .playlists
+            .iter()
+            .map(|(p, songs)| view(p, songs, owner))
+            .collect(),
     })
 }

@@ -183,8 +183,10 @@ async fn cross_site_posts_are_refused_and_pages_carry_security_headers() {
         assert_eq!(send(&s.app, req).await.0, StatusCode::FORBIDDEN, "{name}");
     }
     assert_eq!(song_count(&s.state).await, 0);
-    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM playlists")
-        .fetch_one(s.state.db().pool())
+    let (n,): (i64,) = s
+        .state
+        .db()
+        .fetch_one(sqlx::query_as("SELECT COUNT(*) FROM playlists"))
         .await
         .expect("count");
     assert_eq!(n, 0);

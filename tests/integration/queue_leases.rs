@@ -47,11 +47,11 @@ fn lease(worker: &str, ms: i64) -> Lease {
 }
 
 async fn status(db: &Db, id: &str) -> (String, i64, Option<String>) {
-    sqlx::query_as("SELECT status, attempts, worker FROM songs WHERE id = $1")
-        .bind(id)
-        .fetch_one(db.pool())
-        .await
-        .expect("row")
+    db.fetch_one(
+        sqlx::query_as("SELECT status, attempts, worker FROM songs WHERE id = $1").bind(id),
+    )
+    .await
+    .expect("row")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

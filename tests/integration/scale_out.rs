@@ -20,12 +20,10 @@ const LEASE_SECS: u64 = 2;
 /// The worker's name and the times it was taken (from the row).
 async fn holder(database_url: &str, id: &str) -> (Option<String>, i64) {
     let db = Db::connect(database_url).await.expect("the test database");
-    let row: (Option<String>, i64) =
-        sqlx::query_as("SELECT worker, attempts FROM songs WHERE id = $1")
-            .bind(id)
-            .fetch_one(db.pool())
-            .await
-            .expect("the song's row");
+    let row: (Option<String>, i64) = db
+        .fetch_one(sqlx::query_as("SELECT worker, attempts FROM songs WHERE id = $1").bind(id))
+        .await
+        .expect("the song's row");
     db.close().await;
     row
 }

@@ -233,8 +233,9 @@ pub async fn get_json(app: &axum::Router, uri: &str) -> (StatusCode, serde_json:
 }
 
 pub async fn song_count(state: &AppState) -> i64 {
-    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM songs")
-        .fetch_one(state.db().pool())
+    let (n,): (i64,) = state
+        .db()
+        .fetch_one(sqlx::query_as("SELECT COUNT(*) FROM songs"))
         .await
         .expect("count");
     n

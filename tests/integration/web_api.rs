@@ -339,9 +339,9 @@ async fn a_failed_song_says_why_and_only_its_owner_can_retry_it() {
     let (code, _) = send(&s.app, retry(None)).await;
     assert_eq!(code, StatusCode::FORBIDDEN, "a stranger retried it");
     let attempts = |state: AppState, id: String| async move {
-        let (n,): (i64,) = sqlx::query_as("SELECT attempts FROM songs WHERE id = $1")
-            .bind(id)
-            .fetch_one(state.db().pool())
+        let (n,): (i64,) = state
+            .db()
+            .fetch_one(sqlx::query_as("SELECT attempts FROM songs WHERE id = $1").bind(id))
             .await
             .expect("attempts");
         n

@@ -1,14 +1,22 @@
 //! The database: one sqlx `AnyPool` over SQLite (default, WAL) or Postgres, migrated at
-//! start from `migrations/`. Songs in `songs`, which is also the job queue (`queue`),
-//! playlists in `playlists`, song-start allowances in `rate_buckets` (`rate`).
+//! start from `migrations/`, whose connections are lent through `conns`. Songs in `songs`,
+//! which is also the job queue (`queue`), playlists in `playlists`, song-start allowances
+//! in `rate_buckets` (`rate`).
+mod conns;
 pub mod playlists;
 pub mod queue;
 pub mod rate;
 pub mod songs;
 
 use anyhow::{Context, Result};
+use std::sync::Arc;
+
 use sqlx::any::AnyPoolOptions;
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::any::{AnyArguments, AnyQueryResult, AnyRow};
+use sqlx::query::{Query, QueryAs};
+use sqlx::{Any, AnyConnection, Connection, Executor, FromRow};
+
+use conns::Conns;
 
 pub use playlists::PlaylistRow;
 pub use queue::Lease;
@@ -21,11 +29,11 @@ pub const SONG_CHANNEL: &str = "snapsong_song";
 
 #[derive(Clone)]
 pub struct Db {
-    pub(crate) pool: AnyPool,
+    conns: Arc<Conns>,
     /// SQLite (else Postgres): the two take a write lock differently.
     pub(crate) sqlite: bool,
     /// Where it is (a Postgres listener opens its own connection there).
-    url: std::sync::Arc<str>,
+    url: Arc<str>,
 }
 
 pub fn now_ms() -> i64 {
@@ -46,13 +54,14 @@ impl Db {
         } else {
             url.to_string()
         };
+        let size = if sqlite { 3 } else { 16 };
         let pool = AnyPoolOptions::new()
             // SQLite: few connections. Each is a thread that every query is handed to and
             // back from, and SQLite has one writer anyway; with 8, the hand-offs on a
             // loaded 2-core machine lengthened the page views' tail (scripts/bench/load,
             // alternated: p99 87 and 100 ms with 8, 70 and 63 ms with 3). No transaction
             // here takes a second connection while it holds one.
-            .max_connections(if sqlite { 3 } else { 16 })
+            .max_connections(size)
             // No ping before every query: it doubled the round trips of a page view. A
             // broken connection still fails its query and is dropped from the pool.
             .test_before_acquire(false)
@@ -81,43 +90,47 @@ impl Db {
             .await
             .context("cannot migrate the database")?;
         Ok(Self {
-            pool,
+            conns: Conns::new(pool, size),
             sqlite,
             url: url.into(),
         })
     }
 
-    /// A transaction that writes: on SQLite it takes the write lock at once (BEGIN
-    /// IMMEDIATE), so what it reads cannot change before it writes. Dropped without
-    /// `commit`, it rolls back.
-    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>> {
+    /// Run `work` on one pooled connection (several queries then wait for the pool once).
+    pub async fn with<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut AnyConnection) -> Result<T>,
+    ) -> Result<T> {
+        self.conns.with(work).await
+    }
+
+    /// Run `work` in a transaction that writes, committed if it returns Ok and rolled back
+    /// otherwise. On SQLite it takes the write lock at once (BEGIN IMMEDIATE), so what it
+    /// reads cannot change before it writes.
+    pub async fn write<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut AnyConnection) -> Result<T>,
+    ) -> Result<T> {
         let begin = if self.sqlite {
             "BEGIN IMMEDIATE"
         } else {
             "BEGIN"
         };
-        Ok(self.pool.begin_with(begin).await?)
+        self.with(async |conn| {
+            let mut tx = conn.begin_with(begin).await?;
+            let out = work(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(out)
+        })
+        .await
     }
 
     /// Tell every node listening on `channel` (Postgres NOTIFY; SQLite has no other
-    /// nodes to tell, and the pollers read the rows).
-    pub async fn notify(&self, channel: &str, payload: &str) -> Result<()> {
-        self.notify_on(&self.pool, channel, payload).await
-    }
-
-    /// As `notify`, sent when the transaction commits (and not at all if it does not).
-    pub async fn notify_in(
+    /// nodes to tell, and the pollers read the rows). Inside a transaction it is sent when
+    /// the transaction commits, and not at all if it does not.
+    pub async fn notify_on(
         &self,
-        tx: &mut Transaction<'static, Any>,
-        channel: &str,
-        payload: &str,
-    ) -> Result<()> {
-        self.notify_on(&mut **tx, channel, payload).await
-    }
-
-    async fn notify_on<'e>(
-        &self,
-        on: impl Executor<'e, Database = Any>,
+        conn: &mut AnyConnection,
         channel: &str,
         payload: &str,
     ) -> Result<()> {
@@ -125,10 +138,48 @@ impl Db {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(channel)
                 .bind(payload)
-                .execute(on)
+                .execute(conn)
                 .await?;
         }
         Ok(())
+    }
+
+    /// As `notify_on`, on a connection of its own.
+    pub async fn notify(&self, channel: &str, payload: &str) -> Result<()> {
+        if self.sqlite {
+            return Ok(());
+        }
+        self.with(async |conn| self.notify_on(conn, channel, payload).await)
+            .await
+    }
+
+    /// One query on a pooled connection: its rows, or what it did.
+    pub async fn fetch_one<'q, O>(&self, q: QueryAs<'q, Any, O, AnyArguments<'q>>) -> Result<O>
+    where
+        O: Send + Unpin + for<'r> FromRow<'r, AnyRow>,
+    {
+        self.with(async |c| Ok(q.fetch_one(c).await?)).await
+    }
+
+    pub async fn fetch_optional<'q, O>(
+        &self,
+        q: QueryAs<'q, Any, O, AnyArguments<'q>>,
+    ) -> Result<Option<O>>
+    where
+        O: Send + Unpin + for<'r> FromRow<'r, AnyRow>,
+    {
+        self.with(async |c| Ok(q.fetch_optional(c).await?)).await
+    }
+
+    pub async fn fetch_all<'q, O>(&self, q: QueryAs<'q, Any, O, AnyArguments<'q>>) -> Result<Vec<O>>
+    where
+        O: Send + Unpin + for<'r> FromRow<'r, AnyRow>,
+    {
+        self.with(async |c| Ok(q.fetch_all(c).await?)).await
+    }
+
+    pub async fn execute<'q>(&self, q: Query<'q, Any, AnyArguments<'q>>) -> Result<AnyQueryResult> {
+        self.with(async |c| Ok(q.execute(c).await?)).await
     }
 
     /// A Postgres database's URL, for a listener of its notifications.
@@ -136,12 +187,8 @@ impl Db {
         (!self.sqlite).then_some(&*self.url)
     }
 
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
-    }
-
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.conns.close().await;
     }
 }
 

@@ -1,9 +1,12 @@
 //! Playlists in the database: ordered song lists that only their owner may change. Edits
 //! refuse with an `AppError` (no such playlist or song, not the owner, a wrong order).
 
+use std::collections::HashMap;
+
 use anyhow::Result;
 use sqlx::FromRow;
 
+use super::songs::SONGS_OF;
 use super::{now_ms, Db, SongRow};
 use crate::server::error::AppError;
 
@@ -15,6 +18,20 @@ pub struct PlaylistRow {
     pub title: String,
     pub created_ms: i64,
     pub updated_ms: i64,
+}
+
+/// What `library_of` reads.
+pub struct Library {
+    pub songs: Vec<SongRow>,
+    pub playlists: Vec<(PlaylistRow, Vec<SongRow>)>,
+}
+
+/// A song in one of an owner's playlists.
+#[derive(FromRow)]
+struct Entry {
+    playlist_id: String,
+    #[sqlx(flatten)]
+    song: SongRow,
 }
 
 const PLAYLIST_BY_SLUG: &str = "SELECT * FROM playlists WHERE slug = $1";
@@ -31,26 +48,25 @@ impl Db {
         title: &str,
     ) -> Result<()> {
         let now = now_ms();
-        sqlx::query(
-            "INSERT INTO playlists (id, slug, owner_hash, title, created_ms, updated_ms) \
+        self.execute(
+            sqlx::query(
+                "INSERT INTO playlists (id, slug, owner_hash, title, created_ms, updated_ms) \
              VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(id)
+            .bind(slug)
+            .bind(owner)
+            .bind(title)
+            .bind(now)
+            .bind(now),
         )
-        .bind(id)
-        .bind(slug)
-        .bind(owner)
-        .bind(title)
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
         .await?;
         Ok(())
     }
 
     pub async fn playlist_by_slug(&self, slug: &str) -> Result<Option<PlaylistRow>> {
-        Ok(sqlx::query_as(PLAYLIST_BY_SLUG)
-            .bind(slug)
-            .fetch_optional(&self.pool)
-            .await?)
+        self.fetch_optional(sqlx::query_as(PLAYLIST_BY_SLUG).bind(slug))
+            .await
     }
 
     /// A playlist and its songs in order, read on one connection: a page view then waits
@@ -60,35 +76,68 @@ impl Db {
         &self,
         slug: &str,
     ) -> Result<Option<(PlaylistRow, Vec<SongRow>)>> {
-        let mut conn = self.pool.acquire().await?;
-        let row: Option<PlaylistRow> = sqlx::query_as(PLAYLIST_BY_SLUG)
-            .bind(slug)
-            .fetch_optional(&mut *conn)
-            .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let songs = sqlx::query_as(PLAYLIST_SONGS)
-            .bind(&row.id)
-            .fetch_all(&mut *conn)
-            .await?;
-        Ok(Some((row, songs)))
+        self.with(async |conn| {
+            let row: Option<PlaylistRow> = sqlx::query_as(PLAYLIST_BY_SLUG)
+                .bind(slug)
+                .fetch_optional(&mut *conn)
+                .await?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let songs = sqlx::query_as(PLAYLIST_SONGS)
+                .bind(&row.id)
+                .fetch_all(&mut *conn)
+                .await?;
+            Ok(Some((row, songs)))
+        })
+        .await
     }
 
-    pub async fn playlists_of(&self, owner: &str) -> Result<Vec<PlaylistRow>> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM playlists WHERE owner_hash = $1 ORDER BY updated_ms DESC LIMIT 200",
-        )
-        .bind(owner)
-        .fetch_all(&self.pool)
-        .await?)
+    /// An owner's songs, newest first, and playlists, last changed first, each with its
+    /// songs in order: three queries on one connection, however many playlists there are.
+    pub async fn library_of(&self, owner: &str) -> Result<Library> {
+        self.with(async |conn| {
+            let songs = sqlx::query_as(SONGS_OF)
+                .bind(owner)
+                .fetch_all(&mut *conn)
+                .await?;
+            let rows: Vec<PlaylistRow> = sqlx::query_as(
+                "SELECT * FROM playlists WHERE owner_hash = $1 \
+                 ORDER BY updated_ms DESC LIMIT 200",
+            )
+            .bind(owner)
+            .fetch_all(&mut *conn)
+            .await?;
+            let entries: Vec<Entry> = sqlx::query_as(
+                "SELECT p.playlist_id, s.* FROM playlist_songs p \
+                 JOIN songs s ON s.id = p.song_id \
+                 JOIN playlists l ON l.id = p.playlist_id \
+                 WHERE l.owner_hash = $1 ORDER BY p.position, s.created_ms",
+            )
+            .bind(owner)
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut playlists: Vec<(PlaylistRow, Vec<SongRow>)> =
+                rows.into_iter().map(|p| (p, Vec::new())).collect();
+            let at: HashMap<String, usize> = playlists
+                .iter()
+                .enumerate()
+                .map(|(i, (p, _))| (p.id.clone(), i))
+                .collect();
+            for e in entries {
+                // A playlist past the 200 shown is not listed, nor are its songs.
+                if let Some(&i) = at.get(&e.playlist_id) {
+                    playlists[i].1.push(e.song);
+                }
+            }
+            Ok(Library { songs, playlists })
+        })
+        .await
     }
 
     pub async fn playlist_songs(&self, playlist_id: &str) -> Result<Vec<SongRow>> {
-        Ok(sqlx::query_as(PLAYLIST_SONGS)
-            .bind(playlist_id)
-            .fetch_all(&self.pool)
-            .await?)
+        self.fetch_all(sqlx::query_as(PLAYLIST_SONGS).bind(playlist_id))
+            .await
     }
 
     /// The playlist, if it exists and `owner` owns it.
@@ -109,11 +158,12 @@ impl Db {
     }
 
     async fn touch(&self, playlist_id: &str) -> Result<(), AppError> {
-        sqlx::query("UPDATE playlists SET updated_ms = $1 WHERE id = $2")
-            .bind(now_ms())
-            .bind(playlist_id)
-            .execute(&self.pool)
-            .await?;
+        self.execute(
+            sqlx::query("UPDATE playlists SET updated_ms = $1 WHERE id = $2")
+                .bind(now_ms())
+                .bind(playlist_id),
+        )
+        .await?;
         Ok(())
     }
 
@@ -124,12 +174,13 @@ impl Db {
         title: &str,
     ) -> Result<(), AppError> {
         let p = self.owned(slug, owner).await?;
-        sqlx::query("UPDATE playlists SET title = $1, updated_ms = $2 WHERE id = $3")
-            .bind(title)
-            .bind(now_ms())
-            .bind(&p.id)
-            .execute(&self.pool)
-            .await?;
+        self.execute(
+            sqlx::query("UPDATE playlists SET title = $1, updated_ms = $2 WHERE id = $3")
+                .bind(title)
+                .bind(now_ms())
+                .bind(&p.id),
+        )
+        .await?;
         Ok(())
     }
 
@@ -142,23 +193,26 @@ impl Db {
     ) -> Result<(), AppError> {
         let p = self.owned(slug, owner).await?;
         let song = self.song(song_slug).await?;
-        let mut tx = self.pool.begin().await?;
-        let (next,): (i64,) = sqlx::query_as(
-            "SELECT COALESCE(MAX(position), -1) + 1 FROM playlist_songs WHERE playlist_id = $1",
-        )
-        .bind(&p.id)
-        .fetch_one(&mut *tx)
+        self.write(async |tx| {
+            let (next,): (i64,) = sqlx::query_as(
+                "SELECT COALESCE(MAX(position), -1) + 1 FROM playlist_songs \
+                 WHERE playlist_id = $1",
+            )
+            .bind(&p.id)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO playlist_songs (playlist_id, song_id, position) \
+                 VALUES ($1, $2, $3) ON CONFLICT (playlist_id, song_id) DO NOTHING",
+            )
+            .bind(&p.id)
+            .bind(&song.id)
+            .bind(next)
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        })
         .await?;
-        sqlx::query(
-            "INSERT INTO playlist_songs (playlist_id, song_id, position) VALUES ($1, $2, $3) \
-             ON CONFLICT (playlist_id, song_id) DO NOTHING",
-        )
-        .bind(&p.id)
-        .bind(&song.id)
-        .bind(next)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
         self.touch(&p.id).await?;
         Ok(())
     }
@@ -171,11 +225,12 @@ impl Db {
     ) -> Result<(), AppError> {
         let p = self.owned(slug, owner).await?;
         let song = self.song(song_slug).await?;
-        sqlx::query("DELETE FROM playlist_songs WHERE playlist_id = $1 AND song_id = $2")
-            .bind(&p.id)
-            .bind(&song.id)
-            .execute(&self.pool)
-            .await?;
+        self.execute(
+            sqlx::query("DELETE FROM playlist_songs WHERE playlist_id = $1 AND song_id = $2")
+                .bind(&p.id)
+                .bind(&song.id),
+        )
+        .await?;
         self.touch(&p.id).await?;
         Ok(())
     }
@@ -198,23 +253,30 @@ impl Db {
                 "the new order must list exactly the playlist's songs",
             ));
         }
-        let mut tx = self.pool.begin().await?;
-        for (position, song_slug) in song_slugs.iter().enumerate() {
+        let mut ids = Vec::with_capacity(song_slugs.len());
+        for song_slug in song_slugs {
             let Some(song) = songs.iter().find(|s| &s.slug == song_slug) else {
                 return Err(AppError::bad_request(
                     "the new order must list exactly the playlist's songs",
                 ));
             };
-            sqlx::query(
-                "UPDATE playlist_songs SET position = $1 WHERE playlist_id = $2 AND song_id = $3",
-            )
-            .bind(position as i64)
-            .bind(&p.id)
-            .bind(&song.id)
-            .execute(&mut *tx)
-            .await?;
+            ids.push(&song.id);
         }
-        tx.commit().await?;
+        self.write(async |tx| {
+            for (position, id) in ids.iter().enumerate() {
+                sqlx::query(
+                    "UPDATE playlist_songs SET position = $1 \
+                     WHERE playlist_id = $2 AND song_id = $3",
+                )
+                .bind(position as i64)
+                .bind(&p.id)
+                .bind(*id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Ok(())
+        })
+        .await?;
         self.touch(&p.id).await?;
         Ok(())
     }

@@ -21,6 +21,14 @@ pub struct Lease {
     pub ms: i64,
 }
 
+/// What one look at the queue did.
+enum Claim {
+    Took(Box<SongRow>),
+    /// Marked a song failed (taken too often); look again.
+    Failed,
+    None,
+}
+
 const WHY_FAILED: &str = "the song could not be made: the worker making it stopped, more than once";
 
 impl Db {
@@ -29,13 +37,23 @@ impl Db {
     /// offered) instead, and the next one is looked at.
     pub async fn claim_next(&self, lease: &Lease, max_attempts: u32) -> Result<Option<SongRow>> {
         loop {
-            let now = now_ms();
-            let mut tx = self.begin_write().await?;
-            let lock = if self.sqlite {
-                ""
-            } else {
-                "FOR UPDATE SKIP LOCKED"
-            };
+            match self.claim_or_fail(lease, max_attempts).await? {
+                Claim::Took(row) => return Ok(Some(*row)),
+                Claim::None => return Ok(None),
+                Claim::Failed => continue,
+            }
+        }
+    }
+
+    /// One look at the queue, in one transaction.
+    async fn claim_or_fail(&self, lease: &Lease, max_attempts: u32) -> Result<Claim> {
+        let now = now_ms();
+        let lock = if self.sqlite {
+            ""
+        } else {
+            "FOR UPDATE SKIP LOCKED"
+        };
+        self.write(async |tx| {
             let next: Option<(String, i64, String)> = sqlx::query_as(&format!(
                 "SELECT id, attempts, status FROM songs \
                  WHERE status = 'queued' \
@@ -46,8 +64,7 @@ impl Db {
             .fetch_optional(&mut *tx)
             .await?;
             let Some((id, attempts, status)) = next else {
-                tx.commit().await?;
-                return Ok(None);
+                return Ok(Claim::None);
             };
             if status == "running" && attempts >= max_attempts as i64 {
                 sqlx::query(
@@ -59,10 +76,9 @@ impl Db {
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
-                self.notify_in(&mut tx, SONG_CHANNEL, &id).await?;
-                tx.commit().await?;
+                self.notify_on(tx, SONG_CHANNEL, &id).await?;
                 tracing::warn!(song = %id, attempts, "{WHY_FAILED}");
-                continue;
+                return Ok(Claim::Failed);
             }
             let row: SongRow = sqlx::query_as(
                 "UPDATE songs SET status = 'running', stage = 'reading', progress = 0, \
@@ -76,24 +92,23 @@ impl Db {
             .bind(&id)
             .fetch_one(&mut *tx)
             .await?;
-            self.notify_in(&mut tx, SONG_CHANNEL, &id).await?;
-            tx.commit().await?;
-            return Ok(Some(row));
-        }
+            self.notify_on(tx, SONG_CHANNEL, &id).await?;
+            Ok(Claim::Took(Box::new(row)))
+        })
+        .await
     }
 
     /// Jobs this worker held when it stopped without settling them (it was killed, and
     /// starts again under the same name): back in the queue at once, rather than when
     /// their lease runs out.
     pub async fn release_all(&self, worker: &str) -> Result<u64> {
-        let done = sqlx::query(
+        let done = self.execute(sqlx::query(
             "UPDATE songs SET status = 'queued', stage = 'queued', progress = 0, step = 0, \
              total = 0, worker = NULL, lease_until_ms = NULL, live = NULL, updated_ms = $1 \
              WHERE status = 'running' AND worker = $2",
         )
         .bind(now_ms())
-        .bind(worker)
-        .execute(&self.pool)
+        .bind(worker))
         .await?;
         Ok(done.rows_affected())
     }
@@ -101,20 +116,22 @@ impl Db {
     /// Keep the job for another lease. False: the lease was lost (it ran out and another
     /// worker took the song, or the song is gone): stop working on it.
     pub async fn renew_lease(&self, id: &str, lease: &Lease) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE songs SET lease_until_ms = $1 \
+        let done = self
+            .execute(
+                sqlx::query(
+                    "UPDATE songs SET lease_until_ms = $1 \
              WHERE id = $2 AND worker = $3 AND status = 'running'",
-        )
-        .bind(now_ms() + lease.ms)
-        .bind(id)
-        .bind(&lease.worker)
-        .execute(&self.pool)
-        .await?;
+                )
+                .bind(now_ms() + lease.ms)
+                .bind(id)
+                .bind(&lease.worker),
+            )
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn set_progress(&self, id: &str, worker: &str, p: &Progress) -> Result<()> {
-        sqlx::query(
+        self.execute(sqlx::query(
             "UPDATE songs SET stage = $1, step = $2, total = $3, progress = $4, updated_ms = $5, \
              live = $8 WHERE id = $6 AND status = 'running' AND worker = $7",
         )
@@ -125,8 +142,7 @@ impl Db {
         .bind(now_ms())
         .bind(id)
         .bind(worker)
-        .bind(p.live.as_ref().map(serde_json::to_string).transpose()?)
-        .execute(&self.pool)
+        .bind(p.live.as_ref().map(serde_json::to_string).transpose()?))
         .await?;
         self.notify(SONG_CHANNEL, id).await
     }
@@ -174,21 +190,20 @@ impl Db {
         if let Some(e) = error {
             q = q.bind(e);
         }
-        let done = q.execute(&self.pool).await?.rows_affected() == 1;
+        let done = self.execute(q).await?.rows_affected() == 1;
         self.notify(SONG_CHANNEL, id).await?;
         Ok(done)
     }
 
     /// Put a failed song back in the queue (its owner asked for a retry).
     pub async fn requeue(&self, id: &str) -> Result<bool> {
-        let done = sqlx::query(
+        let done = self.execute(sqlx::query(
             "UPDATE songs SET status = 'queued', stage = 'queued', progress = 0, step = 0, \
              total = 0, error = NULL, updated_ms = $1 \
              WHERE id = $2 AND status = 'failed'",
         )
         .bind(now_ms())
-        .bind(id)
-        .execute(&self.pool)
+        .bind(id))
         .await?;
         self.notify(QUEUE_CHANNEL, id).await?;
         Ok(done.rows_affected() == 1)
@@ -196,10 +211,9 @@ impl Db {
 
     /// Songs waiting in the queue, and when the oldest of them was made (ms), for metrics.
     pub async fn queue_stats(&self) -> Result<(i64, Option<i64>)> {
-        Ok(
-            sqlx::query_as("SELECT COUNT(*), MIN(created_ms) FROM songs WHERE status = 'queued'")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        self.fetch_one(sqlx::query_as(
+            "SELECT COUNT(*), MIN(created_ms) FROM songs WHERE status = 'queued'",
+        ))
+        .await
     }
 }

@@ -33,14 +33,15 @@ impl Db {
     ) -> Result<std::result::Result<(), Duration>> {
         let now = now_ms();
         let (rate, burst) = (limit.per_ms(), limit.burst());
-        sqlx::query(
-            "INSERT INTO rate_buckets (client_hash, tokens, updated_ms) VALUES ($1, $2, $3) \
+        self.execute(
+            sqlx::query(
+                "INSERT INTO rate_buckets (client_hash, tokens, updated_ms) VALUES ($1, $2, $3) \
              ON CONFLICT (client_hash) DO NOTHING",
+            )
+            .bind(client_hash)
+            .bind(burst)
+            .bind(now),
         )
-        .bind(client_hash)
-        .bind(burst)
-        .bind(now)
-        .execute(&self.pool)
         .await?;
         // The bucket refilled since it was last touched, capped at the burst.
         // (Casts: Postgres would otherwise take the rate for a whole number.)
@@ -49,28 +50,33 @@ impl Db {
             "CASE WHEN tokens + {gain} > CAST($3 AS DOUBLE PRECISION) \
              THEN CAST($3 AS DOUBLE PRECISION) ELSE tokens + {gain} END"
         );
-        let taken = sqlx::query(&format!(
-            "UPDATE rate_buckets SET tokens = {refilled} - 1, updated_ms = $1 \
+        let taken = self
+            .execute(
+                sqlx::query(&format!(
+                    "UPDATE rate_buckets SET tokens = {refilled} - 1, updated_ms = $1 \
              WHERE client_hash = $4 AND {refilled} >= 1"
-        ))
-        .bind(now)
-        .bind(rate)
-        .bind(burst)
-        .bind(client_hash)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+                ))
+                .bind(now)
+                .bind(rate)
+                .bind(burst)
+                .bind(client_hash),
+            )
+            .await?
+            .rows_affected();
         if taken == 1 {
             return Ok(Ok(()));
         }
         if rate <= 0.0 {
             return Ok(Err(Duration::from_secs(3600)));
         }
-        let (tokens, updated): (f64, i64) =
-            sqlx::query_as("SELECT tokens, updated_ms FROM rate_buckets WHERE client_hash = $1")
-                .bind(client_hash)
-                .fetch_one(&self.pool)
-                .await?;
+        let (tokens, updated): (f64, i64) = self
+            .fetch_one(
+                sqlx::query_as(
+                    "SELECT tokens, updated_ms FROM rate_buckets WHERE client_hash = $1",
+                )
+                .bind(client_hash),
+            )
+            .await?;
         let have = (tokens + (now - updated) as f64 * rate).min(burst);
         Ok(Err(Duration::from_secs_f64(
             ((1.0 - have) / rate / 1000.0).max(0.001),
@@ -84,13 +90,13 @@ impl Db {
             return Ok(0);
         }
         let full_after_ms = (limit.burst() / rate) as i64;
-        Ok(
-            sqlx::query("DELETE FROM rate_buckets WHERE updated_ms < $1")
-                .bind(now_ms() - full_after_ms)
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
-        )
+        Ok(self
+            .execute(
+                sqlx::query("DELETE FROM rate_buckets WHERE updated_ms < $1")
+                    .bind(now_ms() - full_after_ms),
+            )
+            .await?
+            .rows_affected())
     }
 }
 

@@ -22,6 +22,10 @@ pub enum Admitted {
     QueueFull,
 }
 
+/// An owner's songs, newest first.
+pub(super) const SONGS_OF: &str =
+    "SELECT * FROM songs WHERE owner_hash = $1 ORDER BY created_ms DESC LIMIT 500";
+
 /// The key of the Postgres advisory lock that adders of songs take in turn (any number no
 /// other lock in this database uses).
 const ADD_SONG_LOCK: i64 = 0x534e_4753; // "SNGS"
@@ -36,76 +40,64 @@ impl Db {
         s: &NewSong<'_>,
         bounds: QueueBounds,
     ) -> Result<Admitted> {
-        let mut tx = self.begin_write().await?;
-        if !self.sqlite {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(ADD_SONG_LOCK)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let (mine,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM songs WHERE client_hash = $1 \
+        self.write(async |tx| {
+            if !self.sqlite {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(ADD_SONG_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let (mine,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM songs WHERE client_hash = $1 \
              AND status IN ('queued', 'running')",
-        )
-        .bind(s.client_hash)
-        .fetch_one(&mut *tx)
-        .await?;
-        if mine >= bounds.per_client as i64 {
-            return Ok(Admitted::ClientFull(mine as u32));
-        }
-        let (all,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM songs WHERE status IN ('queued', 'running')")
-                .fetch_one(&mut *tx)
-                .await?;
-        if all >= bounds.total as i64 {
-            return Ok(Admitted::QueueFull);
-        }
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO songs (id, slug, owner_hash, client_hash, status, stage, options, \
+            )
+            .bind(s.client_hash)
+            .fetch_one(&mut *tx)
+            .await?;
+            if mine >= bounds.per_client as i64 {
+                return Ok(Admitted::ClientFull(mine as u32));
+            }
+            let (all,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM songs WHERE status IN ('queued', 'running')")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if all >= bounds.total as i64 {
+                return Ok(Admitted::QueueFull);
+            }
+            let now = now_ms();
+            sqlx::query(
+                "INSERT INTO songs (id, slug, owner_hash, client_hash, status, stage, options, \
              seed, has_photo, title, noise, created_ms, updated_ms) \
              VALUES ($1, $2, $3, $4, 'queued', 'queued', $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(s.id)
-        .bind(s.slug)
-        .bind(s.owner_hash)
-        .bind(s.client_hash)
-        .bind(serde_json::to_string(s.options)?)
-        .bind(s.seed as i64)
-        .bind(s.has_photo as i64)
-        .bind(s.title)
-        .bind(s.noise as i64)
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        // Idle workers on any machine wake at the commit.
-        self.notify_in(&mut tx, QUEUE_CHANNEL, s.id).await?;
-        tx.commit().await?;
-        Ok(Admitted::Yes)
+            )
+            .bind(s.id)
+            .bind(s.slug)
+            .bind(s.owner_hash)
+            .bind(s.client_hash)
+            .bind(serde_json::to_string(s.options)?)
+            .bind(s.seed as i64)
+            .bind(s.has_photo as i64)
+            .bind(s.title)
+            .bind(s.noise as i64)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            // Idle workers on any machine wake at the commit.
+            self.notify_on(tx, QUEUE_CHANNEL, s.id).await?;
+            Ok(Admitted::Yes)
+        })
+        .await
     }
 
     pub async fn song_by_id(&self, id: &str) -> Result<Option<SongRow>> {
-        Ok(sqlx::query_as("SELECT * FROM songs WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        self.fetch_optional(sqlx::query_as("SELECT * FROM songs WHERE id = $1").bind(id))
+            .await
     }
 
     pub async fn song_by_slug(&self, slug: &str) -> Result<Option<SongRow>> {
-        Ok(sqlx::query_as("SELECT * FROM songs WHERE slug = $1")
-            .bind(slug)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    pub async fn songs_of(&self, owner_hash: &str) -> Result<Vec<SongRow>> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM songs WHERE owner_hash = $1 ORDER BY created_ms DESC LIMIT 500",
-        )
-        .bind(owner_hash)
-        .fetch_all(&self.pool)
-        .await?)
+        self.fetch_optional(sqlx::query_as("SELECT * FROM songs WHERE slug = $1").bind(slug))
+            .await
     }
 
     /// Jobs ahead of a song while it waits in the queue; None once it has left it.
@@ -113,51 +105,55 @@ impl Db {
         if row.status != Status::Queued {
             return Ok(None);
         }
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM songs WHERE status IN ('queued', 'running') \
+        let (n,): (i64,) = self
+            .fetch_one(
+                sqlx::query_as(
+                    "SELECT COUNT(*) FROM songs WHERE status IN ('queued', 'running') \
              AND (created_ms < $1 OR (created_ms = $2 AND id < $3))",
-        )
-        .bind(row.created_ms)
-        .bind(row.created_ms)
-        .bind(&row.id)
-        .fetch_one(&self.pool)
-        .await?;
+                )
+                .bind(row.created_ms)
+                .bind(row.created_ms)
+                .bind(&row.id),
+            )
+            .await?;
         Ok(Some(n as u32))
     }
 
     pub async fn count_waiting(&self) -> Result<(u32, u32)> {
-        let (queued, running): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(CASE WHEN status = 'queued' THEN 1 ELSE 0 END), 0), \
+        let (queued, running): (i64, i64) = self
+            .fetch_one(sqlx::query_as(
+                "SELECT COALESCE(SUM(CASE WHEN status = 'queued' THEN 1 ELSE 0 END), 0), \
              COALESCE(SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END), 0) FROM songs",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+            ))
+            .await?;
         Ok((queued as u32, running as u32))
     }
 
     /// Songs of one client still waiting or being made.
     pub async fn count_waiting_for(&self, client_hash: &str) -> Result<u32> {
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM songs WHERE client_hash = $1 \
+        let (n,): (i64,) = self
+            .fetch_one(
+                sqlx::query_as(
+                    "SELECT COUNT(*) FROM songs WHERE client_hash = $1 \
              AND status IN ('queued', 'running')",
-        )
-        .bind(client_hash)
-        .fetch_one(&self.pool)
-        .await?;
+                )
+                .bind(client_hash),
+            )
+            .await?;
         Ok(n as u32)
     }
 
     /// Every song id there is (for the start-up sweep of media left by a crash).
     pub async fn song_ids(&self) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM songs")
-            .fetch_all(&self.pool)
+        let rows: Vec<(String,)> = self
+            .fetch_all(sqlx::query_as("SELECT id FROM songs"))
             .await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     /// What the composer made, stored as soon as it is known.
     pub async fn set_made_from(&self, id: &str, made: &MadeOf) -> Result<()> {
-        sqlx::query(
+        self.execute(sqlx::query(
             "UPDATE songs SET caption = $1, prompt = $2, parts = $3, palette = $4, title = $5, \
              updated_ms = $6 WHERE id = $7",
         )
@@ -167,8 +163,7 @@ impl Db {
         .bind(serde_json::to_string(&made.palette)?)
         .bind(&made.title)
         .bind(now_ms())
-        .bind(id)
-        .execute(&self.pool)
+        .bind(id))
         .await?;
         Ok(())
     }
