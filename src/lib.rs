@@ -14,6 +14,8 @@ pub mod photo;
 pub mod prompt;
 
 #[cfg(feature = "ssr")]
+mod alloc;
+#[cfg(feature = "ssr")]
 pub mod cli;
 #[cfg(feature = "ssr")]
 pub mod ml;
