@@ -9,10 +9,10 @@ pub mod generate;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::ml::tiny;
-use crate::server::config::LogFormat;
+use crate::server::config::{LogFormat, WEB_ONLY};
 use crate::server::{Role, ServeConfig};
 
 #[derive(Parser)]
@@ -52,9 +52,19 @@ enum ModelsCommand {
     },
 }
 
+/// The command line's grammar: `worker --help` without the web node's flags.
+fn command() -> clap::Command {
+    Cli::command().mut_subcommand("worker", |worker| {
+        WEB_ONLY
+            .iter()
+            .fold(worker, |w, id| w.mut_arg(*id, |a| a.hide(true)))
+    })
+}
+
 /// Parse the command line and run it.
 pub fn run() -> Result<()> {
-    match Cli::parse().command {
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
+    match cli.command {
         Command::Serve(cfg) => server(cfg, Role::Serve),
         Command::Worker(cfg) => server(cfg, Role::Worker),
         Command::Generate(a) => generate::run(a),
@@ -91,4 +101,60 @@ fn server(cfg: ServeConfig, role: Role) -> Result<()> {
                 Role::Worker => crate::server::work(cfg).await,
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn help(sub: &str) -> String {
+        let mut cmd = command();
+        cmd.build();
+        match cmd.find_subcommand_mut(sub) {
+            Some(c) => c.render_long_help().to_string(),
+            None => panic!("no subcommand {sub}"),
+        }
+    }
+
+    #[test]
+    fn a_worker_is_shown_only_its_own_flags_and_still_accepts_the_web_ones() {
+        let worker = help("worker");
+        let serve = help("serve");
+        for flag in [
+            "--database-url",
+            "--storage",
+            "--lease-secs",
+            "--name",
+            "--batch",
+        ] {
+            assert!(worker.contains(flag), "worker --help lacks {flag}");
+            assert!(serve.contains(flag), "serve --help lacks {flag}");
+        }
+        for flag in ["--public-url", "--max-queued", "--no-worker", "--site-root"] {
+            assert!(!worker.contains(flag), "worker --help shows {flag}");
+            assert!(serve.contains(flag), "serve --help lacks {flag}");
+        }
+        // One environment for every role: a worker given a web flag starts as usual.
+        let parsed = command().try_get_matches_from([
+            "snapsong",
+            "worker",
+            "--public-url",
+            "https://example.org",
+            "--name",
+            "gpu-box-1",
+        ]);
+        let cli = Cli::from_arg_matches(&parsed.expect("parses")).expect("a command");
+        match cli.command {
+            Command::Worker(cfg) => assert_eq!(cfg.name.as_deref(), Some("gpu-box-1")),
+            _ => panic!("not the worker"),
+        }
+    }
+
+    #[test]
+    fn a_worker_name_must_be_printable_and_short() {
+        for bad in ["", "  ", "a\nb", &"x".repeat(101)] {
+            let parsed = command().try_get_matches_from(["snapsong", "worker", "--name", bad]);
+            assert!(parsed.is_err(), "{bad:?} was taken");
+        }
+    }
 }

@@ -109,6 +109,13 @@ pub struct ServeConfig {
     /// (they keep that share). Songs use every idle cycle either way.
     #[arg(long, alias = "worker-nice", env = "SNAPSONG_WORKER_PRIORITY", default_value_t = Priority::Idle)]
     pub worker_priority: Priority,
+    /// This process's worker's name in the queue (default HOST/worker/PID, or
+    /// HOST/serve/ADDR). It must be unique among live workers: a job is held by a name. A
+    /// worker started again under the name it had takes back at once the jobs it held
+    /// when it stopped, instead of after their leases run out (give each worker a fixed
+    /// name under a supervisor that restarts it).
+    #[arg(long, env = "SNAPSONG_WORKER_NAME", value_parser = parse_worker_name)]
+    pub name: Option<String>,
     /// Songs a worker makes at once, decoded together (one pass of the decoder per step
     /// for all of them: each weight read once). 0: what suits the device (see
     /// `default_batch`).
@@ -126,12 +133,43 @@ pub struct ServeConfig {
     pub site_root: String,
 }
 
+/// The flags (by field) only a web node reads. `snapsong worker` accepts them, so one
+/// environment can serve every role, but its --help leaves them out.
+pub const WEB_ONLY: [&str; 10] = [
+    "no_worker",
+    "max_upload_bytes",
+    "public_url",
+    "songs_per_minute",
+    "songs_burst",
+    "max_queued_per_client",
+    "max_queued",
+    "request_timeout_secs",
+    "trust_proxy",
+    "site_root",
+];
+
+/// The longest worker name (it is stored in every row the worker holds).
+const MAX_WORKER_NAME: usize = 100;
+
 impl ServeConfig {
     /// The web app's address (`--addr`, or 127.0.0.1:3000).
     pub fn web_addr(&self) -> SocketAddr {
         self.addr
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000)))
     }
+}
+
+fn parse_worker_name(s: &str) -> Result<String, String> {
+    let name = s.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_WORKER_NAME
+        || name.chars().any(char::is_control)
+    {
+        return Err(format!(
+            "1 to {MAX_WORKER_NAME} characters, no control characters"
+        ));
+    }
+    Ok(name.to_string())
 }
 
 fn parse_max_duration(s: &str) -> Result<f32, String> {

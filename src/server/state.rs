@@ -180,9 +180,10 @@ pub async fn build(cfg: ServeConfig, role: Role) -> Result<Built> {
     let noise = worker
         .as_ref()
         .map_or(cfg.tiny_models, |w| w.models.is_noise());
-    let name = match role {
-        Role::Serve => worker_name("serve", &cfg.web_addr().to_string()),
-        Role::Worker => worker_name("worker", &std::process::id().to_string()),
+    let name = match (&cfg.name, role) {
+        (Some(name), _) => name.clone(),
+        (None, Role::Serve) => worker_name("serve", &cfg.web_addr().to_string()),
+        (None, Role::Worker) => worker_name("worker", &std::process::id().to_string()),
     };
     let queue = Queue {
         db,
