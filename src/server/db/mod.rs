@@ -11,8 +11,7 @@ pub mod songs;
 use anyhow::{Context, Result};
 use std::sync::Arc;
 
-use sqlx::any::AnyPoolOptions;
-use sqlx::any::{AnyArguments, AnyQueryResult, AnyRow};
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyQueryResult, AnyRow};
 use sqlx::query::{Query, QueryAs};
 use sqlx::{Any, AnyConnection, Connection, Executor, FromRow};
 
@@ -144,13 +143,20 @@ impl Db {
         Ok(())
     }
 
-    /// As `notify_on`, on a connection of its own.
-    pub async fn notify(&self, channel: &str, payload: &str) -> Result<()> {
-        if self.sqlite {
-            return Ok(());
-        }
-        self.with(async |conn| self.notify_on(conn, channel, payload).await)
-            .await
+    /// Run `q`, then tell `channel`'s listeners, on one connection. Returns the rows the
+    /// query changed.
+    pub async fn execute_and_notify<'q>(
+        &self,
+        q: Query<'q, Any, AnyArguments<'q>>,
+        channel: &str,
+        payload: &str,
+    ) -> Result<u64> {
+        self.with(async |conn| {
+            let changed = q.execute(&mut *conn).await?.rows_affected();
+            self.notify_on(conn, channel, payload).await?;
+            Ok(changed)
+        })
+        .await
     }
 
     /// One query on a pooled connection: its rows, or what it did.

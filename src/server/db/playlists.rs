@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use anyhow::Result;
-use sqlx::FromRow;
+use sqlx::{AnyConnection, FromRow};
 
 use super::songs::SONGS_OF;
 use super::{now_ms, Db, SongRow};
@@ -33,6 +33,8 @@ struct Entry {
     #[sqlx(flatten)]
     song: SongRow,
 }
+
+const NOT_A_PERMUTATION: &str = "the new order must list exactly the playlist's songs";
 
 const PLAYLIST_BY_SLUG: &str = "SELECT * FROM playlists WHERE slug = $1";
 /// A playlist's songs (by its id) in their order.
@@ -157,16 +159,6 @@ impl Db {
             .ok_or_else(|| AppError::not_found("song"))
     }
 
-    async fn touch(&self, playlist_id: &str) -> Result<(), AppError> {
-        self.execute(
-            sqlx::query("UPDATE playlists SET updated_ms = $1 WHERE id = $2")
-                .bind(now_ms())
-                .bind(playlist_id),
-        )
-        .await?;
-        Ok(())
-    }
-
     pub async fn rename_playlist(
         &self,
         slug: &str,
@@ -210,10 +202,9 @@ impl Db {
             .bind(next)
             .execute(&mut *tx)
             .await?;
-            Ok(())
+            touch(tx, &p.id).await
         })
         .await?;
-        self.touch(&p.id).await?;
         Ok(())
     }
 
@@ -225,13 +216,15 @@ impl Db {
     ) -> Result<(), AppError> {
         let p = self.owned(slug, owner).await?;
         let song = self.song(song_slug).await?;
-        self.execute(
+        self.write(async |tx| {
             sqlx::query("DELETE FROM playlist_songs WHERE playlist_id = $1 AND song_id = $2")
                 .bind(&p.id)
-                .bind(&song.id),
-        )
+                .bind(&song.id)
+                .execute(&mut *tx)
+                .await?;
+            touch(tx, &p.id).await
+        })
         .await?;
-        self.touch(&p.id).await?;
         Ok(())
     }
 
@@ -249,16 +242,12 @@ impl Db {
         have.sort_unstable();
         want.sort_unstable();
         if have != want {
-            return Err(AppError::bad_request(
-                "the new order must list exactly the playlist's songs",
-            ));
+            return Err(AppError::bad_request(NOT_A_PERMUTATION));
         }
         let mut ids = Vec::with_capacity(song_slugs.len());
         for song_slug in song_slugs {
             let Some(song) = songs.iter().find(|s| &s.slug == song_slug) else {
-                return Err(AppError::bad_request(
-                    "the new order must list exactly the playlist's songs",
-                ));
+                return Err(AppError::bad_request(NOT_A_PERMUTATION));
             };
             ids.push(&song.id);
         }
@@ -274,10 +263,19 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
             }
-            Ok(())
+            touch(tx, &p.id).await
         })
         .await?;
-        self.touch(&p.id).await?;
         Ok(())
     }
+}
+
+/// Mark a playlist changed, in the transaction that changes it.
+async fn touch(tx: &mut AnyConnection, playlist_id: &str) -> Result<()> {
+    sqlx::query("UPDATE playlists SET updated_ms = $1 WHERE id = $2")
+        .bind(now_ms())
+        .bind(playlist_id)
+        .execute(tx)
+        .await?;
+    Ok(())
 }

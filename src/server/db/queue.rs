@@ -16,7 +16,7 @@ use crate::api::types::Progress;
 /// Who holds a job, and for how long each renewal keeps it.
 #[derive(Debug, Clone)]
 pub struct Lease {
-    /// The worker's name, unique among live workers (see `worker::worker_name`).
+    /// The worker's name, unique among live workers (`--name`, else `worker::worker_name`).
     pub worker: String,
     pub ms: i64,
 }
@@ -131,7 +131,8 @@ impl Db {
     }
 
     pub async fn set_progress(&self, id: &str, worker: &str, p: &Progress) -> Result<()> {
-        self.execute(sqlx::query(
+        let live = p.live.as_ref().map(serde_json::to_string).transpose()?;
+        let q = sqlx::query(
             "UPDATE songs SET stage = $1, step = $2, total = $3, progress = $4, updated_ms = $5, \
              live = $8 WHERE id = $6 AND status = 'running' AND worker = $7",
         )
@@ -142,9 +143,9 @@ impl Db {
         .bind(now_ms())
         .bind(id)
         .bind(worker)
-        .bind(p.live.as_ref().map(serde_json::to_string).transpose()?))
-        .await?;
-        self.notify(SONG_CHANNEL, id).await
+        .bind(live);
+        self.execute_and_notify(q, SONG_CHANNEL, id).await?;
+        Ok(())
     }
 
     /// The job is done. False if this worker no longer held it.
@@ -190,23 +191,19 @@ impl Db {
         if let Some(e) = error {
             q = q.bind(e);
         }
-        let done = self.execute(q).await?.rows_affected() == 1;
-        self.notify(SONG_CHANNEL, id).await?;
-        Ok(done)
+        Ok(self.execute_and_notify(q, SONG_CHANNEL, id).await? == 1)
     }
 
     /// Put a failed song back in the queue (its owner asked for a retry).
     pub async fn requeue(&self, id: &str) -> Result<bool> {
-        let done = self.execute(sqlx::query(
+        let q = sqlx::query(
             "UPDATE songs SET status = 'queued', stage = 'queued', progress = 0, step = 0, \
              total = 0, error = NULL, updated_ms = $1 \
              WHERE id = $2 AND status = 'failed'",
         )
         .bind(now_ms())
-        .bind(id))
-        .await?;
-        self.notify(QUEUE_CHANNEL, id).await?;
-        Ok(done.rows_affected() == 1)
+        .bind(id);
+        Ok(self.execute_and_notify(q, QUEUE_CHANNEL, id).await? == 1)
     }
 
     /// Songs waiting in the queue, and when the oldest of them was made (ms), for metrics.
