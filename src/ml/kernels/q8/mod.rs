@@ -10,12 +10,22 @@
 //! 8-bit activations (GGML's choice): at the same speed here, 8-bit activations changed
 //! a greedy token at 1 position in 26 on identical inputs; 16-bit ones are as exact as
 //! the weights allow.
+//!
+//! Layout (`layout`): 16 outputs side by side, so one vector instruction multiplies a
+//! pair of inputs into all 16 outputs' sums and a block's two scales are applied to 16
+//! outputs at once. Kept one output per row, every block cost a conversion, a scale and
+//! a horizontal sum per output: the step was bound by those instructions, not by memory.
+
+mod layout;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 use rayon::prelude::*;
 
-use super::host_matmul::{outputs_per_task, rows_first};
+use super::host_matmul::outputs_per_task;
 use super::isa::{self, Isa};
 use super::packed_gemm::PackedF32;
+use layout::{Interleaved, GROUP, GROUP_BYTES};
 
 /// Values per block (one f32 scale each), for weights and activations alike.
 pub const Q8_BLOCK: usize = 32;
@@ -26,8 +36,7 @@ pub const GEMM_ROWS: usize = 32;
 
 /// A row-major (n, k) matrix in 8-bit blocks: value = q · scale.
 pub struct Q8Matrix {
-    q: Vec<i8>,
-    scales: Vec<f32>,
+    w: Interleaved,
     n: usize,
     k: usize,
 }
@@ -65,6 +74,19 @@ fn to_i16(v: f32) -> i16 {
     v as i16
 }
 
+/// One group's 16 outputs for up to `R` rows: what each kernel path computes.
+type GroupOut<const R: usize> = [[f32; GROUP]; R];
+
+/// The rows a path takes at once: as many as its vector registers hold without spilling.
+fn rows_at_once(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx512 if isa::has_vnni() => 4,
+        // The 256-bit kernel (AVX2, or AVX-512 without VNNI) has 16 registers.
+        Isa::Avx512 | Isa::Avx2 => 2,
+        Isa::Portable => 4,
+    }
+}
+
 impl Q8Matrix {
     /// Quantize a row-major (n, k) f32 matrix; None unless k is a whole number of blocks.
     pub fn quantize(w: &[f32], n: usize, k: usize) -> Option<Self> {
@@ -72,12 +94,13 @@ impl Q8Matrix {
             return None;
         }
         let Quantized { q, scales } = quantize(w, 127.0, to_i8);
-        Some(Self { q, scales, n, k })
+        let w = Interleaved::from_rows(&q, &scales, n, k);
+        Some(Self { w, n, k })
     }
 
     /// Bytes read per product (weights and scales): what bounds a decoding step.
     pub fn bytes(&self) -> usize {
-        self.q.len() + 4 * self.scales.len()
+        self.w.bytes()
     }
 
     /// y (rows, n) = x (rows, k) · Wᵀ on the active kernel path, over all threads.
@@ -90,212 +113,111 @@ impl Q8Matrix {
         let (n, k) = (self.n, self.k);
         assert_eq!(x.len(), rows * k, "input is not (rows, k)");
         assert!(isa <= isa::detect(), "{isa} asked for on a CPU without it");
+        if rows == 0 || n == 0 {
+            return vec![0f32; rows * n];
+        }
         if rows >= GEMM_ROWS {
             // Compute-bound: expand the weights once and let the packed GEMM's register
             // tiles do the work (600 frames of context: 14.3 → see the README).
-            let blocks = k / Q8_BLOCK;
-            let w = PackedF32::gather(n, k, |j, i| {
-                self.q[j * k + i] as f32 * self.scales[j * blocks + i / Q8_BLOCK]
-            });
+            let w = PackedF32::gather(n, k, |j, i| self.w.value(j, i));
             return w.matmul_t_on(isa, x, rows);
         }
         let xq = quantize(x, 32767.0, to_i16);
         let blocks = k / Q8_BLOCK;
-        // Computed as (n, rows), weight row by weight row, so threads write disjoint
-        // contiguous chunks; transposed at the end.
-        let mut yt = vec![0f32; n * rows];
-        if rows == 0 || n == 0 {
-            return yt;
-        }
-        let per_task = outputs_per_task(n);
-        yt.par_chunks_mut(per_task * rows)
+        let step = rows_at_once(isa);
+        // Computed group by group as (group, row, 16 outputs), so threads write disjoint
+        // contiguous chunks; laid out row by row at the end.
+        let groups = self.w.groups();
+        let mut yt = vec![0f32; groups * rows * GROUP];
+        let per_task = outputs_per_task(n).div_ceil(GROUP);
+        yt.par_chunks_mut(per_task * rows * GROUP)
             .enumerate()
             .for_each(|(task, chunk)| {
-                for (i, out) in chunk.chunks_exact_mut(rows).enumerate() {
-                    let j = task * per_task + i;
-                    let w = Block {
-                        q: &self.q[j * k..(j + 1) * k],
-                        scales: &self.scales[j * blocks..(j + 1) * blocks],
-                    };
+                for (i, out) in chunk.chunks_exact_mut(rows * GROUP).enumerate() {
+                    let g = task * per_task + i;
+                    let (wq, ws) = self.w.group(g);
                     let mut r = 0;
                     while r < rows {
-                        let m = (rows - r).min(4);
-                        let x = |i: usize| Block {
+                        let m = (rows - r).min(step);
+                        let x = |i: usize| Row {
                             q: &xq.q[(r + i) * k..(r + i + 1) * k],
                             scales: &xq.scales[(r + i) * blocks..(r + i + 1) * blocks],
                         };
-                        let dst = &mut out[r..r + m];
+                        let dst = &mut out[r * GROUP..(r + m) * GROUP];
                         match m {
-                            4 => dst.copy_from_slice(&dot(isa, &w, [x(0), x(1), x(2), x(3)])),
-                            3 => dst.copy_from_slice(&dot(isa, &w, [x(0), x(1), x(2)])),
-                            2 => dst.copy_from_slice(&dot(isa, &w, [x(0), x(1)])),
-                            _ => dst.copy_from_slice(&dot(isa, &w, [x(0)])),
+                            4 => put(dst, group_dot(isa, wq, ws, [x(0), x(1), x(2), x(3)])),
+                            3 => put(dst, group_dot(isa, wq, ws, [x(0), x(1), x(2)])),
+                            2 => put(dst, group_dot(isa, wq, ws, [x(0), x(1)])),
+                            _ => put(dst, group_dot(isa, wq, ws, [x(0)])),
                         }
                         r += m;
                     }
                 }
             });
-        rows_first(yt, rows, n)
+        let mut y = vec![0f32; rows * n];
+        for (g, per_group) in yt.chunks_exact(rows * GROUP).enumerate() {
+            let (start, width) = (g * GROUP, GROUP.min(n - g * GROUP));
+            for (r, sums) in per_group.chunks_exact(GROUP).enumerate() {
+                y[r * n + start..r * n + start + width].copy_from_slice(&sums[..width]);
+            }
+        }
+        y
     }
 }
 
-/// One row in blocks: `q.len() == 32 · scales.len()`.
-struct Block<'a, T> {
-    q: &'a [T],
+/// Copy a group's sums, row after row, into `dst`.
+fn put<const R: usize>(dst: &mut [f32], sums: GroupOut<R>) {
+    for (d, s) in dst.chunks_exact_mut(GROUP).zip(&sums) {
+        d.copy_from_slice(s);
+    }
+}
+
+/// One activation row in blocks: `q.len() == 32 · scales.len()`.
+struct Row<'a> {
+    q: &'a [i16],
     scales: &'a [f32],
 }
 
-/// Σ over blocks of (w · x in integers) · scale_w · scale_x, for each x row.
-fn dot<const R: usize>(isa: Isa, w: &Block<i8>, x: [Block<i16>; R]) -> [f32; R] {
-    let blocks = w.scales.len();
-    assert!(w.q.len() == blocks * Q8_BLOCK);
+/// For each row: Σ over blocks of (the group's 16 weight rows · x in integers) times the
+/// two scales. `wq`, `ws`: one group of the interleaved layout.
+fn group_dot<const R: usize>(isa: Isa, wq: &[i8], ws: &[f32], x: [Row; R]) -> GroupOut<R> {
+    let blocks = ws.len() / GROUP;
+    assert!(wq.len() == blocks * GROUP_BYTES && ws.len() == blocks * GROUP);
     assert!(x
         .iter()
-        .all(|x| x.q.len() == w.q.len() && x.scales.len() == blocks));
+        .all(|x| x.q.len() == blocks * Q8_BLOCK && x.scales.len() == blocks));
     #[cfg(target_arch = "x86_64")]
     {
         let xq = x.each_ref().map(|x| x.q.as_ptr());
         let xs = x.each_ref().map(|x| x.scales.as_ptr());
-        let (wq, ws) = (w.q.as_ptr(), w.scales.as_ptr());
+        let (wq, ws) = (wq.as_ptr(), ws.as_ptr());
         match isa {
             // SAFETY: the CPU has the features (asserted by the caller against `detect`),
             // and every read stays inside the slices whose lengths are asserted above.
             Isa::Avx512 if isa::has_vnni() => unsafe {
-                return x86::dot_vnni(wq, ws, blocks, xq, xs);
+                return x86::group_vnni(wq, ws, blocks, xq, xs);
             },
             Isa::Avx512 | Isa::Avx2 => unsafe {
-                return x86::dot_avx2(wq, ws, blocks, xq, xs);
+                return x86::group_avx2(wq, ws, blocks, xq, xs);
             },
             Isa::Portable => {}
         }
     }
     let _ = isa;
-    let mut sums = [0f32; R];
+    let mut sums = [[0f32; GROUP]; R];
     for b in 0..blocks {
-        let wb = &w.q[b * Q8_BLOCK..(b + 1) * Q8_BLOCK];
+        let wb = &wq[b * GROUP_BYTES..(b + 1) * GROUP_BYTES];
         for (s, x) in sums.iter_mut().zip(&x) {
             let xb = &x.q[b * Q8_BLOCK..(b + 1) * Q8_BLOCK];
-            let int: i32 = wb.iter().zip(xb).map(|(a, b)| *a as i32 * *b as i32).sum();
-            *s += int as f32 * (w.scales[b] * x.scales[b]);
+            for (lane, s) in s.iter_mut().enumerate() {
+                let int: i32 = (0..Q8_BLOCK)
+                    .map(|i| wb[layout::offset_in_block(lane, i)] as i32 * xb[i] as i32)
+                    .sum();
+                *s += int as f32 * (ws[b * GROUP + lane] * x.scales[b]);
+            }
         }
     }
     sums
-}
-
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use std::arch::x86_64::*;
-
-    use super::Q8_BLOCK;
-
-    /// How far ahead of the current block to prefetch weights, in bytes.
-    const PREFETCH_AHEAD: usize = 2048;
-
-    #[inline(always)]
-    unsafe fn hsum(v: __m256) -> f32 {
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-        _mm_cvtss_f32(s)
-    }
-
-    /// A block's 32 weights widened to two vectors of 16 i16.
-    #[inline(always)]
-    unsafe fn widen(wq: *const i8, b: usize) -> (__m256i, __m256i) {
-        let p = wq.add(b * Q8_BLOCK);
-        (
-            _mm256_cvtepi8_epi16(_mm_loadu_si128(p as *const __m128i)),
-            _mm256_cvtepi8_epi16(_mm_loadu_si128(p.add(16) as *const __m128i)),
-        )
-    }
-
-    /// A row's block as two vectors of 16 i16.
-    #[inline(always)]
-    unsafe fn row(xq: *const i16, b: usize) -> (__m256i, __m256i) {
-        let p = xq.add(b * Q8_BLOCK);
-        (
-            _mm256_loadu_si256(p as *const __m256i),
-            _mm256_loadu_si256(p.add(16) as *const __m256i),
-        )
-    }
-
-    /// `vpmaddwd`: 16 products of i16 pairs summed in pairs into 8 i32 (|w| ≤ 127 and
-    /// |x| ≤ 32767, so a block's sum stays far below 2³¹).
-    ///
-    /// # Safety
-    /// AVX2 and FMA; `wq` readable for 32·blocks bytes, each `xq` for 32·blocks i16, `ws`
-    /// and each `xs` for `blocks` floats.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_avx2<const R: usize>(
-        wq: *const i8,
-        ws: *const f32,
-        blocks: usize,
-        xq: [*const i16; R],
-        xs: [*const f32; R],
-    ) -> [f32; R] {
-        blocks_loop(wq, blocks, xs, ws, |b, r| {
-            let (w0, w1) = widen(wq, b);
-            let (x0, x1) = row(xq[r], b);
-            _mm256_add_epi32(_mm256_madd_epi16(w0, x0), _mm256_madd_epi16(w1, x1))
-        })
-    }
-
-    /// Σ over blocks of `ints(b, r)` (eight i32 partial sums of block b against row r)
-    /// times the two scales. Four accumulators per row take turns, so consecutive blocks
-    /// do not wait on each other's FMA (its latency, not memory, bounded one accumulator).
-    #[inline(always)]
-    unsafe fn blocks_loop<const R: usize>(
-        wq: *const i8,
-        blocks: usize,
-        xs: [*const f32; R],
-        ws: *const f32,
-        ints: impl Fn(usize, usize) -> __m256i,
-    ) -> [f32; R] {
-        const U: usize = 4;
-        let mut acc = [[_mm256_setzero_ps(); U]; R];
-        let mut b = 0;
-        while b < blocks {
-            // The next rows' bytes, well ahead: the hardware prefetcher alone left the
-            // loop waiting on memory.
-            let ahead = wq.wrapping_add(b * Q8_BLOCK + PREFETCH_AHEAD);
-            _mm_prefetch::<_MM_HINT_T0>(ahead);
-            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
-            for (u, lane) in (b..(b + U).min(blocks)).enumerate() {
-                let sw = *ws.add(lane);
-                for r in 0..R {
-                    let scale = _mm256_set1_ps(sw * *xs[r].add(lane));
-                    let v = _mm256_cvtepi32_ps(ints(lane, r));
-                    acc[r][u] = _mm256_fmadd_ps(v, scale, acc[r][u]);
-                }
-            }
-            b += U;
-        }
-        acc.map(|a| {
-            hsum(_mm256_add_ps(
-                _mm256_add_ps(a[0], a[1]),
-                _mm256_add_ps(a[2], a[3]),
-            ))
-        })
-    }
-
-    /// The same with `vpdpwssd`, which adds the second half's products in the same step.
-    ///
-    /// # Safety
-    /// AVX-512 VNNI and VL; reads as `dot_avx2`.
-    #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512vnni")]
-    pub unsafe fn dot_vnni<const R: usize>(
-        wq: *const i8,
-        ws: *const f32,
-        blocks: usize,
-        xq: [*const i16; R],
-        xs: [*const f32; R],
-    ) -> [f32; R] {
-        blocks_loop(wq, blocks, xs, ws, |b, r| {
-            let (w0, w1) = widen(wq, b);
-            let (x0, x1) = row(xq[r], b);
-            _mm256_dpwssd_epi32(_mm256_madd_epi16(w0, x0), w1, x1)
-        })
-    }
 }
 
 #[cfg(test)]
@@ -305,14 +227,16 @@ mod tests {
 
     #[test]
     fn every_path_matches_the_plain_product() {
-        // Rows around the 4-row groups, outputs around the task size, one and many blocks;
-        // from GEMM_ROWS rows on, the expanded weights through the packed GEMM.
+        // Rows around each path's row steps, outputs around a group and the task size,
+        // one and many blocks; from GEMM_ROWS rows on, the expanded weights through the
+        // packed GEMM.
         for (rows, k, n) in [
             (1, 32, 1),
             (2, 64, 33),
             (3, 96, 130),
             (5, 1024, 17),
             (9, 320, 70),
+            (4, 64, 16),
             (GEMM_ROWS - 1, 64, 65),
             (GEMM_ROWS, 64, 65),
             (70, 160, 130),
@@ -330,6 +254,7 @@ mod tests {
             let mut first: Option<Vec<f32>> = None;
             for isa in Isa::available() {
                 let y = m.matmul_t_on(isa, &x, rows);
+                assert_eq!(y.len(), rows * n);
                 for r in 0..rows {
                     for c in 0..n {
                         let want: f32 = (0..k).map(|j| x[r * k + j] * w[c * k + j]).sum();
@@ -367,6 +292,12 @@ mod tests {
         for isa in Isa::available() {
             let y = big.matmul_t_on(isa, &[1.0; 32], 1);
             assert!(y[0].is_finite() && y[0].abs() < 1e29, "{isa}: {}", y[0]);
+        }
+        // The largest block sum (every product at its extreme) does not overflow i32.
+        let ones = Q8Matrix::quantize(&[1.0; 32 * 16], 16, 32).expect("whole blocks");
+        for isa in Isa::available() {
+            let y = ones.matmul_t_on(isa, &[-1.0; 32 * 3], 3);
+            assert!(y.iter().all(|v| (*v + 32.0).abs() < 1e-3), "{isa}: {y:?}");
         }
         assert!(Q8Matrix::quantize(&[0.0; 40], 2, 20).is_none());
     }
