@@ -26,7 +26,7 @@ unsafe fn pair(x: *const i16, at: usize) -> i32 {
 /// hardware prefetcher alone left the loop waiting on memory.
 #[inline(always)]
 unsafe fn prefetch(w: *const i8, p: usize) {
-    if p % 2 == 0 {
+    if p.is_multiple_of(2) {
         _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(p * PAIR_BYTES + PREFETCH_AHEAD));
     }
 }
