@@ -142,6 +142,24 @@ impl PackedF32 {
     /// y[r·ldy + c] = Σ x[r·ldx + i] · W[c][i] for r < rows, c < n, on this thread: for
     /// callers that already run one task per thread (attention heads).
     pub fn matmul_t_into(&self, x: &[f32], ldx: usize, rows: usize, y: &mut [f32], ldy: usize) {
+        self.on_this_thread(x, ldx, rows, y, ldy, false);
+    }
+
+    /// `matmul_t_acc` on this thread: for callers that split the rows into tasks
+    /// themselves (EnCodec's convolutions, a time chunk per task).
+    pub fn matmul_t_acc_into(&self, x: &[f32], ldx: usize, rows: usize, y: &mut [f32], ldy: usize) {
+        self.on_this_thread(x, ldx, rows, y, ldy, true);
+    }
+
+    fn on_this_thread(
+        &self,
+        x: &[f32],
+        ldx: usize,
+        rows: usize,
+        y: &mut [f32],
+        ldy: usize,
+        accumulate: bool,
+    ) {
         if rows == 0 || self.n == 0 {
             return;
         }
@@ -153,7 +171,7 @@ impl PackedF32 {
         let isa = isa::active();
         for p in 0..self.n.div_ceil(NR) {
             // SAFETY: bounds asserted above; `y` is borrowed mutably for the call.
-            unsafe { self.block(isa, x, ldx, 0..rows, p, y.as_mut_ptr(), ldy, false) };
+            unsafe { self.block(isa, x, ldx, 0..rows, p, y.as_mut_ptr(), ldy, accumulate) };
         }
     }
 

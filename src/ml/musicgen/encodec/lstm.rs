@@ -1,12 +1,27 @@
-//! `EncodecLSTM` on the CPU: the input products for every frame at once, then one
-//! matrix-vector product per frame for the recurrence. Weights are read through candle
-//! (names as in the checkpoint) and rearranged once at load time.
+//! `EncodecLSTM` on the CPU: the input products for every frame at once, then the
+//! recurrence frame by frame. Weights are read through candle (names as in the
+//! checkpoint) and rearranged once at load time.
+//!
+//! Why the recurrent weight is regrouped: each frame reads all of W_hh (16 MB for
+//! musicgen's 1024 units, from L3 at best), so the recurrence is bound by that read. With
+//! the four gates of UNITS hidden units side by side for every input, a task reads one
+//! contiguous block, multiplies a broadcast h value into all of its 4·UNITS gate sums
+//! (whole vectors, no horizontal sums) and finishes those units' cell and hidden state at
+//! once: one pass over the weights and one fork-join per frame.
 
 use candle_nn::VarBuilder;
+use rayon::prelude::*;
 
-use super::layers::host;
+use super::conv::host;
 use super::signal::{sigmoid, tanh, Signal, Weight};
-use crate::ml::kernels::host_matmul::{matmul_t, HostWeight};
+
+/// Hidden units per block of the regrouped recurrent weight: their 4 gates are 64 floats,
+/// four AVX-512 vectors (eight AVX2 ones).
+const UNITS: usize = 16;
+/// Gate sums per block.
+const GATES: usize = 4 * UNITS;
+/// Blocks per task: a few per thread, so one slow thread does not hold the frame up.
+const BLOCKS_PER_TASK: usize = 4;
 
 /// `EncodecLSTM`: a stacked LSTM over time with a residual connection around it.
 pub struct Lstm {
@@ -17,9 +32,10 @@ pub struct Lstm {
 struct LstmLayer {
     /// W_ih transposed: (in, 4H), for one product over every frame at once.
     w_ih_t: Weight,
-    /// W_hh as in the checkpoint, (4H, H): one matrix-vector product per frame.
-    w_hh: HostWeight,
-    /// b_ih + b_hh.
+    /// W_hh regrouped: per block of UNITS units, per input k, the GATES weights
+    /// [gate q of unit u at q·UNITS + u]; units past H are zero.
+    w_hh: Vec<f32>,
+    /// b_ih + b_hh, in torch's gate order (i, f, g, o), 4H.
     bias: Vec<f32>,
 }
 
@@ -34,7 +50,7 @@ impl Lstm {
                     + vb.get(4 * dim, &format!("bias_hh_l{l}"))?)?;
                 Ok(LstmLayer {
                     w_ih_t: Weight::new(&host(&w_ih.t()?.contiguous()?)?, dim, 4 * dim),
-                    w_hh: HostWeight::F32(host(&w_hh)?),
+                    w_hh: regroup(&host(&w_hh)?, dim),
                     bias: host(&bias)?,
                 })
             })
@@ -43,6 +59,12 @@ impl Lstm {
             layers,
             hidden: dim,
         })
+    }
+
+    /// Multiply-adds over `frames` frames: per layer and frame, the input and the
+    /// recurrent product, (4H, H) each.
+    pub fn multiply_adds(&self, frames: usize) -> usize {
+        self.layers.len() * frames * 2 * 4 * self.hidden * self.hidden
     }
 
     pub fn forward(&self, x: &Signal) -> Signal {
@@ -55,25 +77,18 @@ impl Lstm {
             layer
                 .w_ih_t
                 .acc(&mut xi.data, 4 * h_dim, &seq.data, h_dim, t_len);
-            let mut h = vec![0f32; h_dim];
+            let mut out = vec![0f32; t_len * h_dim];
             let mut c = vec![0f32; h_dim];
-            let mut out = Vec::with_capacity(t_len * h_dim);
+            let zeros = vec![0f32; h_dim];
             for t in 0..t_len {
-                // Gates: the recurrent product, plus this frame's input projection, in place.
-                let mut g = matmul_t(&layer.w_hh, &h, 1, h_dim, 4 * h_dim);
-                for (v, x) in g.iter_mut().zip(xi.row(t)) {
-                    *v += x;
-                }
-                // torch's gate order: input, forget, cell, output.
-                for j in 0..h_dim {
-                    let i = sigmoid(g[j]);
-                    let f = sigmoid(g[h_dim + j]);
-                    let cell = tanh(g[2 * h_dim + j]);
-                    let o = sigmoid(g[3 * h_dim + j]);
-                    c[j] = f * c[j] + i * cell;
-                    h[j] = o * tanh(c[j]);
-                }
-                out.extend_from_slice(&h);
+                let (done, rest) = out.split_at_mut(t * h_dim);
+                let h_prev = if t == 0 {
+                    &zeros[..]
+                } else {
+                    &done[(t - 1) * h_dim..]
+                };
+                let h_next = &mut rest[..h_dim];
+                layer.step(h_prev, xi.row(t), &mut c, h_next);
             }
             seq = Signal::new(t_len, h_dim, out);
         }
@@ -81,5 +96,130 @@ impl Lstm {
             *s += v;
         }
         seq
+    }
+}
+
+impl LstmLayer {
+    /// One frame: gates = W_hh·h_prev + xi (input projection and biases), then the cell
+    /// `c` and the new hidden state `h_next`, block by block in parallel.
+    fn step(&self, h_prev: &[f32], xi: &[f32], c: &mut [f32], h_next: &mut [f32]) {
+        let h_dim = h_prev.len();
+        let span = BLOCKS_PER_TASK * UNITS;
+        h_next
+            .par_chunks_mut(span)
+            .zip(c.par_chunks_mut(span))
+            .enumerate()
+            .for_each(|(task, (h_out, c_out))| {
+                for (i, (h_out, c_out)) in h_out
+                    .chunks_mut(UNITS)
+                    .zip(c_out.chunks_mut(UNITS))
+                    .enumerate()
+                {
+                    let block = task * BLOCKS_PER_TASK + i;
+                    let w = &self.w_hh[block * h_dim * GATES..(block + 1) * h_dim * GATES];
+                    let mut g = [0f32; GATES];
+                    for (row, &hk) in w.chunks_exact(GATES).zip(h_prev) {
+                        for (acc, wv) in g.iter_mut().zip(row) {
+                            *acc += hk * wv;
+                        }
+                    }
+                    let first = block * UNITS;
+                    // torch's gate order: input, forget, cell, output.
+                    for (u, (h, cell)) in h_out.iter_mut().zip(c_out.iter_mut()).enumerate() {
+                        let j = first + u;
+                        let gate = |q: usize| g[q * UNITS + u] + xi[q * h_dim + j];
+                        let (i, f) = (sigmoid(gate(0)), sigmoid(gate(1)));
+                        let (cand, o) = (tanh(gate(2)), sigmoid(gate(3)));
+                        *cell = f * *cell + i * cand;
+                        *h = o * tanh(*cell);
+                    }
+                }
+            });
+    }
+}
+
+/// W_hh (4H, H), torch's layout, into blocks of UNITS units (see `LstmLayer::w_hh`).
+fn regroup(w: &[f32], h_dim: usize) -> Vec<f32> {
+    let blocks = h_dim.div_ceil(UNITS);
+    let mut out = vec![0f32; blocks * h_dim * GATES];
+    for q in 0..4 {
+        for j in 0..h_dim {
+            let (block, u) = (j / UNITS, j % UNITS);
+            for k in 0..h_dim {
+                out[(block * h_dim + k) * GATES + q * UNITS + u] = w[(q * h_dim + j) * h_dim + k];
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{close, noise};
+    use super::*;
+    use candle_core::{DType, Device, Tensor};
+    use std::collections::HashMap;
+
+    #[test]
+    fn lstm_matches_the_definition() {
+        // 20 units: one whole block of UNITS and a partial one.
+        let (h, frames, layers) = (20, 9, 2);
+        let dev = Device::Cpu;
+        let mut map = HashMap::new();
+        let mut raw = Vec::new();
+        for l in 0..layers {
+            let seed = 40 + 10 * l as u64;
+            let parts = [
+                noise(4 * h * h, seed),
+                noise(4 * h * h, seed + 1),
+                noise(4 * h, seed + 2),
+                noise(4 * h, seed + 3),
+            ];
+            for (name, (v, shape)) in
+                ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
+                    .iter()
+                    .zip(parts.iter().zip([
+                        vec![4 * h, h],
+                        vec![4 * h, h],
+                        vec![4 * h],
+                        vec![4 * h],
+                    ]))
+            {
+                let t = Tensor::from_slice(v, shape.as_slice(), &dev).expect("tensor");
+                map.insert(format!("lstm.{name}_l{l}"), t);
+            }
+            raw.push(parts);
+        }
+        let vb = VarBuilder::from_tensors(map, DType::F32, &dev);
+        let lstm = Lstm::load(vb, h, layers).expect("load");
+        let x = Signal::new(frames, h, noise(frames * h, 3));
+
+        let sig = |v: f32| 1.0 / (1.0 + (-v).exp());
+        let mut seq = x.data.clone();
+        for [w_ih, w_hh, b_ih, b_hh] in &raw {
+            let (mut hs, mut cs) = (vec![0f32; h], vec![0f32; h]);
+            let mut next = Vec::new();
+            for t in 0..frames {
+                let input = &seq[t * h..(t + 1) * h];
+                let gate = |r: usize| {
+                    let mut acc = b_ih[r] + b_hh[r];
+                    for k in 0..h {
+                        acc += w_ih[r * h + k] * input[k] + w_hh[r * h + k] * hs[k];
+                    }
+                    acc
+                };
+                let g: Vec<f32> = (0..4 * h).map(gate).collect();
+                for j in 0..h {
+                    cs[j] = sig(g[h + j]) * cs[j] + sig(g[j]) * g[2 * h + j].tanh();
+                    hs[j] = sig(g[3 * h + j]) * cs[j].tanh();
+                }
+                next.extend_from_slice(&hs);
+            }
+            seq = next;
+        }
+        for (s, v) in seq.iter_mut().zip(&x.data) {
+            *s += v;
+        }
+        close(&lstm.forward(&x).data, &seq);
     }
 }

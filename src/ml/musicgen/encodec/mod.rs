@@ -5,19 +5,25 @@
 //! Padding is trimmed exactly as transformers does, so F frames give F × hop samples.
 
 pub mod chunked;
-mod layers;
+mod conv;
 mod lstm;
+mod resblock;
 mod signal;
+#[cfg(test)]
+mod testing;
+mod transposed;
 
 use anyhow::{bail, Result};
 use candle_core::DType;
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
-use layers::{host, Conv, ConvTranspose, ResBlock};
+use conv::{host, Conv};
 use lstm::Lstm;
+use resblock::ResBlock;
 pub use signal::PadMode;
 use signal::Signal;
+use transposed::ConvTranspose;
 
 /// transformers' `EncodecConfig`; defaults are transformers' (= encodec_24khz).
 /// EnCodec's `norm_type`: only weight norm is supported (what MusicGen's EnCodec uses);
@@ -175,6 +181,19 @@ impl EncodecDecoder {
 
     pub fn config(&self) -> &EncodecConfig {
         &self.cfg
+    }
+
+    /// Multiply-adds one decode of `frames` code frames does (by the layers'
+    /// definitions), so a benchmark can state the rate it ran at.
+    pub fn multiply_adds(&self, frames: usize) -> usize {
+        let mut len = frames;
+        let mut total = self.first.multiply_adds(len) + self.lstm.multiply_adds(len);
+        for (up, blocks) in &self.stages {
+            total += up.multiply_adds(len);
+            len *= up.stride();
+            total += blocks.iter().map(|b| b.multiply_adds(len)).sum::<usize>();
+        }
+        total + self.last.multiply_adds(len)
     }
 
     /// codes[codebook][frame] → mono samples, exactly frames × hop of them.

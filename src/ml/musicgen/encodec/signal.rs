@@ -7,7 +7,7 @@
 //! overlapping view of the input (K = k·channels) — no im2col copy, which for 15 s of
 //! audio would be hundreds of MB per layer.
 
-use rayon::prelude::*;
+use std::ops::Range;
 
 use crate::ml::kernels::packed_gemm::PackedF32;
 
@@ -52,9 +52,6 @@ pub enum PadMode {
     Zero,
 }
 
-/// Chunk size for parallel element-wise passes (big enough to amortise rayon).
-pub const PAR_CHUNK: usize = 1 << 16;
-
 /// `x.exp()` to ~1e-7 relative, written so LLVM vectorises it (std's `exp` is a libm call
 /// per element, which made the ELUs a large share of decoding).
 #[inline(always)]
@@ -92,61 +89,109 @@ pub fn tanh(x: f32) -> f32 {
     2.0 * sigmoid(2.0 * x) - 1.0
 }
 
-/// ELU in place over a whole buffer, in parallel.
+/// ELU in place (one chunk's worth: callers parallelise over chunks).
 pub fn elu_in_place(data: &mut [f32]) {
-    data.par_chunks_mut(PAR_CHUNK).for_each(|chunk| {
-        for v in chunk {
-            *v = elu1(*v);
-        }
-    });
+    for v in data {
+        *v = elu1(*v);
+    }
 }
 
-/// Pad along time (`left`/`right` frames) as torch's `F.pad` does, applying the ELU on
-/// the way when `elu` is set. Reflection needs the input longer than the padding;
-/// shorter inputs are zero-extended first and the extension cut off again afterwards,
-/// exactly as transformers' EnCodec does.
-pub fn pad(x: &Signal, left: usize, right: usize, mode: PadMode, elu: bool) -> Signal {
-    let len = x.frames;
-    // Source frame of every output frame; None is a zero frame.
-    let sources: Vec<Option<usize>> = match mode {
-        PadMode::Zero => std::iter::repeat_n(None, left)
-            .chain((0..len).map(Some))
-            .chain(std::iter::repeat_n(None, right))
-            .collect(),
-        PadMode::Reflect => {
-            let max_pad = left.max(right);
-            let extra = if len <= max_pad { max_pad - len + 1 } else { 0 };
-            let n = len + extra;
-            let real = |i: usize| (i < len).then_some(i);
-            let mut s: Vec<Option<usize>> = (0..left)
-                .map(|i| real(left - i))
-                .chain((0..n).map(real))
-                .chain((0..right).map(|i| real(n - 2 - i)))
-                .collect();
-            s.truncate(s.len() - extra);
-            s
-        }
-    };
-    let c = x.channels;
-    let mut data = vec![0f32; sources.len() * c];
-    data.par_chunks_mut(c * (PAR_CHUNK / c.max(1)).max(1))
-        .enumerate()
-        .for_each(|(block, out)| {
-            let first = block * (PAR_CHUNK / c.max(1)).max(1);
-            for (i, row) in out.chunks_exact_mut(c).enumerate() {
-                if let Some(src) = sources[first + i] {
-                    let src = x.row(src);
-                    if elu {
-                        for (o, v) in row.iter_mut().zip(src) {
-                            *o = elu1(*v);
-                        }
-                    } else {
-                        row.copy_from_slice(src);
-                    }
+/// A signal of `len` frames padded along time (`left`/`right` frames) as torch's `F.pad`
+/// does. Reflection needs the input longer than the padding; shorter inputs are
+/// zero-extended first and the extension cut off again afterwards, exactly as
+/// transformers' EnCodec does.
+#[derive(Debug, Clone, Copy)]
+pub struct Padding {
+    pub len: usize,
+    pub left: usize,
+    pub right: usize,
+    pub mode: PadMode,
+}
+
+impl Padding {
+    pub fn padded_len(&self) -> usize {
+        self.left + self.len + self.right
+    }
+
+    /// The input frame at padded frame `i`; None is a zero frame.
+    fn source(&self, i: usize) -> Option<usize> {
+        let (len, left) = (self.len, self.left);
+        let real = |j: usize| (j < len).then_some(j);
+        match self.mode {
+            PadMode::Zero => i.checked_sub(left).and_then(real),
+            PadMode::Reflect => {
+                let extra = (self.left.max(self.right) + 1).saturating_sub(len);
+                let n = len + extra;
+                if i < left {
+                    real(left - i)
+                } else if i < left + n {
+                    real(i - left)
+                } else {
+                    real((2 * n + left).checked_sub(i + 2)?)
                 }
             }
-        });
-    Signal::new(sources.len(), c, data)
+        }
+    }
+
+    /// Padded frames `frames` of `x` into `dst` (resized to fit), through the ELU when
+    /// `elu` is set: the one copy a chunk of a convolution makes of its input.
+    pub fn stage(&self, x: &Signal, frames: Range<usize>, elu: bool, dst: &mut Vec<f32>) {
+        let c = x.channels;
+        dst.clear();
+        dst.resize(frames.len() * c, 0.0);
+        for (i, row) in frames.zip(dst.chunks_exact_mut(c.max(1))) {
+            if let Some(src) = self.source(i) {
+                let src = x.row(src);
+                if elu {
+                    for (o, v) in row.iter_mut().zip(src) {
+                        *o = elu1(*v);
+                    }
+                } else {
+                    row.copy_from_slice(src);
+                }
+            }
+        }
+    }
+}
+
+/// The whole padded signal (tests compare the chunked layers against it).
+#[cfg(test)]
+pub fn pad(x: &Signal, left: usize, right: usize, mode: PadMode, elu: bool) -> Signal {
+    let p = Padding {
+        len: x.frames,
+        left,
+        right,
+        mode,
+    };
+    let mut data = Vec::new();
+    p.stage(x, 0..p.padded_len(), elu, &mut data);
+    Signal::new(p.padded_len(), x.channels, data)
+}
+
+/// Input floats a convolution stages per chunk: a few hundred KB, so the staged input,
+/// the chunk's output and the weights it meets stay in the core's L2 instead of a padded
+/// copy of the whole signal (up to 120 MB for 15 s of audio) going through memory.
+pub const CHUNK_FLOATS: usize = 1 << 16;
+
+/// Frames per chunk for a layer whose staged input has `channels` per frame.
+pub fn chunk_frames(channels: usize) -> usize {
+    (CHUNK_FLOATS / channels.max(1)).max(8)
+}
+
+/// `data` (rows of `width`) cut at the row boundaries `bounds` (ascending, first 0,
+/// last the row count): one mutable slice per chunk, for parallel chunks.
+pub fn split_rows<'a>(
+    mut data: &'a mut [f32],
+    width: usize,
+    bounds: &[usize],
+) -> Vec<&'a mut [f32]> {
+    let mut parts = Vec::with_capacity(bounds.len().saturating_sub(1));
+    for pair in bounds.windows(2) {
+        let (head, tail) = data.split_at_mut((pair[1] - pair[0]) * width);
+        parts.push(head);
+        data = tail;
+    }
+    parts
 }
 
 /// The right-hand side of a product, a row-major (k, n) matrix, packed once at load for
@@ -172,6 +217,19 @@ impl Weight {
         m: usize,
     ) {
         self.0.matmul_t_acc(lhs, lhs_stride, m, dst, dst_stride);
+    }
+
+    /// `acc` on this thread (callers run one time chunk per task).
+    pub fn acc_here(
+        &self,
+        dst: &mut [f32],
+        dst_stride: usize,
+        lhs: &[f32],
+        lhs_stride: usize,
+        m: usize,
+    ) {
+        self.0
+            .matmul_t_acc_into(lhs, lhs_stride, m, dst, dst_stride);
     }
 }
 

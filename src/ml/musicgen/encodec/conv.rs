@@ -1,0 +1,319 @@
+//! `EncodecConv1d` on the CPU over time-major signals: weight-normed conv with
+//! transformers' padding, computed a time chunk per task. Weights are read through candle
+//! (names as in the checkpoint) and rearranged once at load time into the layout the
+//! product wants.
+
+use std::ops::Range;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use rayon::prelude::*;
+
+use super::signal::{chunk_frames, split_rows, PadMode, Padding, Signal, Weight};
+use super::EncodecConfig;
+use crate::ml::kernels::host_matmul::dot;
+use crate::ml::kernels::packed_gemm::NR;
+
+/// A tensor's values on the host, as f32, in row-major order.
+pub(super) fn host(t: &Tensor) -> candle_core::Result<Vec<f32>> {
+    t.to_device(&Device::Cpu)?
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1()
+}
+
+/// Weight-normalised weight: g · v / ‖v‖, the norm over every dim but the first.
+/// Checkpoints store (g, v) as `weight_g`/`weight_v` (old torch) or as
+/// `parametrizations.weight.original0/1` (new torch); both are accepted.
+pub(super) fn weight_norm(
+    vb: &VarBuilder,
+    shape: (usize, usize, usize),
+) -> candle_core::Result<Vec<f32>> {
+    let g_shape = (shape.0, 1, 1);
+    let (g, v) = if vb.contains_tensor("parametrizations.weight.original0") {
+        let p = vb.pp("parametrizations").pp("weight");
+        (p.get(g_shape, "original0")?, p.get(shape, "original1")?)
+    } else {
+        (vb.get(g_shape, "weight_g")?, vb.get(shape, "weight_v")?)
+    };
+    let norm = v.sqr()?.sum_keepdim((1, 2))?.sqrt()?;
+    host(&v.broadcast_mul(&g.broadcast_div(&norm)?)?)
+}
+
+/// Every row of `out` (rows of `bias.len()`) set to `bias`.
+pub(super) fn fill_rows(out: &mut [f32], bias: &[f32]) {
+    for row in out.chunks_exact_mut(bias.len()) {
+        row.copy_from_slice(bias);
+    }
+}
+
+/// Row ranges of `len` rows, `chunk` at a time, as boundaries (0, chunk, …, len).
+pub(super) fn bounds(len: usize, chunk: usize) -> Vec<usize> {
+    let mut b: Vec<usize> = (0..len).step_by(chunk.max(1)).collect();
+    b.push(len);
+    b
+}
+
+/// A convolution's weights in the layout its product wants. All come from the (taps · cin,
+/// cout) matrix whose row `tap · cin + c` holds input channel c's weights at that tap, so
+/// one window of `taps` consecutive frames is one row of the product.
+enum ConvWeight {
+    /// One output channel, undilated (the last layer, to mono audio): the matrix's one
+    /// column, dotted with each window (a GEMM with one column runs far below this).
+    Mono(Vec<f32>),
+    /// Undilated: one product over every window. With `frames` > 1 (layers with fewer
+    /// output channels than the GEMM's panel is wide, which would multiply zero columns),
+    /// one row of the product makes `frames` consecutive output frames: its window is
+    /// taps + frames − 1 frames long and the matrix has frames · cout columns, frame f's
+    /// taps shifted down by f frames (zeros elsewhere).
+    Windows { weight: Weight, frames: usize },
+    /// Dilated: the taps are not adjacent frames, so one product per tap, (cin, cout).
+    Taps(Vec<Weight>),
+}
+
+/// `EncodecConv1d`: weight-normed conv with "same"-style padding (asymmetric or causal).
+pub struct Conv {
+    weight: ConvWeight,
+    pub bias: Vec<f32>,
+    pub cin: usize,
+    pub cout: usize,
+    taps: usize,
+    stride: usize,
+    dilation: usize,
+    pad_left: usize,
+    pad_right: usize,
+    mode: PadMode,
+}
+
+impl Conv {
+    #[allow(clippy::too_many_arguments)]
+    pub fn load(
+        vb: VarBuilder,
+        cfg: &EncodecConfig,
+        cin: usize,
+        cout: usize,
+        taps: usize,
+        stride: usize,
+        dilation: usize,
+    ) -> candle_core::Result<Self> {
+        let vb = vb.pp("conv");
+        let w = weight_norm(&vb, (cout, cin, taps))?;
+        let mut weight = vec![0f32; taps * cin * cout];
+        for o in 0..cout {
+            for c in 0..cin {
+                for tap in 0..taps {
+                    weight[(tap * cin + c) * cout + o] = w[(o * cin + c) * taps + tap];
+                }
+            }
+        }
+        let weight = if cout == 1 && dilation == 1 {
+            ConvWeight::Mono(weight)
+        } else if dilation == 1 {
+            let frames = if stride == 1 { (NR / cout).max(1) } else { 1 };
+            let rows = (taps + frames - 1) * cin;
+            let mut wide = vec![0f32; rows * frames * cout];
+            for f in 0..frames {
+                for (r, row) in weight.chunks_exact(cout).enumerate() {
+                    let at = (f * cin + r) * frames * cout + f * cout;
+                    wide[at..at + cout].copy_from_slice(row);
+                }
+            }
+            let weight = Weight::new(&wide, rows, frames * cout);
+            ConvWeight::Windows { weight, frames }
+        } else {
+            let per_tap = weight.chunks_exact(cin * cout);
+            ConvWeight::Taps(per_tap.map(|w| Weight::new(w, cin, cout)).collect())
+        };
+        let bias = host(&vb.get(cout, "bias")?)?;
+        let total = (taps - 1) * dilation + 1 - stride;
+        let (pad_left, pad_right) = if cfg.use_causal_conv {
+            (total, 0)
+        } else {
+            (total - total / 2, total / 2)
+        };
+        let mode = cfg.pad_mode;
+        Ok(Self {
+            weight,
+            bias,
+            cin,
+            cout,
+            taps,
+            stride,
+            dilation,
+            pad_left,
+            pad_right,
+            mode,
+        })
+    }
+
+    fn effective_taps(&self) -> usize {
+        (self.taps - 1) * self.dilation + 1
+    }
+
+    /// The padding of an input of `len` frames: the fixed padding plus transformers'
+    /// `_get_extra_padding_for_conv1d`, so the last window is whole.
+    pub fn padding(&self, len: usize) -> Padding {
+        let ek = self.effective_taps();
+        let total = ek - self.stride;
+        let n_frames = ((len + total) as f64 - ek as f64) / self.stride as f64 + 1.0;
+        let ideal = (n_frames.ceil() as usize - 1) * self.stride + ek - total;
+        Padding {
+            len,
+            left: self.pad_left,
+            right: self.pad_right + ideal.saturating_sub(len),
+            mode: self.mode,
+        }
+    }
+
+    pub fn out_frames(&self, len: usize) -> usize {
+        (self.padding(len).padded_len() - self.effective_taps()) / self.stride + 1
+    }
+
+    /// Multiply-adds for an input of `len` frames.
+    pub fn multiply_adds(&self, len: usize) -> usize {
+        self.out_frames(len) * self.taps * self.cin * self.cout
+    }
+
+    /// The padded input frames that output frames `rows` read.
+    pub fn window(&self, rows: &Range<usize>) -> Range<usize> {
+        rows.start * self.stride..(rows.end - 1) * self.stride + self.effective_taps()
+    }
+
+    /// Output frames per chunk: a few hundred KB of staged input.
+    pub fn chunk(&self) -> usize {
+        chunk_frames(self.cin * self.stride)
+    }
+
+    /// conv(ELU(x) if `elu`, else x), bias included.
+    pub fn forward(&self, x: &Signal, elu: bool) -> Signal {
+        self.forward_in_chunks(x, elu, self.chunk())
+    }
+
+    /// `forward`, `chunk` output frames per task: each stages its window of the padded
+    /// (and ELU'd) input and multiplies it while it is in cache.
+    pub fn forward_in_chunks(&self, x: &Signal, elu: bool, chunk: usize) -> Signal {
+        assert_eq!(x.channels, self.cin, "conv input channels");
+        let frames = self.out_frames(x.frames);
+        let padding = self.padding(x.frames);
+        let mut data = vec![0f32; frames * self.cout];
+        let bounds = bounds(frames, chunk);
+        split_rows(&mut data, self.cout, &bounds)
+            .into_par_iter()
+            .zip(bounds.par_windows(2))
+            .for_each(|(out, b)| {
+                let mut staged = Vec::new();
+                padding.stage(x, self.window(&(b[0]..b[1])), elu, &mut staged);
+                fill_rows(out, &self.bias);
+                self.acc_staged(&staged, b[1] - b[0], out);
+            });
+        Signal::new(frames, self.cout, data)
+    }
+
+    /// out (rows × cout, row-major) += the conv of `staged`, the padded input frames from
+    /// the first row's window on; on this thread.
+    pub fn acc_staged(&self, staged: &[f32], rows: usize, out: &mut [f32]) {
+        let (cin, cout) = (self.cin, self.cout);
+        let step = self.stride * cin;
+        match &self.weight {
+            ConvWeight::Mono(weight) => {
+                let span = self.taps * cin;
+                for (t, y) in out.iter_mut().take(rows).enumerate() {
+                    *y += dot(weight, &staged[t * step..t * step + span]);
+                }
+            }
+            // All taps at once: the window of frames t·s .. t·s + taps is contiguous.
+            ConvWeight::Windows { weight, frames } => {
+                let (f, whole) = (*frames, rows / frames);
+                weight.acc_here(out, f * cout, staged, f * step, whole);
+                let tail = rows - whole * f;
+                if tail > 0 {
+                    // The last few frames: a zero-extended window, a row of f frames,
+                    // and only the first `tail` of them kept.
+                    let from = whole * f * step;
+                    let mut window = vec![0f32; (self.taps + f - 1) * cin];
+                    let have = (staged.len() - from).min(window.len());
+                    window[..have].copy_from_slice(&staged[from..from + have]);
+                    let mut y = vec![0f32; f * cout];
+                    weight.acc_here(&mut y, f * cout, &window, f * step, 1);
+                    let out = &mut out[whole * f * cout..(whole * f + tail) * cout];
+                    for (o, v) in out.iter_mut().zip(&y) {
+                        *o += v;
+                    }
+                }
+            }
+            ConvWeight::Taps(taps) => {
+                for (tap, w) in taps.iter().enumerate() {
+                    let from = &staged[tap * self.dilation * cin..];
+                    w.acc_here(out, cout, from, step, rows);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::signal::pad;
+    use super::super::testing::{close, config, noise, weights};
+    use super::*;
+
+    #[test]
+    fn strided_dilated_conv_matches_the_definition() {
+        let (cin, cout, taps) = (3, 4, 3);
+        for (stride, dilation, causal, frames) in [
+            (1, 2, false, 11),
+            (2, 1, true, 10),
+            (2, 3, false, 13),
+            (1, 1, true, 2),
+            (1, 1, false, 17),
+        ] {
+            let (vb, w, b) = weights((cout, cin, taps), cout, 7);
+            let conv =
+                Conv::load(vb, &config(causal), cin, cout, taps, stride, dilation).expect("load");
+            let x = Signal::new(frames, cin, noise(frames * cin, 3));
+            let p = conv.padding(frames);
+            let p = pad(&x, p.left, p.right, conv.mode, true);
+            let mut want = Vec::new();
+            for t in 0..conv.out_frames(frames) {
+                for o in 0..cout {
+                    let mut acc = b[o];
+                    for tap in 0..taps {
+                        let row = p.row(t * stride + tap * dilation);
+                        for c in 0..cin {
+                            acc += w[(o * cin + c) * taps + tap] * row[c];
+                        }
+                    }
+                    want.push(acc);
+                }
+            }
+            // One chunk, and chunks that cut the signal anywhere (edges included).
+            for chunk in [1000, 1, 2, 3] {
+                close(&conv.forward_in_chunks(&x, true, chunk).data, &want);
+            }
+        }
+    }
+
+    #[test]
+    fn mono_conv_matches_the_definition() {
+        let (cin, taps, frames) = (5, 7, 23);
+        let (vb, w, b) = weights((1, cin, taps), 1, 9);
+        let conv = Conv::load(vb, &config(false), cin, 1, taps, 1, 1).expect("load");
+        let x = Signal::new(frames, cin, noise(frames * cin, 4));
+        let p = conv.padding(frames);
+        let p = pad(&x, p.left, p.right, PadMode::Reflect, true);
+        let want: Vec<f32> = (0..frames)
+            .map(|t| {
+                let mut acc = b[0];
+                for tap in 0..taps {
+                    for (c, v) in p.row(t + tap).iter().enumerate() {
+                        acc += w[c * taps + tap] * v;
+                    }
+                }
+                acc
+            })
+            .collect();
+        for chunk in [1000, 4] {
+            close(&conv.forward_in_chunks(&x, true, chunk).data, &want);
+        }
+    }
+}

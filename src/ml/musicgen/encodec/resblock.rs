@@ -1,0 +1,188 @@
+//! `EncodecResnetBlock` on the CPU: ELU → conv(k, dilation) → ELU → conv(1), plus the
+//! shortcut (x itself, or a 1×1 conv), all of it one time chunk per task: the hidden
+//! signal never leaves the core's cache and the output is written once.
+
+use candle_nn::VarBuilder;
+use rayon::prelude::*;
+
+use super::conv::{bounds, fill_rows, Conv};
+use super::signal::{chunk_frames, elu_in_place, split_rows, Signal};
+use super::EncodecConfig;
+
+pub struct ResBlock {
+    conv1: Conv,
+    conv2: Conv,
+    shortcut: Option<Conv>,
+    /// conv2's bias, plus the shortcut conv's when there is one: where the output starts.
+    out_bias: Vec<f32>,
+}
+
+impl ResBlock {
+    pub fn load(
+        vb: VarBuilder,
+        cfg: &EncodecConfig,
+        dim: usize,
+        dilation: usize,
+    ) -> candle_core::Result<Self> {
+        let hidden = dim / cfg.compress;
+        let block = vb.pp("block");
+        let k = cfg.residual_kernel_size;
+        let conv1 = Conv::load(block.pp(1), cfg, dim, hidden, k, 1, dilation)?;
+        let conv2 = Conv::load(block.pp(3), cfg, hidden, dim, 1, 1, 1)?;
+        let shortcut = if cfg.use_conv_shortcut {
+            Some(Conv::load(vb.pp("shortcut"), cfg, dim, dim, 1, 1, 1)?)
+        } else {
+            None
+        };
+        let out_bias = match &shortcut {
+            Some(s) => s.bias.iter().zip(&conv2.bias).map(|(a, b)| a + b).collect(),
+            None => conv2.bias.clone(),
+        };
+        Ok(Self {
+            conv1,
+            conv2,
+            shortcut,
+            out_bias,
+        })
+    }
+
+    /// Multiply-adds for an input of `len` frames (the output has as many).
+    pub fn multiply_adds(&self, len: usize) -> usize {
+        let shortcut = self.shortcut.as_ref().map_or(0, |s| s.multiply_adds(len));
+        self.conv1.multiply_adds(len) + self.conv2.multiply_adds(len) + shortcut
+    }
+
+    pub fn forward(&self, x: &Signal) -> Signal {
+        self.forward_in_chunks(x, chunk_frames(x.channels))
+    }
+
+    /// `forward`, `chunk` frames per task.
+    pub fn forward_in_chunks(&self, x: &Signal, chunk: usize) -> Signal {
+        let (len, c, hidden) = (x.frames, x.channels, self.conv1.cout);
+        assert_eq!(c, self.conv1.cin, "residual block channels");
+        assert_eq!(
+            self.conv1.out_frames(len),
+            len,
+            "residual conv keeps the length"
+        );
+        let padding = self.conv1.padding(len);
+        let mut data = vec![0f32; len * c];
+        let bounds = bounds(len, chunk);
+        split_rows(&mut data, c, &bounds)
+            .into_par_iter()
+            .zip(bounds.par_windows(2))
+            .for_each(|(out, b)| {
+                let rows = b[1] - b[0];
+                let mut staged = Vec::new();
+                padding.stage(x, self.conv1.window(&(b[0]..b[1])), true, &mut staged);
+                let mut h = vec![0f32; rows * hidden];
+                fill_rows(&mut h, &self.conv1.bias);
+                self.conv1.acc_staged(&staged, rows, &mut h);
+                elu_in_place(&mut h);
+                let own = &x.data[b[0] * c..b[1] * c];
+                match &self.shortcut {
+                    Some(s) => {
+                        fill_rows(out, &self.out_bias);
+                        s.acc_staged(own, rows, out);
+                    }
+                    None => {
+                        for (o, (v, bias)) in out
+                            .iter_mut()
+                            .zip(own.iter().zip(self.out_bias.iter().cycle()))
+                        {
+                            *o = v + bias;
+                        }
+                    }
+                }
+                self.conv2.acc_staged(&h, rows, out);
+            });
+        Signal::new(len, c, data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{close, config, noise, tensors};
+    use super::*;
+    use std::collections::HashMap;
+
+    /// A conv's effective weight and its bias.
+    type Parts = (Vec<f32>, Vec<f32>);
+
+    /// One block's tensors under `block.1`, `block.3` and `shortcut`, from `tensors`.
+    fn block_weights(dim: usize, hidden: usize, k: usize) -> (VarBuilder<'static>, [Parts; 3]) {
+        let mut map = HashMap::new();
+        let mut parts = Vec::new();
+        for (i, (name, shape)) in [
+            ("block.1", (hidden, dim, k)),
+            ("block.3", (dim, hidden, 1)),
+            ("shortcut", (dim, dim, 1)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (tensors, w, b) = tensors(shape, shape.0, 20 + 3 * i as u64);
+            for (key, t) in tensors {
+                map.insert(format!("{name}.{key}"), t);
+            }
+            parts.push((w, b));
+        }
+        let vb = VarBuilder::from_tensors(map, candle_core::DType::F32, &candle_core::Device::Cpu);
+        let parts: [Parts; 3] = parts.try_into().expect("three convs");
+        (vb, parts)
+    }
+
+    #[test]
+    fn residual_block_matches_the_definition() {
+        let (dim, frames, k) = (4, 13, 3);
+        for (shortcut, dilation) in [(false, 1), (true, 1), (false, 2), (true, 2)] {
+            let mut cfg = config(false);
+            cfg.use_conv_shortcut = shortcut;
+            let hidden = dim / cfg.compress;
+            let (vb, [(w1, b1), (w2, b2), (ws, bs)]) = block_weights(dim, hidden, k);
+            let block = ResBlock::load(vb, &cfg, dim, dilation).expect("load");
+            let x = Signal::new(frames, dim, noise(frames * dim, 6));
+            let elu = |v: f32| if v > 0.0 { v } else { v.exp() - 1.0 };
+            // Reflect padding of the dilated "same" conv: (k−1)·d frames split evenly.
+            let half = (k - 1) * dilation / 2;
+            let at = |t: isize| -> usize {
+                let n = frames as isize;
+                (if t < 0 {
+                    -t
+                } else if t >= n {
+                    2 * n - 2 - t
+                } else {
+                    t
+                }) as usize
+            };
+            let mut want = Vec::new();
+            for t in 0..frames {
+                let h: Vec<f32> = (0..hidden)
+                    .map(|o| {
+                        let mut acc = b1[o];
+                        for tap in 0..k {
+                            let src = at(t as isize + (tap * dilation) as isize - half as isize);
+                            for ch in 0..dim {
+                                acc += w1[(o * dim + ch) * k + tap] * elu(x.row(src)[ch]);
+                            }
+                        }
+                        elu(acc)
+                    })
+                    .collect();
+                for o in 0..dim {
+                    let mut acc =
+                        b2[o] + (0..hidden).map(|j| w2[o * hidden + j] * h[j]).sum::<f32>();
+                    acc += if shortcut {
+                        bs[o] + (0..dim).map(|j| ws[o * dim + j] * x.row(t)[j]).sum::<f32>()
+                    } else {
+                        x.row(t)[o]
+                    };
+                    want.push(acc);
+                }
+            }
+            for chunk in [1000, 1, 2, 5] {
+                close(&block.forward_in_chunks(&x, chunk).data, &want);
+            }
+        }
+    }
+}
