@@ -179,9 +179,10 @@ impl Conv {
         rows.start * self.stride..(rows.end - 1) * self.stride + self.effective_taps()
     }
 
-    /// Output frames per chunk: a few hundred KB of staged input.
+    /// Output frames per chunk: per output frame, a chunk stages stride input frames and
+    /// writes one output frame.
     pub fn chunk(&self) -> usize {
-        chunk_frames(self.cin * self.stride)
+        chunk_frames(self.cin * self.stride + self.cout)
     }
 
     /// conv(ELU(x) if `elu`, else x), bias included.

@@ -53,7 +53,9 @@ impl ResBlock {
     }
 
     pub fn forward(&self, x: &Signal) -> Signal {
-        self.forward_in_chunks(x, chunk_frames(x.channels))
+        // Per frame: the staged input, the hidden frame and the output frame.
+        let c = x.channels;
+        self.forward_in_chunks(x, chunk_frames(2 * c + self.conv1.cout))
     }
 
     /// `forward`, `chunk` frames per task.

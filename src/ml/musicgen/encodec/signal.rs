@@ -168,14 +168,19 @@ pub fn pad(x: &Signal, left: usize, right: usize, mode: PadMode, elu: bool) -> S
     Signal::new(p.padded_len(), x.channels, data)
 }
 
-/// Input floats a convolution stages per chunk: a few hundred KB, so the staged input,
-/// the chunk's output and the weights it meets stay in the core's L2 instead of a padded
-/// copy of the whole signal (up to 120 MB for 15 s of audio) going through memory.
-pub const CHUNK_FLOATS: usize = 1 << 16;
+/// Floats a chunk of a convolution touches (its staged input, its output and any
+/// buffer between): half a core's L2, so they stay there while the weights stream past,
+/// instead of whole padded copies of the signal (up to 120 MB for 15 s of audio) going
+/// through memory.
+pub const CHUNK_FLOATS: usize = 1 << 17;
 
-/// Frames per chunk for a layer whose staged input has `channels` per frame.
-pub fn chunk_frames(channels: usize) -> usize {
-    (CHUNK_FLOATS / channels.max(1)).max(8)
+/// Fewest frames per chunk: every chunk reads all of its layer's weights (48 MB for the
+/// first upsampling of musicgen's EnCodec), so a chunk must be tall enough to pay for that.
+pub const MIN_CHUNK_FRAMES: usize = 64;
+
+/// Frames per chunk for a layer whose chunk touches `floats_per_frame` per frame.
+pub fn chunk_frames(floats_per_frame: usize) -> usize {
+    (CHUNK_FLOATS / floats_per_frame.max(1)).max(MIN_CHUNK_FRAMES)
 }
 
 /// `data` (rows of `width`) cut at the row boundaries `bounds` (ascending, first 0,
