@@ -255,18 +255,21 @@ mod tests {
             let x = data((rows - 1) * ldx + k, 3);
             let w = data(n * k, 4);
             let before = data((rows - 1) * ldy + n, 5);
-            let mut y = before.clone();
-            PackedF32::pack(&w, n, k).matmul_t_acc(&x, ldx, rows, &mut y, ldy);
-            for (i, (got, was)) in y.iter().zip(&before).enumerate() {
-                let (r, c) = (i / ldy, i % ldy);
-                let want = match c < n {
-                    true => was + (0..k).map(|j| x[r * ldx + j] * w[c * k + j]).sum::<f32>(),
-                    false => *was,
-                };
-                assert!(
-                    (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
-                    "({rows},{k},{n}) at ({r},{c}): {got} vs {want}"
-                );
+            // Every kernel path the CPU has (each adds its tiles to y in its own way).
+            for isa in Isa::available() {
+                let mut y = before.clone();
+                PackedF32::pack(&w, n, k).par_blocks(isa, &x, ldx, rows, &mut y, ldy, true);
+                for (i, (got, was)) in y.iter().zip(&before).enumerate() {
+                    let (r, c) = (i / ldy, i % ldy);
+                    let want = match c < n {
+                        true => was + (0..k).map(|j| x[r * ldx + j] * w[c * k + j]).sum::<f32>(),
+                        false => *was,
+                    };
+                    assert!(
+                        (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                        "{isa} ({rows},{k},{n}) at ({r},{c}): {got} vs {want}"
+                    );
+                }
             }
         }
     }
