@@ -12,21 +12,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
-use serde::Deserialize;
 use snapsong::ml::hub;
-use snapsong::ml::musicgen::encodec::{EncodecConfig, EncodecDecoder};
-
-/// The two parts of a MusicGen config.json this needs.
-#[derive(Deserialize)]
-struct Config {
-    audio_encoder: EncodecConfig,
-    decoder: DecoderPart,
-}
-
-#[derive(Deserialize)]
-struct DecoderPart {
-    num_codebooks: usize,
-}
+use snapsong::ml::musicgen::encodec::EncodecDecoder;
+use snapsong::ml::musicgen::MusicgenConfig;
 
 fn main() -> Result<()> {
     // On a worker of the pool, as songs are decoded in the server (worker::threads).
@@ -41,7 +29,7 @@ fn run() -> Result<()> {
     let seconds: f64 = seconds.parse().context("SECONDS")?;
     let reps: usize = reps.parse().context("REPS")?;
     let files = hub::resolve(model_dir)?;
-    let cfg: Config = files.read_config()?;
+    let cfg: MusicgenConfig = files.read_config()?;
     let vb = files.var_builder(DType::F32, &Device::Cpu)?;
     let codec = EncodecDecoder::load(
         vb.pp("audio_encoder"),

@@ -117,15 +117,10 @@ impl PackedF32 {
         ldy: usize,
         accumulate: bool,
     ) {
-        let (k, n) = (self.k, self.n);
-        if rows == 0 || n == 0 {
+        if !self.in_bounds(x, ldx, rows, y, ldy) {
             return;
         }
-        assert!(x.len() >= (rows - 1) * ldx + k, "input out of bounds");
-        assert!(
-            y.len() >= (rows - 1) * ldy + n && ldy >= n,
-            "output out of bounds"
-        );
+        let n = self.n;
         let out = Shared(y.as_mut_ptr());
         let row_tasks = rows.div_ceil(ROWS_PER_TASK);
         (0..n.div_ceil(NR) * row_tasks)
@@ -160,19 +155,29 @@ impl PackedF32 {
         ldy: usize,
         accumulate: bool,
     ) {
-        if rows == 0 || self.n == 0 {
+        if !self.in_bounds(x, ldx, rows, y, ldy) {
             return;
+        }
+        let isa = isa::active();
+        for p in 0..self.n.div_ceil(NR) {
+            // SAFETY: bounds asserted above; `y` is borrowed mutably for the call.
+            unsafe { self.block(isa, x, ldx, 0..rows, p, y.as_mut_ptr(), ldy, accumulate) };
+        }
+    }
+
+    /// Whether there is anything to compute; panics if rows of x (`ldx` apart, k long)
+    /// or of y (`ldy` apart, n long) would run past their slices: the checks every
+    /// unsafe tile below relies on.
+    fn in_bounds(&self, x: &[f32], ldx: usize, rows: usize, y: &[f32], ldy: usize) -> bool {
+        if rows == 0 || self.n == 0 {
+            return false;
         }
         assert!(x.len() >= (rows - 1) * ldx + self.k, "input out of bounds");
         assert!(
             y.len() >= (rows - 1) * ldy + self.n && ldy >= self.n,
             "output out of bounds"
         );
-        let isa = isa::active();
-        for p in 0..self.n.div_ceil(NR) {
-            // SAFETY: bounds asserted above; `y` is borrowed mutably for the call.
-            unsafe { self.block(isa, x, ldx, 0..rows, p, y.as_mut_ptr(), ldy, accumulate) };
-        }
+        true
     }
 
     /// Rows `rows` of x times panel `p`, into y (stride `ldy`), k-block by k-block;

@@ -9,7 +9,9 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use super::signal::{chunk_frames, split_rows, PadMode, Padding, Signal, Weight};
+use super::signal::{
+    chunk_bounds, chunk_frames, fill_rows, split_rows, PadMode, Padding, Signal, Weight,
+};
 use super::EncodecConfig;
 use crate::ml::kernels::host_matmul::dot;
 use crate::ml::kernels::packed_gemm::NR;
@@ -38,20 +40,6 @@ pub(super) fn weight_norm(
     };
     let norm = v.sqr()?.sum_keepdim((1, 2))?.sqrt()?;
     host(&v.broadcast_mul(&g.broadcast_div(&norm)?)?)
-}
-
-/// Every row of `out` (rows of `bias.len()`) set to `bias`.
-pub(super) fn fill_rows(out: &mut [f32], bias: &[f32]) {
-    for row in out.chunks_exact_mut(bias.len()) {
-        row.copy_from_slice(bias);
-    }
-}
-
-/// Row ranges of `len` rows, `chunk` at a time, as boundaries (0, chunk, …, len).
-pub(super) fn bounds(len: usize, chunk: usize) -> Vec<usize> {
-    let mut b: Vec<usize> = (0..len).step_by(chunk.max(1)).collect();
-    b.push(len);
-    b
 }
 
 /// A convolution's weights in the layout its product wants. All come from the (taps · cin,
@@ -181,7 +169,7 @@ impl Conv {
 
     /// Output frames per chunk: per output frame, a chunk stages stride input frames and
     /// writes one output frame.
-    pub fn chunk(&self) -> usize {
+    fn chunk(&self) -> usize {
         chunk_frames(self.cin * self.stride + self.cout)
     }
 
@@ -197,7 +185,7 @@ impl Conv {
         let frames = self.out_frames(x.frames);
         let padding = self.padding(x.frames);
         let mut data = vec![0f32; frames * self.cout];
-        let bounds = bounds(frames, chunk);
+        let bounds = chunk_bounds(frames, chunk);
         split_rows(&mut data, self.cout, &bounds)
             .into_par_iter()
             .zip(bounds.par_windows(2))

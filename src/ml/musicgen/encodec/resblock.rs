@@ -5,8 +5,8 @@
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use super::conv::{bounds, fill_rows, Conv};
-use super::signal::{chunk_frames, elu_in_place, split_rows, Signal};
+use super::conv::Conv;
+use super::signal::{chunk_bounds, chunk_frames, elu_in_place, fill_rows, split_rows, Signal};
 use super::EncodecConfig;
 
 pub struct ResBlock {
@@ -69,7 +69,7 @@ impl ResBlock {
         );
         let padding = self.conv1.padding(len);
         let mut data = vec![0f32; len * c];
-        let bounds = bounds(len, chunk);
+        let bounds = chunk_bounds(len, chunk);
         split_rows(&mut data, c, &bounds)
             .into_par_iter()
             .zip(bounds.par_windows(2))

@@ -1,6 +1,7 @@
-//! The CPU building blocks of EnCodec decoding: a time-major signal, padding (with the
-//! ELU that always precedes a conv fused into the same copy), a vectorisable ELU, and a
-//! packed weight for strided matrix products.
+//! The CPU building blocks of EnCodec decoding: a time-major signal, padding staged a
+//! chunk at a time (with the ELU that always precedes a conv fused into the same copy),
+//! how signals are cut into chunks, a vectorisable ELU, and a packed weight for strided
+//! matrix products.
 //!
 //! Why time-major (frames, channels): the k taps of a stride-1 conv at frame t read rows
 //! t..t+k, which are contiguous in memory, so the whole conv is one GEMM over an
@@ -31,10 +32,8 @@ impl Signal {
 
     /// Every frame set to `row` (a bias, before products are accumulated onto it).
     pub fn filled(frames: usize, row: &[f32]) -> Self {
-        let mut data = Vec::with_capacity(frames * row.len());
-        for _ in 0..frames {
-            data.extend_from_slice(row);
-        }
+        let mut data = vec![0f32; frames * row.len()];
+        fill_rows(&mut data, row);
         Self::new(frames, row.len(), data)
     }
 
@@ -181,6 +180,21 @@ pub const MIN_CHUNK_FRAMES: usize = 64;
 /// Frames per chunk for a layer whose chunk touches `floats_per_frame` per frame.
 pub fn chunk_frames(floats_per_frame: usize) -> usize {
     (CHUNK_FLOATS / floats_per_frame.max(1)).max(MIN_CHUNK_FRAMES)
+}
+
+/// Every row of `out` (rows of `row.len()`) set to `row`: a chunk's output starts as
+/// its bias.
+pub fn fill_rows(out: &mut [f32], row: &[f32]) {
+    for dst in out.chunks_exact_mut(row.len()) {
+        dst.copy_from_slice(row);
+    }
+}
+
+/// Chunk boundaries of `len` rows, `chunk` at a time: (0, chunk, 2·chunk, …, len).
+pub fn chunk_bounds(len: usize, chunk: usize) -> Vec<usize> {
+    let mut b: Vec<usize> = (0..len).step_by(chunk.max(1)).collect();
+    b.push(len);
+    b
 }
 
 /// `data` (rows of `width`) cut at the row boundaries `bounds` (ascending, first 0,

@@ -15,8 +15,10 @@
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use super::conv::{bounds, fill_rows, host, weight_norm};
-use super::signal::{chunk_frames, split_rows, PadMode, Padding, Signal, Weight};
+use super::conv::{host, weight_norm};
+use super::signal::{
+    chunk_bounds, chunk_frames, fill_rows, split_rows, PadMode, Padding, Signal, Weight,
+};
 use super::EncodecConfig;
 
 pub struct ConvTranspose {
@@ -130,7 +132,7 @@ impl ConvTranspose {
         let full = (x.frames - 1) * s + self.taps;
         let end = full - self.trim_right;
         let (tl, frames) = (self.trim_left, end - self.trim_left);
-        let windows = bounds(x.frames + w - 1, chunk);
+        let windows = chunk_bounds(x.frames + w - 1, chunk);
         // The same chunks as output rows: untrimmed frame f is output row f − tl.
         let rows: Vec<usize> = windows
             .iter()
