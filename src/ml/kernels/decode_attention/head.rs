@@ -1,5 +1,6 @@
 //! One head of a decoding step's attention, on the path chosen for it: the portable loops
-//! over f32 rows, or the vector kernels over an f16 cache (`x86.rs`).
+//! over f32 rows, or the vector kernels over an f16 cache (`x86.rs`); and the softmax's
+//! exponentials, vectorised on AVX2 and AVX-512 whatever the cache's dtype.
 
 use super::isa::Isa;
 #[cfg(target_arch = "x86_64")]
@@ -108,4 +109,23 @@ impl<'a> Path<'a> {
             }
         }
     }
+}
+
+/// Softmax's numerators in place, scores ← e^(score − max score), and their sum.
+pub(super) fn exp_weights(isa: Isa, scores: &mut [f32]) -> f32 {
+    // SAFETY: the CPU has the path (asserted against `detect` by the caller).
+    #[cfg(target_arch = "x86_64")]
+    match isa {
+        Isa::Avx512 => return unsafe { x86::exp_weights_avx512(scores) },
+        Isa::Avx2 => return unsafe { x86::exp_weights_avx2(scores) },
+        Isa::Portable => {}
+    }
+    let _ = isa;
+    let max = scores.iter().fold(f32::NEG_INFINITY, |a, s| a.max(*s));
+    let mut total = 0f32;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        total += *s;
+    }
+    total
 }

@@ -22,9 +22,11 @@ use super::isa::{self, Isa};
 
 mod head;
 #[cfg(target_arch = "x86_64")]
+mod lanes;
+#[cfg(target_arch = "x86_64")]
 mod x86;
 
-use head::Path;
+use head::{exp_weights, Path};
 
 /// Multiply-adds (per q·k or p·v pass) below which a task is not split further.
 const MIN_TASK_WORK: usize = 1 << 15;
@@ -171,16 +173,10 @@ pub fn attend_one_on(
                             *s += m;
                         }
                     }
-                    let max = scores.iter().fold(f32::NEG_INFINITY, |a, s| a.max(*s));
-                    let mut total = 0f32;
-                    for s in scores.iter_mut() {
-                        *s = (*s - max).exp();
-                        total += *s;
-                    }
-                    for s in scores.iter_mut() {
-                        *s /= total;
-                    }
+                    let total = exp_weights(isa, &mut scores);
                     path.weigh(&values, bi, h, &scores, out, &mut scratch);
+                    let inv = 1.0 / total;
+                    out.iter_mut().for_each(|o| *o *= inv);
                 });
             ctx
         })
@@ -302,6 +298,39 @@ mod tests {
                     .expect("takes f16");
                 let diff = max_abs_diff(&got, &plain);
                 assert!(diff < 1e-5, "{isa} (t {t}, dh {dh}): max |Δ| {diff}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_path_exponentiates_as_f32_exp_does() {
+        // Ordinary scores, a masked one (−1e9), −∞, and one far enough below the max
+        // that e^x is subnormal (taken as 0 by the vector paths).
+        for len in [1, 7, 8, 15, 16, 17, 33, 130] {
+            let base: Vec<f32> = data(len, 11)
+                .iter()
+                .enumerate()
+                .map(|(i, x)| match i % 9 {
+                    4 => -1e9,
+                    6 => f32::NEG_INFINITY,
+                    7 => x * 10.0 - 95.0,
+                    _ => x * 30.0,
+                })
+                .collect();
+            let mut want = base.clone();
+            let want_total = head::exp_weights(Isa::Portable, &mut want);
+            for isa in Isa::available() {
+                let mut got = base.clone();
+                let total = head::exp_weights(isa, &mut got);
+                assert!(
+                    (total - want_total).abs() <= 1e-6 * want_total,
+                    "{isa} len {len}: sum {total} vs {want_total}"
+                );
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    // 4 ulp of the value, or what f32 keeps below its normal range.
+                    let tol = (w.abs() * 4.8e-7).max(1.2e-38);
+                    assert!((g - w).abs() <= tol, "{isa} len {len} [{i}]: {g} vs {w}");
+                }
             }
         }
     }

@@ -2,95 +2,19 @@
 //! AVX-512: keys and values are widened to f32 in registers as they are read, so the
 //! cache is read once and nothing is written but the head's scores. (The portable path
 //! first widens each head into an f32 scratch block and then reads that: three times the
-//! memory traffic, and late in a song that traffic is most of a step.)
+//! memory traffic, and late in a song that traffic is most of a step.) Also the softmax's
+//! exponentials, a vector at a time: with f32's scalar `exp` they cost about as much as
+//! reading the cache.
 
-use std::arch::x86_64::*;
+use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
 
 use half::f16;
+
+use super::lanes::{Avx2, Avx512, Lanes};
 
 /// Rows of keys (one per head dimension) folded into the scores per pass over them, so
 /// the scores are loaded and stored once per four rows instead of once per row.
 const KEY_ROWS: usize = 4;
-
-/// Vector registers per output chunk when weighting the values.
-const VALUE_REGS: usize = 4;
-
-/// The vector operations the head needs, for one register width.
-trait Lanes {
-    type V: Copy;
-    /// f32 values per register.
-    const N: usize;
-    unsafe fn splat(x: f32) -> Self::V;
-    unsafe fn zero() -> Self::V;
-    unsafe fn load(p: *const f32) -> Self::V;
-    /// `N` f16 values widened to f32.
-    unsafe fn load_f16(p: *const f16) -> Self::V;
-    unsafe fn store(p: *mut f32, v: Self::V);
-    /// a · b + c
-    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
-}
-
-struct Avx2;
-
-impl Lanes for Avx2 {
-    type V = __m256;
-    const N: usize = 8;
-    #[inline(always)]
-    unsafe fn splat(x: f32) -> __m256 {
-        _mm256_set1_ps(x)
-    }
-    #[inline(always)]
-    unsafe fn zero() -> __m256 {
-        _mm256_setzero_ps()
-    }
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> __m256 {
-        _mm256_loadu_ps(p)
-    }
-    #[inline(always)]
-    unsafe fn load_f16(p: *const f16) -> __m256 {
-        _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
-    }
-    #[inline(always)]
-    unsafe fn store(p: *mut f32, v: __m256) {
-        _mm256_storeu_ps(p, v)
-    }
-    #[inline(always)]
-    unsafe fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {
-        _mm256_fmadd_ps(a, b, c)
-    }
-}
-
-struct Avx512;
-
-impl Lanes for Avx512 {
-    type V = __m512;
-    const N: usize = 16;
-    #[inline(always)]
-    unsafe fn splat(x: f32) -> __m512 {
-        _mm512_set1_ps(x)
-    }
-    #[inline(always)]
-    unsafe fn zero() -> __m512 {
-        _mm512_setzero_ps()
-    }
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> __m512 {
-        _mm512_loadu_ps(p)
-    }
-    #[inline(always)]
-    unsafe fn load_f16(p: *const f16) -> __m512 {
-        _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i))
-    }
-    #[inline(always)]
-    unsafe fn store(p: *mut f32, v: __m512) {
-        _mm512_storeu_ps(p, v)
-    }
-    #[inline(always)]
-    unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
-        _mm512_fmadd_ps(a, b, c)
-    }
-}
 
 /// One head's cache, in place: `keys` holds the Dh rows of the transposed keys,
 /// `key_stride` apart, each `t` long; `values` holds `t` rows of `dh`, `value_stride`
@@ -141,7 +65,7 @@ pub unsafe fn scores_avx512(q: &[f32], head: &F16Head, scores: &mut [f32]) {
 /// As `scores_avx2`, with `p.len() == t` and `out.len() == dh`.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn weigh_avx2(p: &[f32], head: &F16Head, out: &mut [f32]) {
-    weigh_with::<Avx2>(p, head, out)
+    weigh_with::<Avx2, 8>(p, head, out)
 }
 
 /// The same with AVX-512.
@@ -150,7 +74,7 @@ pub unsafe fn weigh_avx2(p: &[f32], head: &F16Head, out: &mut [f32]) {
 /// As `scores_avx512`, with `p.len() == t` and `out.len() == dh`.
 #[target_feature(enable = "avx2,fma,f16c,avx512f")]
 pub unsafe fn weigh_avx512(p: &[f32], head: &F16Head, out: &mut [f32]) {
-    weigh_with::<Avx512>(p, head, out)
+    weigh_with::<Avx512, 4>(p, head, out)
 }
 
 #[inline(always)]
@@ -167,10 +91,20 @@ unsafe fn scores_with<L: Lanes>(q: &[f32], head: &F16Head, scores: &mut [f32]) {
         let qv: [L::V; KEY_ROWS] = std::array::from_fn(|r| L::splat(q[(d + r).min(dh - 1)]));
         let row: [*const f16; KEY_ROWS] =
             std::array::from_fn(|r| keys.add((d + r.min(rows - 1)) * ks));
+        // The rows of the next pass, a pass ahead: each row is short (a song's length
+        // in f16), too short for the hardware to see it as a stream in time.
+        let ahead = if d + 2 * KEY_ROWS <= dh {
+            KEY_ROWS * ks
+        } else {
+            0
+        };
         let mut i = 0;
         while i < whole {
             let mut acc = L::load(s.add(i));
             for r in 0..rows {
+                if ahead > 0 {
+                    _mm_prefetch::<_MM_HINT_T0>(row[r].add(ahead + i) as *const i8);
+                }
                 acc = L::fma(qv[r], L::load_f16(row[r].add(i)), acc);
             }
             L::store(s.add(i), acc);
@@ -185,29 +119,23 @@ unsafe fn scores_with<L: Lanes>(q: &[f32], head: &F16Head, scores: &mut [f32]) {
     }
 }
 
+/// Accumulators held across all rows of the values: `REGS` registers of columns at a
+/// time (8 on AVX2, 4 on AVX-512: a 64-wide head in one pass over the values either way,
+/// with room left for the operands), then single registers, then single columns.
 #[inline(always)]
-unsafe fn weigh_with<L: Lanes>(p: &[f32], head: &F16Head, out: &mut [f32]) {
-    let (t, dh, vs) = (head.t, head.dh, head.value_stride);
+unsafe fn weigh_with<L: Lanes, const REGS: usize>(p: &[f32], head: &F16Head, out: &mut [f32]) {
+    let (t, dh) = (head.t, head.dh);
     debug_assert!(head.in_bounds() && p.len() == t && out.len() == dh);
-    let values = head.values.as_ptr();
-    let o = out.as_mut_ptr();
     let mut c = 0;
-    // Columns in chunks of up to VALUE_REGS registers held across all t rows.
-    while c + L::N <= dh {
-        let regs = ((dh - c) / L::N).min(VALUE_REGS);
-        let mut acc = [L::zero(); VALUE_REGS];
-        for (j, pj) in p.iter().enumerate() {
-            let pj = L::splat(*pj);
-            let row = values.add(j * vs + c);
-            for (u, a) in acc.iter_mut().enumerate().take(regs) {
-                *a = L::fma(pj, L::load_f16(row.add(u * L::N)), *a);
-            }
-        }
-        for (u, a) in acc.iter().enumerate().take(regs) {
-            L::store(o.add(c + u * L::N), *a);
-        }
-        c += regs * L::N;
+    while c + REGS * L::N <= dh {
+        weigh_columns::<L, REGS>(p, head, c, out);
+        c += REGS * L::N;
     }
+    while c + L::N <= dh {
+        weigh_columns::<L, 1>(p, head, c, out);
+        c += L::N;
+    }
+    let (values, vs) = (head.values.as_ptr(), head.value_stride);
     for (col, dst) in out.iter_mut().enumerate().skip(c) {
         *dst = p
             .iter()
@@ -215,4 +143,73 @@ unsafe fn weigh_with<L: Lanes>(p: &[f32], head: &F16Head, out: &mut [f32]) {
             .map(|(j, pj)| pj * (*values.add(j * vs + col)).to_f32())
             .sum();
     }
+}
+
+/// out[c .. c + R·N] = Σ_j p[j] · values[j][c .. c + R·N].
+#[inline(always)]
+unsafe fn weigh_columns<L: Lanes, const R: usize>(
+    p: &[f32],
+    head: &F16Head,
+    c: usize,
+    out: &mut [f32],
+) {
+    let (values, vs) = (head.values.as_ptr().add(c), head.value_stride);
+    let mut acc = [L::zero(); R];
+    for (j, pj) in p.iter().enumerate() {
+        let pj = L::splat(*pj);
+        let row = values.add(j * vs);
+        for (u, a) in acc.iter_mut().enumerate() {
+            *a = L::fma(pj, L::load_f16(row.add(u * L::N)), *a);
+        }
+    }
+    for (u, a) in acc.iter().enumerate() {
+        L::store(out.as_mut_ptr().add(c + u * L::N), *a);
+    }
+}
+
+/// scores ← e^(score − max score), returning their sum: softmax's numerators and
+/// denominator (the caller divides the weighted values once instead of every weight).
+///
+/// # Safety
+/// The CPU has AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn exp_weights_avx2(scores: &mut [f32]) -> f32 {
+    exp_weights_with::<Avx2>(scores)
+}
+
+/// The same with AVX-512.
+///
+/// # Safety
+/// The CPU has AVX-512 F.
+#[target_feature(enable = "avx2,fma,avx512f")]
+pub unsafe fn exp_weights_avx512(scores: &mut [f32]) -> f32 {
+    exp_weights_with::<Avx512>(scores)
+}
+
+#[inline(always)]
+unsafe fn exp_weights_with<L: Lanes>(scores: &mut [f32]) -> f32 {
+    let whole = scores.len() - scores.len() % L::N;
+    let (body, tail) = scores.split_at_mut(whole);
+    let s = body.as_mut_ptr();
+    let mut top = L::splat(f32::NEG_INFINITY);
+    for i in (0..whole).step_by(L::N) {
+        top = L::max(top, L::load(s.add(i)));
+    }
+    let max = L::lanes(top)[..L::N]
+        .iter()
+        .chain(tail.iter())
+        .fold(f32::NEG_INFINITY, |a, x| a.max(*x));
+    let shift = L::splat(max);
+    let mut sum = L::zero();
+    for i in (0..whole).step_by(L::N) {
+        let e = L::exp(L::sub(L::load(s.add(i)), shift));
+        L::store(s.add(i), e);
+        sum = L::add(sum, e);
+    }
+    let mut total: f32 = L::lanes(sum)[..L::N].iter().sum();
+    for x in tail {
+        *x = (*x - max).exp();
+        total += *x;
+    }
+    total
 }
