@@ -40,8 +40,34 @@ pub(super) trait Lanes {
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
     unsafe fn sub(a: Self::V, b: Self::V) -> Self::V;
     unsafe fn max(a: Self::V, b: Self::V) -> Self::V;
-    /// e^x per lane: within 2 ulp of the exact value, 0 below `EXP_MIN`.
-    unsafe fn exp(x: Self::V) -> Self::V;
+    unsafe fn min(a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
+    /// c − a · b
+    unsafe fn fnma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// Each lane rounded to the nearest integer.
+    unsafe fn round(x: Self::V) -> Self::V;
+    /// p · 2ⁿ for whole n within [−126, 127].
+    unsafe fn scale2(p: Self::V, n: Self::V) -> Self::V;
+    /// `v` where `x` ≥ `floor`, else 0.
+    unsafe fn zero_below(x: Self::V, floor: f32, v: Self::V) -> Self::V;
+
+    /// e^x per lane, within 4 ulp (the test checks against f32's `exp`); 0 below
+    /// `EXP_MIN`. x = n·ln 2 + r with |r| ≤ ln 2 / 2, so e^x = 2ⁿ · e^r, e^r by Taylor.
+    #[inline(always)]
+    unsafe fn exp(x: Self::V) -> Self::V {
+        let clamped = Self::min(Self::max(x, Self::splat(EXP_MIN)), Self::splat(EXP_MAX));
+        let n = Self::round(Self::mul(clamped, Self::splat(std::f32::consts::LOG2_E)));
+        let r = Self::fnma(n, Self::splat(LN2_HI), clamped);
+        let r = Self::fnma(n, Self::splat(LN2_LO), r);
+        let mut p = Self::splat(EXP_TAYLOR[0]);
+        for c in &EXP_TAYLOR[1..] {
+            p = Self::fma(p, r, Self::splat(*c));
+        }
+        let one = Self::splat(1.0);
+        p = Self::fma(p, r, one);
+        p = Self::fma(p, r, one);
+        Self::zero_below(x, EXP_MIN, Self::scale2(p, n))
+    }
     /// The lanes as an array (for the horizontal max and sum, once per head).
     unsafe fn lanes(v: Self::V) -> [f32; 16];
 }
@@ -88,30 +114,30 @@ impl Lanes for Avx2 {
         _mm256_max_ps(a, b)
     }
     #[inline(always)]
-    unsafe fn exp(x: __m256) -> __m256 {
-        let keep = _mm256_cmp_ps::<_CMP_GE_OQ>(x, _mm256_set1_ps(EXP_MIN));
-        let x = _mm256_min_ps(
-            _mm256_max_ps(x, _mm256_set1_ps(EXP_MIN)),
-            _mm256_set1_ps(EXP_MAX),
-        );
-        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-            _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
-        );
-        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
-        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
-        let mut p = _mm256_set1_ps(EXP_TAYLOR[0]);
-        for c in &EXP_TAYLOR[1..] {
-            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(*c));
-        }
-        let one = _mm256_set1_ps(1.0);
-        p = _mm256_fmadd_ps(p, r, one);
-        p = _mm256_fmadd_ps(p, r, one);
-        // 2ⁿ built in the exponent field: n is within [−126, 127] after the clamp.
-        let two_n = _mm256_slli_epi32::<23>(_mm256_add_epi32(
-            _mm256_cvtps_epi32(n),
-            _mm256_set1_epi32(127),
-        ));
-        _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(two_n)), keep)
+    unsafe fn min(a: __m256, b: __m256) -> __m256 {
+        _mm256_min_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn mul(a: __m256, b: __m256) -> __m256 {
+        _mm256_mul_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn fnma(a: __m256, b: __m256, c: __m256) -> __m256 {
+        _mm256_fnmadd_ps(a, b, c)
+    }
+    #[inline(always)]
+    unsafe fn round(x: __m256) -> __m256 {
+        _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(x)
+    }
+    #[inline(always)]
+    unsafe fn scale2(p: __m256, n: __m256) -> __m256 {
+        // 2ⁿ built in the exponent field.
+        let bias = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+        _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(bias)))
+    }
+    #[inline(always)]
+    unsafe fn zero_below(x: __m256, floor: f32, v: __m256) -> __m256 {
+        _mm256_and_ps(v, _mm256_cmp_ps::<_CMP_GE_OQ>(x, _mm256_set1_ps(floor)))
     }
     #[inline(always)]
     unsafe fn lanes(v: __m256) -> [f32; 16] {
@@ -163,25 +189,31 @@ impl Lanes for Avx512 {
         _mm512_max_ps(a, b)
     }
     #[inline(always)]
-    unsafe fn exp(x: __m512) -> __m512 {
-        let keep = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, _mm512_set1_ps(EXP_MIN));
-        let x = _mm512_min_ps(
-            _mm512_max_ps(x, _mm512_set1_ps(EXP_MIN)),
-            _mm512_set1_ps(EXP_MAX),
-        );
-        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-            _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
-        );
-        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
-        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
-        let mut p = _mm512_set1_ps(EXP_TAYLOR[0]);
-        for c in &EXP_TAYLOR[1..] {
-            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(*c));
-        }
-        let one = _mm512_set1_ps(1.0);
-        p = _mm512_fmadd_ps(p, r, one);
-        p = _mm512_fmadd_ps(p, r, one);
-        _mm512_maskz_mov_ps(keep, _mm512_scalef_ps(p, n))
+    unsafe fn min(a: __m512, b: __m512) -> __m512 {
+        _mm512_min_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn mul(a: __m512, b: __m512) -> __m512 {
+        _mm512_mul_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn fnma(a: __m512, b: __m512, c: __m512) -> __m512 {
+        _mm512_fnmadd_ps(a, b, c)
+    }
+    #[inline(always)]
+    unsafe fn round(x: __m512) -> __m512 {
+        _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(x)
+    }
+    #[inline(always)]
+    unsafe fn scale2(p: __m512, n: __m512) -> __m512 {
+        _mm512_scalef_ps(p, n)
+    }
+    #[inline(always)]
+    unsafe fn zero_below(x: __m512, floor: f32, v: __m512) -> __m512 {
+        _mm512_maskz_mov_ps(
+            _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, _mm512_set1_ps(floor)),
+            v,
+        )
     }
     #[inline(always)]
     unsafe fn lanes(v: __m512) -> [f32; 16] {
