@@ -70,13 +70,15 @@ impl Lstm {
     pub fn forward(&self, x: &Signal) -> Signal {
         assert_eq!(x.channels, self.hidden, "LSTM input channels");
         let (t_len, h_dim) = (x.frames, self.hidden);
-        let mut seq = x.clone();
+        // Each layer's output, the next one's input (the first reads `x` itself).
+        let mut seq: Option<Signal> = None;
         for layer in &self.layers {
+            let input = seq.as_ref().unwrap_or(x);
             // The input projection for every frame at once.
             let mut xi = Signal::filled(t_len, &layer.bias);
             layer
                 .w_ih_t
-                .acc(&mut xi.data, 4 * h_dim, &seq.data, h_dim, t_len);
+                .acc(&mut xi.data, 4 * h_dim, &input.data, h_dim, t_len);
             let mut out = vec![0f32; t_len * h_dim];
             let mut c = vec![0f32; h_dim];
             let zeros = vec![0f32; h_dim];
@@ -90,8 +92,9 @@ impl Lstm {
                 let h_next = &mut rest[..h_dim];
                 layer.step(h_prev, xi.row(t), &mut c, h_next);
             }
-            seq = Signal::new(t_len, h_dim, out);
+            seq = Some(Signal::new(t_len, h_dim, out));
         }
+        let mut seq = seq.unwrap_or_else(|| x.clone());
         for (s, v) in seq.data.iter_mut().zip(&x.data) {
             *s += v;
         }

@@ -147,10 +147,17 @@ impl ConvTranspose {
                 let (u_lo, u_hi) = (u[0], u[1]);
                 let mut staged = Vec::new();
                 padding.stage(x, u_lo..u_hi + w - 1, elu, &mut staged);
-                let mut y = vec![0f32; (u_hi - u_lo) * s * cout];
+                let first = (u_lo * s).max(tl) - u_lo * s;
+                let full = (u_hi - u_lo) * s * cout;
+                if first == 0 && out.len() == full {
+                    // Nothing trimmed from this chunk: made in place.
+                    fill_rows(out, &self.bias);
+                    self.windows(&staged, u_hi - u_lo, out);
+                    return;
+                }
+                let mut y = vec![0f32; full];
                 fill_rows(&mut y, &self.bias);
                 self.windows(&staged, u_hi - u_lo, &mut y);
-                let first = (u_lo * s).max(tl) - u_lo * s;
                 out.copy_from_slice(&y[first * cout..first * cout + out.len()]);
             });
         Signal::new(frames, cout, data)
