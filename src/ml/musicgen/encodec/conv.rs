@@ -31,6 +31,14 @@ pub(super) fn weight_norm(
     vb: &VarBuilder,
     shape: (usize, usize, usize),
 ) -> candle_core::Result<Vec<f32>> {
+    host(&weight_norm_tensor(vb, shape)?)
+}
+
+/// `weight_norm` as a tensor on the VarBuilder's device.
+pub(super) fn weight_norm_tensor(
+    vb: &VarBuilder,
+    shape: (usize, usize, usize),
+) -> candle_core::Result<Tensor> {
     let g_shape = (shape.0, 1, 1);
     let (g, v) = if vb.contains_tensor("parametrizations.weight.original0") {
         let p = vb.pp("parametrizations").pp("weight");
@@ -39,7 +47,7 @@ pub(super) fn weight_norm(
         (vb.get(g_shape, "weight_g")?, vb.get(shape, "weight_v")?)
     };
     let norm = v.sqr()?.sum_keepdim((1, 2))?.sqrt()?;
-    host(&v.broadcast_mul(&g.broadcast_div(&norm)?)?)
+    v.broadcast_mul(&g.broadcast_div(&norm)?)
 }
 
 /// A convolution's weights in the layout its product wants. All come from the (taps · cin,
@@ -59,70 +67,35 @@ enum ConvWeight {
     Taps(Vec<Weight>),
 }
 
-/// `EncodecConv1d`: weight-normed conv with "same"-style padding (asymmetric or causal).
-pub struct Conv {
-    weight: ConvWeight,
-    pub bias: Vec<f32>,
+/// A convolution's geometry: channels, taps, stride, dilation and transformers' padding.
+/// Shared by the CPU layer here and the tensor-op one (`on_device`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConvShape {
     pub cin: usize,
     pub cout: usize,
-    taps: usize,
-    stride: usize,
-    dilation: usize,
+    pub taps: usize,
+    pub stride: usize,
+    pub dilation: usize,
     pad_left: usize,
     pad_right: usize,
-    mode: PadMode,
+    pub mode: PadMode,
 }
 
-impl Conv {
-    #[allow(clippy::too_many_arguments)]
-    pub fn load(
-        vb: VarBuilder,
+impl ConvShape {
+    pub fn new(
         cfg: &EncodecConfig,
-        cin: usize,
-        cout: usize,
+        (cin, cout): (usize, usize),
         taps: usize,
         stride: usize,
         dilation: usize,
-    ) -> candle_core::Result<Self> {
-        let vb = vb.pp("conv");
-        let w = weight_norm(&vb, (cout, cin, taps))?;
-        let mut weight = vec![0f32; taps * cin * cout];
-        for o in 0..cout {
-            for c in 0..cin {
-                for tap in 0..taps {
-                    weight[(tap * cin + c) * cout + o] = w[(o * cin + c) * taps + tap];
-                }
-            }
-        }
-        let weight = if cout == 1 && dilation == 1 {
-            ConvWeight::Mono(weight)
-        } else if dilation == 1 {
-            let frames = if stride == 1 { (NR / cout).max(1) } else { 1 };
-            let rows = (taps + frames - 1) * cin;
-            let mut wide = vec![0f32; rows * frames * cout];
-            for f in 0..frames {
-                for (r, row) in weight.chunks_exact(cout).enumerate() {
-                    let at = (f * cin + r) * frames * cout + f * cout;
-                    wide[at..at + cout].copy_from_slice(row);
-                }
-            }
-            let weight = Weight::new(&wide, rows, frames * cout);
-            ConvWeight::Windows { weight, frames }
-        } else {
-            let per_tap = weight.chunks_exact(cin * cout);
-            ConvWeight::Taps(per_tap.map(|w| Weight::new(w, cin, cout)).collect())
-        };
-        let bias = host(&vb.get(cout, "bias")?)?;
+    ) -> Self {
         let total = (taps - 1) * dilation + 1 - stride;
         let (pad_left, pad_right) = if cfg.use_causal_conv {
             (total, 0)
         } else {
             (total - total / 2, total / 2)
         };
-        let mode = cfg.pad_mode;
-        Ok(Self {
-            weight,
-            bias,
+        Self {
             cin,
             cout,
             taps,
@@ -130,8 +103,8 @@ impl Conv {
             dilation,
             pad_left,
             pad_right,
-            mode,
-        })
+            mode: cfg.pad_mode,
+        }
     }
 
     fn effective_taps(&self) -> usize {
@@ -166,11 +139,66 @@ impl Conv {
     pub fn window(&self, rows: &Range<usize>) -> Range<usize> {
         rows.start * self.stride..(rows.end - 1) * self.stride + self.effective_taps()
     }
+}
+
+/// `EncodecConv1d`: weight-normed conv with "same"-style padding (asymmetric or causal).
+pub struct Conv {
+    weight: ConvWeight,
+    pub bias: Vec<f32>,
+    pub shape: ConvShape,
+}
+
+impl Conv {
+    pub fn load(vb: VarBuilder, shape: ConvShape) -> candle_core::Result<Self> {
+        let ConvShape {
+            cin,
+            cout,
+            taps,
+            stride,
+            dilation,
+            ..
+        } = shape;
+        let vb = vb.pp("conv");
+        let w = weight_norm(&vb, (cout, cin, taps))?;
+        let mut weight = vec![0f32; taps * cin * cout];
+        for o in 0..cout {
+            for c in 0..cin {
+                for tap in 0..taps {
+                    weight[(tap * cin + c) * cout + o] = w[(o * cin + c) * taps + tap];
+                }
+            }
+        }
+        let weight = if cout == 1 && dilation == 1 {
+            ConvWeight::Mono(weight)
+        } else if dilation == 1 {
+            let frames = if stride == 1 { (NR / cout).max(1) } else { 1 };
+            let rows = (taps + frames - 1) * cin;
+            let mut wide = vec![0f32; rows * frames * cout];
+            for f in 0..frames {
+                for (r, row) in weight.chunks_exact(cout).enumerate() {
+                    let at = (f * cin + r) * frames * cout + f * cout;
+                    wide[at..at + cout].copy_from_slice(row);
+                }
+            }
+            let weight = Weight::new(&wide, rows, frames * cout);
+            ConvWeight::Windows { weight, frames }
+        } else {
+            let per_tap = weight.chunks_exact(cin * cout);
+            ConvWeight::Taps(per_tap.map(|w| Weight::new(w, cin, cout)).collect())
+        };
+        let bias = host(&vb.get(cout, "bias")?)?;
+        Ok(Self {
+            weight,
+            bias,
+            shape,
+        })
+    }
 
     /// Output frames per chunk: per output frame, a chunk stages stride input frames and
     /// writes one output frame.
     fn chunk(&self) -> usize {
-        chunk_frames(self.cin * self.stride + self.cout)
+        let s = &self.shape;
+        chunk_frames(s.cin * s.stride + s.cout)
     }
 
     /// conv(ELU(x) if `elu`, else x), bias included.
@@ -181,31 +209,39 @@ impl Conv {
     /// `forward`, `chunk` output frames per task: each stages its window of the padded
     /// (and ELU'd) input and multiplies it while it is in cache.
     pub fn forward_in_chunks(&self, x: &Signal, elu: bool, chunk: usize) -> Signal {
-        assert_eq!(x.channels, self.cin, "conv input channels");
-        let frames = self.out_frames(x.frames);
-        let padding = self.padding(x.frames);
-        let mut data = vec![0f32; frames * self.cout];
+        let shape = &self.shape;
+        assert_eq!(x.channels, shape.cin, "conv input channels");
+        let frames = shape.out_frames(x.frames);
+        let padding = shape.padding(x.frames);
+        let mut data = vec![0f32; frames * shape.cout];
         let bounds = chunk_bounds(frames, chunk);
-        split_rows(&mut data, self.cout, &bounds)
+        split_rows(&mut data, shape.cout, &bounds)
             .into_par_iter()
             .zip(bounds.par_windows(2))
             .for_each(|(out, b)| {
                 let mut staged = Vec::new();
-                padding.stage(x, self.window(&(b[0]..b[1])), elu, &mut staged);
+                padding.stage(x, shape.window(&(b[0]..b[1])), elu, &mut staged);
                 fill_rows(out, &self.bias);
                 self.acc_staged(&staged, b[1] - b[0], out);
             });
-        Signal::new(frames, self.cout, data)
+        Signal::new(frames, shape.cout, data)
     }
 
     /// out (rows × cout, row-major) += the conv of `staged`, the padded input frames from
     /// the first row's window on; on this thread.
     pub fn acc_staged(&self, staged: &[f32], rows: usize, out: &mut [f32]) {
-        let (cin, cout) = (self.cin, self.cout);
-        let step = self.stride * cin;
+        let ConvShape {
+            cin,
+            cout,
+            taps,
+            stride,
+            dilation,
+            ..
+        } = self.shape;
+        let step = stride * cin;
         match &self.weight {
             ConvWeight::Mono(weight) => {
-                let span = self.taps * cin;
+                let span = taps * cin;
                 for (t, y) in out.iter_mut().take(rows).enumerate() {
                     *y += dot(weight, &staged[t * step..t * step + span]);
                 }
@@ -219,7 +255,7 @@ impl Conv {
                     // The last few frames: a zero-extended window, a row of f frames,
                     // and only the first `tail` of them kept.
                     let from = whole * f * step;
-                    let mut window = vec![0f32; (self.taps + f - 1) * cin];
+                    let mut window = vec![0f32; (taps + f - 1) * cin];
                     let have = (staged.len() - from).min(window.len());
                     window[..have].copy_from_slice(&staged[from..from + have]);
                     let mut y = vec![0f32; f * cout];
@@ -232,7 +268,7 @@ impl Conv {
             }
             ConvWeight::Taps(taps) => {
                 for (tap, w) in taps.iter().enumerate() {
-                    let from = &staged[tap * self.dilation * cin..];
+                    let from = &staged[tap * dilation * cin..];
                     w.acc_here(out, cout, from, step, rows);
                 }
             }
@@ -257,13 +293,13 @@ mod tests {
             (1, 1, false, 17),
         ] {
             let (vb, w, b) = weights((cout, cin, taps), cout, 7);
-            let conv =
-                Conv::load(vb, &config(causal), cin, cout, taps, stride, dilation).expect("load");
+            let shape = ConvShape::new(&config(causal), (cin, cout), taps, stride, dilation);
+            let conv = Conv::load(vb, shape).expect("load");
             let x = Signal::new(frames, cin, noise(frames * cin, 3));
-            let p = conv.padding(frames);
-            let p = pad(&x, p.left, p.right, conv.mode, true);
+            let p = shape.padding(frames);
+            let p = pad(&x, p.left, p.right, shape.mode, true);
             let mut want = Vec::new();
-            for t in 0..conv.out_frames(frames) {
+            for t in 0..shape.out_frames(frames) {
                 for o in 0..cout {
                     let mut acc = b[o];
                     for tap in 0..taps {
@@ -286,9 +322,10 @@ mod tests {
     fn mono_conv_matches_the_definition() {
         let (cin, taps, frames) = (5, 7, 23);
         let (vb, w, b) = weights((1, cin, taps), 1, 9);
-        let conv = Conv::load(vb, &config(false), cin, 1, taps, 1, 1).expect("load");
+        let shape = ConvShape::new(&config(false), (cin, 1), taps, 1, 1);
+        let conv = Conv::load(vb, shape).expect("load");
         let x = Signal::new(frames, cin, noise(frames * cin, 4));
-        let p = conv.padding(frames);
+        let p = shape.padding(frames);
         let p = pad(&x, p.left, p.right, PadMode::Reflect, true);
         let want: Vec<f32> = (0..frames)
             .map(|t| {

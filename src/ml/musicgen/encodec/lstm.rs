@@ -61,12 +61,6 @@ impl Lstm {
         })
     }
 
-    /// Multiply-adds over `frames` frames: per layer and frame, the input and the
-    /// recurrent product, (4H, H) each.
-    pub fn multiply_adds(&self, frames: usize) -> usize {
-        self.layers.len() * frames * 2 * 4 * self.hidden * self.hidden
-    }
-
     pub fn forward(&self, x: &Signal) -> Signal {
         assert_eq!(x.channels, self.hidden, "LSTM input channels");
         let (t_len, h_dim) = (x.frames, self.hidden);

@@ -6,24 +6,27 @@
 
 pub mod chunked;
 mod conv;
+mod host_net;
 mod lstm;
+mod plan;
 mod resblock;
 mod signal;
+mod tensor_net;
 #[cfg(test)]
 mod testing;
 mod transposed;
 
 use anyhow::{bail, Result};
-use candle_core::DType;
+use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
-use conv::{host, Conv};
-use lstm::Lstm;
-use resblock::ResBlock;
+use conv::host;
+use host_net::HostNet;
+use plan::Plan;
 pub use signal::PadMode;
 use signal::Signal;
-use transposed::ConvTranspose;
+use tensor_net::TensorNet;
 
 /// transformers' `EncodecConfig`; defaults are transformers' (= encodec_24khz).
 /// EnCodec's `norm_type`: only weight norm is supported (what MusicGen's EnCodec uses);
@@ -108,27 +111,56 @@ impl EncodecConfig {
     }
 }
 
+/// How the decoder's layers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// Our CPU kernels (`host_net`): the fast way on a CPU.
+    HostKernels,
+    /// candle tensor ops on the weights' device (`tensor_net`): the way on a GPU.
+    TensorOps,
+}
+
+impl Engine {
+    /// What runs best on `device`.
+    pub fn for_device(device: &Device) -> Self {
+        match device.is_cpu() {
+            true => Self::HostKernels,
+            false => Self::TensorOps,
+        }
+    }
+}
+
+enum Net {
+    Host(HostNet),
+    Tensors(TensorNet),
+}
+
 pub struct EncodecDecoder {
     /// Per codebook: (codebook_size, dim), row-major.
     codebooks: Vec<Vec<f32>>,
     dim: usize,
-    first: Conv,
-    lstm: Lstm,
-    /// Per upsampling ratio: ELU → transposed conv, then the residual blocks.
-    stages: Vec<(ConvTranspose, Vec<ResBlock>)>,
-    /// ELU → conv down to the audio channels.
-    last: Conv,
+    net: Net,
+    plan: Plan,
     cfg: EncodecConfig,
 }
 
 impl EncodecDecoder {
     /// `vb` points at an `EncodecModel` (`audio_encoder` in a MusicGen checkpoint).
     ///
-    /// Decoding always runs on the CPU in f32, whatever device and dtype the LM uses:
-    /// half precision audibly degrades the waveform, and with our CPU kernels 15 s of
-    /// audio decodes in well under the time the LM takes to make it. The layer indices
-    /// below are `EncodecDecoder.layers` in transformers (ELUs take an index too).
+    /// Decoding runs in f32 whatever dtype the LM uses (half precision audibly degrades
+    /// the waveform): on the CPU with our kernels, on a GPU with candle's ops there.
     pub fn load(vb: VarBuilder, cfg: &EncodecConfig, num_codebooks: usize) -> Result<Self> {
+        let engine = Engine::for_device(vb.device());
+        Self::load_with(vb, cfg, num_codebooks, engine)
+    }
+
+    /// `load`, choosing how the layers run (the tests and benchmarks compare the two).
+    pub fn load_with(
+        vb: VarBuilder,
+        cfg: &EncodecConfig,
+        num_codebooks: usize,
+        engine: Engine,
+    ) -> Result<Self> {
         cfg.check()?;
         let vb = vb.set_dtype(DType::F32);
         let dim = cfg.codebook_dim.unwrap_or(cfg.hidden_size);
@@ -138,43 +170,17 @@ impl EncodecDecoder {
                 host(&book.get((cfg.codebook_size, dim), "embed")?)
             })
             .collect::<candle_core::Result<_>>()?;
-
-        let d = vb.pp("decoder").pp("layers");
-        let mut scale = 1usize << cfg.upsampling_ratios.len();
-        let top = scale * cfg.num_filters;
-        let first = Conv::load(d.pp(0), cfg, cfg.hidden_size, top, cfg.kernel_size, 1, 1)?;
-        let lstm = Lstm::load(d.pp(1), top, cfg.num_lstm_layers)?;
-        let mut index = 2;
-        let mut stages = Vec::new();
-        for &ratio in &cfg.upsampling_ratios {
-            let cur = scale * cfg.num_filters;
-            let up = ConvTranspose::load(d.pp(index + 1), cfg, cur, cur / 2, ratio * 2, ratio)?;
-            index += 2;
-            let mut blocks = Vec::new();
-            for j in 0..cfg.num_residual_layers {
-                let dilation = cfg.dilation_growth_rate.pow(j as u32);
-                blocks.push(ResBlock::load(d.pp(index), cfg, cur / 2, dilation)?);
-                index += 1;
-            }
-            stages.push((up, blocks));
-            scale /= 2;
-        }
-        let last = Conv::load(
-            d.pp(index + 1),
-            cfg,
-            cfg.num_filters,
-            cfg.audio_channels,
-            cfg.last_kernel_size,
-            1,
-            1,
-        )?;
+        let plan = Plan::new(cfg);
+        let layers = vb.pp("decoder").pp("layers");
+        let net = match engine {
+            Engine::HostKernels => Net::Host(HostNet::load(layers, cfg, &plan)?),
+            Engine::TensorOps => Net::Tensors(TensorNet::load(layers, cfg, &plan)?),
+        };
         Ok(Self {
             codebooks,
             dim,
-            first,
-            lstm,
-            stages,
-            last,
+            net,
+            plan,
             cfg: cfg.clone(),
         })
     }
@@ -186,17 +192,11 @@ impl EncodecDecoder {
     /// Multiply-adds one decode of `frames` code frames does (by the layers'
     /// definitions), so a benchmark can state the rate it ran at.
     pub fn multiply_adds(&self, frames: usize) -> usize {
-        let mut len = frames;
-        let mut total = self.first.multiply_adds(len) + self.lstm.multiply_adds(len);
-        for (up, blocks) in &self.stages {
-            total += up.multiply_adds(len);
-            len *= up.stride();
-            total += blocks.iter().map(|b| b.multiply_adds(len)).sum::<usize>();
-        }
-        total + self.last.multiply_adds(len)
+        self.plan.multiply_adds(&self.cfg, frames)
     }
 
-    /// codes[codebook][frame] → mono samples, exactly frames × hop of them.
+    /// codes[codebook][frame] → samples, exactly frames × hop of them (per channel,
+    /// interleaved).
     pub fn decode(&self, codes: &[Vec<u32>]) -> Result<Vec<f32>> {
         if codes.is_empty() || codes.len() > self.codebooks.len() {
             bail!(
@@ -224,15 +224,9 @@ impl EncodecDecoder {
                 }
             }
         }
-        let mut x = self.first.forward(&Signal::new(frames, dim, emb), false);
-        x = self.lstm.forward(&x);
-        for (up, blocks) in &self.stages {
-            x = up.forward(&x, true);
-            for block in blocks {
-                x = block.forward(&x);
-            }
-        }
-        // Mono: (samples, 1).
-        Ok(self.last.forward(&x, true).data)
+        Ok(match &self.net {
+            Net::Host(net) => net.forward(&Signal::new(frames, dim, emb)),
+            Net::Tensors(net) => net.forward(&emb, frames)?,
+        })
     }
 }

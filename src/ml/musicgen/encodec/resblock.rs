@@ -5,9 +5,20 @@
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use super::conv::Conv;
+use super::conv::{Conv, ConvShape};
 use super::signal::{chunk_bounds, chunk_frames, elu_in_place, fill_rows, split_rows, Signal};
 use super::EncodecConfig;
+
+/// A block's three convs: conv1 (k, dilated, down to dim / compress), conv2 (1×1, back
+/// up to dim) and the 1×1 shortcut.
+pub fn shapes(cfg: &EncodecConfig, dim: usize, dilation: usize) -> [ConvShape; 3] {
+    let hidden = dim / cfg.compress;
+    [
+        ConvShape::new(cfg, (dim, hidden), cfg.residual_kernel_size, 1, dilation),
+        ConvShape::new(cfg, (hidden, dim), 1, 1, 1),
+        ConvShape::new(cfg, (dim, dim), 1, 1, 1),
+    ]
+}
 
 pub struct ResBlock {
     conv1: Conv,
@@ -24,13 +35,12 @@ impl ResBlock {
         dim: usize,
         dilation: usize,
     ) -> candle_core::Result<Self> {
-        let hidden = dim / cfg.compress;
         let block = vb.pp("block");
-        let k = cfg.residual_kernel_size;
-        let conv1 = Conv::load(block.pp(1), cfg, dim, hidden, k, 1, dilation)?;
-        let conv2 = Conv::load(block.pp(3), cfg, hidden, dim, 1, 1, 1)?;
+        let [one, two, short] = shapes(cfg, dim, dilation);
+        let conv1 = Conv::load(block.pp(1), one)?;
+        let conv2 = Conv::load(block.pp(3), two)?;
         let shortcut = if cfg.use_conv_shortcut {
-            Some(Conv::load(vb.pp("shortcut"), cfg, dim, dim, 1, 1, 1)?)
+            Some(Conv::load(vb.pp("shortcut"), short)?)
         } else {
             None
         };
@@ -46,28 +56,19 @@ impl ResBlock {
         })
     }
 
-    /// Multiply-adds for an input of `len` frames (the output has as many).
-    pub fn multiply_adds(&self, len: usize) -> usize {
-        let shortcut = self.shortcut.as_ref().map_or(0, |s| s.multiply_adds(len));
-        self.conv1.multiply_adds(len) + self.conv2.multiply_adds(len) + shortcut
-    }
-
     pub fn forward(&self, x: &Signal) -> Signal {
         // Per frame: the staged input, the hidden frame and the output frame.
         let c = x.channels;
-        self.forward_in_chunks(x, chunk_frames(2 * c + self.conv1.cout))
+        self.forward_in_chunks(x, chunk_frames(2 * c + self.conv1.shape.cout))
     }
 
     /// `forward`, `chunk` frames per task.
     pub fn forward_in_chunks(&self, x: &Signal, chunk: usize) -> Signal {
-        let (len, c, hidden) = (x.frames, x.channels, self.conv1.cout);
-        assert_eq!(c, self.conv1.cin, "residual block channels");
-        assert_eq!(
-            self.conv1.out_frames(len),
-            len,
-            "residual conv keeps the length"
-        );
-        let padding = self.conv1.padding(len);
+        let one = &self.conv1.shape;
+        let (len, c, hidden) = (x.frames, x.channels, one.cout);
+        assert_eq!(c, one.cin, "residual block channels");
+        assert_eq!(one.out_frames(len), len, "residual conv keeps the length");
+        let padding = one.padding(len);
         let mut data = vec![0f32; len * c];
         let bounds = chunk_bounds(len, chunk);
         split_rows(&mut data, c, &bounds)
@@ -76,7 +77,7 @@ impl ResBlock {
             .for_each(|(out, b)| {
                 let rows = b[1] - b[0];
                 let mut staged = Vec::new();
-                padding.stage(x, self.conv1.window(&(b[0]..b[1])), true, &mut staged);
+                padding.stage(x, one.window(&(b[0]..b[1])), true, &mut staged);
                 let mut h = vec![0f32; rows * hidden];
                 fill_rows(&mut h, &self.conv1.bias);
                 self.conv1.acc_staged(&staged, rows, &mut h);

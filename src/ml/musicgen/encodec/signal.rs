@@ -113,7 +113,7 @@ impl Padding {
     }
 
     /// The input frame at padded frame `i`; None is a zero frame.
-    fn source(&self, i: usize) -> Option<usize> {
+    pub fn source(&self, i: usize) -> Option<usize> {
         let (len, left) = (self.len, self.left);
         let real = |j: usize| (j < len).then_some(j);
         match self.mode {

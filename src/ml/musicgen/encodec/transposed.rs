@@ -21,6 +21,18 @@ use super::signal::{
 };
 use super::EncodecConfig;
 
+/// Frames cut from the start and the end of the full output ((len − 1)·stride + taps
+/// frames), as transformers does, so len input frames give len·stride.
+pub fn trims(cfg: &EncodecConfig, taps: usize, stride: usize) -> (usize, usize) {
+    let total = taps.saturating_sub(stride);
+    let right = if cfg.use_causal_conv {
+        (total as f64 * cfg.trim_right_ratio).ceil() as usize
+    } else {
+        total / 2
+    };
+    (total - right, right)
+}
+
 pub struct ConvTranspose {
     /// B_i for each of the w frames of a window, (cin, s·cout): column p·cout + o holds
     /// tap p + (w−1−i)·s (zero past the last tap).
@@ -77,12 +89,7 @@ impl ConvTranspose {
             Weight::new(&both, cin, n)
         });
         let blocks = matrices.iter().map(|m| Weight::new(m, cin, n)).collect();
-        let total = taps.saturating_sub(stride);
-        let trim_right = if cfg.use_causal_conv {
-            (total as f64 * cfg.trim_right_ratio).ceil() as usize
-        } else {
-            total / 2
-        };
+        let (trim_left, trim_right) = trims(cfg, taps, stride);
         Ok(Self {
             blocks,
             sum,
@@ -92,20 +99,9 @@ impl ConvTranspose {
             taps,
             stride,
             window,
-            trim_left: total - trim_right,
+            trim_left,
             trim_right,
         })
-    }
-
-    /// Output frames per input frame.
-    pub fn stride(&self) -> usize {
-        self.stride
-    }
-
-    /// Multiply-adds for an input of `len` frames (by the definition; the F(2, 2) path
-    /// does three quarters of them).
-    pub fn multiply_adds(&self, len: usize) -> usize {
-        len * self.taps * self.cin * self.cout
     }
 
     /// convT(ELU(x) if `elu`, else x), trimmed, bias included.

@@ -1,0 +1,63 @@
+//! The decoder on the CPU with our own kernels (time-major signals, a time chunk per
+//! task): what runs when the model is on the CPU.
+
+use candle_nn::VarBuilder;
+
+use super::conv::Conv;
+use super::lstm::Lstm;
+use super::plan::Plan;
+use super::resblock::ResBlock;
+use super::signal::Signal;
+use super::transposed::ConvTranspose;
+use super::EncodecConfig;
+
+pub struct HostNet {
+    first: Conv,
+    lstm: Lstm,
+    /// Per upsampling ratio: ELU → transposed conv, then the residual blocks.
+    stages: Vec<(ConvTranspose, Vec<ResBlock>)>,
+    /// ELU → conv down to the audio channels.
+    last: Conv,
+}
+
+impl HostNet {
+    /// `layers` points at `decoder.layers`.
+    pub fn load(layers: VarBuilder, cfg: &EncodecConfig, plan: &Plan) -> candle_core::Result<Self> {
+        let first = Conv::load(layers.pp(0), plan.first)?;
+        let lstm = Lstm::load(layers.pp(1), plan.top, plan.lstm_layers)?;
+        let stages = plan
+            .stages
+            .iter()
+            .map(|s| {
+                let up = layers.pp(s.index);
+                let up = ConvTranspose::load(up, cfg, s.cin, s.cout, s.taps, s.stride)?;
+                let blocks = s
+                    .blocks
+                    .iter()
+                    .map(|&(i, dilation)| ResBlock::load(layers.pp(i), cfg, s.cout, dilation))
+                    .collect::<candle_core::Result<_>>()?;
+                Ok((up, blocks))
+            })
+            .collect::<candle_core::Result<_>>()?;
+        let last = Conv::load(layers.pp(plan.last_index), plan.last)?;
+        Ok(Self {
+            first,
+            lstm,
+            stages,
+            last,
+        })
+    }
+
+    /// Embeddings (frames, hidden) → samples, time-major (mono: one per frame).
+    pub fn forward(&self, emb: &Signal) -> Vec<f32> {
+        let mut x = self.first.forward(emb, false);
+        x = self.lstm.forward(&x);
+        for (up, blocks) in &self.stages {
+            x = up.forward(&x, true);
+            for block in blocks {
+                x = block.forward(&x);
+            }
+        }
+        self.last.forward(&x, true).data
+    }
+}
