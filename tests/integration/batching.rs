@@ -8,18 +8,16 @@
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
-use candle_core::Device;
+use crate::support::model_device;
 use snapsong::ml::{hub, tiny, GenerateOptions, Length, MusicGen, Precision, SamplingConfig};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/musicgen")
-        .join(name)
+    crate::support::fixtures().join("musicgen").join(name)
 }
 
 fn load(path: &std::path::Path, precision: Precision) -> MusicGen {
     let files = hub::resolve(path.to_str().unwrap()).unwrap();
-    MusicGen::load(&files, precision, &Device::Cpu).unwrap()
+    MusicGen::load(&files, precision, &model_device()).unwrap()
 }
 
 /// A song to make: its prompt, options and the step of the batch it joins at.
@@ -205,6 +203,41 @@ async fn a_worker_makes_several_songs_at_once_each_whole() {
             wav.len(),
             44 + 6 * 32_000 * 2,
             "a 6 s song, 16-bit mono at 32 kHz"
+        );
+    }
+}
+
+/// The GPU's way of keeping caches (every song's in one pool, read and written a whole
+/// pass at a time), run on the CPU: the same greedy codes as each song's own caches, alone
+/// and in a batch with songs joining, leaving and crossing window boundaries.
+#[test]
+fn pooled_attention_caches_give_each_song_its_own_codes() {
+    let path = fixture("proj_4cb");
+    let k = load(&path, Precision::F32).num_codebooks();
+    let songs = [
+        song("warm lofi beat with piano", 300 + k - 1, 3.0, true, 0),
+        song("fast techno", 25, 3.0, true, 3),
+        song("calm strings, no drums", 60, 1.0, true, 5),
+        song("a", 18, 5.5, true, 40),
+        song("choir", 30, 3.0, true, 250),
+    ];
+    let mut own = load(&path, Precision::F32);
+    let want: Vec<_> = songs.iter().map(|s| alone(&mut own, s)).collect();
+    let mut pooled = load(&path, Precision::F32);
+    pooled.pool_attention_caches().unwrap();
+    let (got, widest) = together(&mut pooled, &songs);
+    assert!(widest >= 3, "the songs never shared a pass");
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(
+            g, w,
+            "song {i}: pooled caches in a batch differ from its own"
+        );
+    }
+    for (i, (s, w)) in songs.iter().zip(&want).enumerate() {
+        assert_eq!(
+            &alone(&mut pooled, s),
+            w,
+            "song {i}: pooled caches alone differ"
         );
     }
 }

@@ -4,15 +4,15 @@
 
 use std::path::PathBuf;
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
+
+use crate::support::model_device;
 use snapsong::ml::hub;
 use snapsong::ml::Captioner;
 use snapsong::ml::Precision;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/blip")
-        .join(name)
+    crate::support::fixtures().join("blip").join(name)
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
@@ -30,9 +30,10 @@ fn greedy_captions_match_transformers() {
     for name in ["wide_vision", "same_width"] {
         let dir = fixture(name);
         let files = hub::resolve(dir.to_str().expect("utf-8 path")).expect("resolve");
-        let model = Captioner::load(&files, Precision::F32, &Device::Cpu).expect("load");
-        let refs = candle_core::safetensors::load(dir.join("reference.safetensors"), &Device::Cpu)
-            .expect("references");
+        let model = Captioner::load(&files, Precision::F32, &model_device()).expect("load");
+        let refs =
+            candle_core::safetensors::load(dir.join("reference.safetensors"), &model_device())
+                .expect("references");
         let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join("reference.json")).expect("json"))
                 .expect("parse");
@@ -57,15 +58,15 @@ fn greedy_captions_match_transformers() {
 fn half_precision_captions_stay_close() {
     let dir = fixture("wide_vision");
     let files = hub::resolve(dir.to_str().expect("utf-8 path")).expect("resolve");
-    let refs = candle_core::safetensors::load(dir.join("reference.safetensors"), &Device::Cpu)
+    let refs = candle_core::safetensors::load(dir.join("reference.safetensors"), &model_device())
         .expect("references");
-    let f32_model = Captioner::load(&files, Precision::F32, &Device::Cpu).expect("f32");
+    let f32_model = Captioner::load(&files, Precision::F32, &model_device()).expect("f32");
     let image = f32_model
         .image_states(&refs["pixel_values"])
         .expect("vision");
     let reference = f32_model.first_logits(&image).expect("f32 logits");
     for p in [Precision::F16, Precision::BF16] {
-        let m = Captioner::load(&files, p, &Device::Cpu).expect("load");
+        let m = Captioner::load(&files, p, &model_device()).expect("load");
         let logits = m.first_logits(&image).expect("logits");
         let d = max_abs_diff(&logits, &reference);
         let scale = max_abs_diff(&reference, &reference.zeros_like().expect("zeros"));
@@ -80,11 +81,9 @@ fn half_precision_captions_stay_close() {
 fn a_photo_is_captioned_end_to_end() {
     let dir = fixture("same_width");
     let files = hub::resolve(dir.to_str().expect("utf-8 path")).expect("resolve");
-    let model = Captioner::load(&files, Precision::F32, &Device::Cpu).expect("load");
-    let bytes = std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos/landscape.jpg"),
-    )
-    .expect("photo");
+    let model = Captioner::load(&files, Precision::F32, &model_device()).expect("load");
+    let bytes =
+        std::fs::read(crate::support::fixtures().join("photos/landscape.jpg")).expect("photo");
     let photo = snapsong::photo::decode(&bytes, &Default::default()).expect("decode");
     let a = model.caption(&photo.image, 8).expect("caption");
     let b = model.caption(&photo.image, 8).expect("caption again");

@@ -2,18 +2,16 @@
 //! (scripts/parity/make_clip_fixtures.py): same token ids, logits within 1e-4.
 #![cfg(feature = "ssr")]
 
-use std::path::PathBuf;
-
-use candle_core::Device;
+use crate::support::model_device;
 use snapsong::ml::hub;
 use snapsong::ml::vision::clip::{softmax, ClipScorer};
 
 #[test]
 fn zero_shot_logits_match_transformers() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip/tiny");
+    let dir = crate::support::fixtures().join("clip/tiny");
     let files = hub::resolve(dir.to_str().expect("utf-8 path")).expect("resolve");
-    let clip = ClipScorer::load(&files, &Device::Cpu).expect("load");
-    let refs = candle_core::safetensors::load(dir.join("reference.safetensors"), &Device::Cpu)
+    let clip = ClipScorer::load(&files, &model_device()).expect("load");
+    let refs = candle_core::safetensors::load(dir.join("reference.safetensors"), &model_device())
         .expect("references");
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("reference.json")).expect("json"))

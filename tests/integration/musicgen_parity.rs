@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
+
+use crate::support::model_device;
 use snapsong::ml::hub;
 use snapsong::ml::Precision;
 use snapsong::ml::SamplingConfig;
@@ -15,21 +17,20 @@ use snapsong::ml::{GenerateOptions, Length, MusicGen};
 const FIXTURES: [&str; 3] = ["proj_4cb", "noproj_oldnorm", "3cb_pth_causal"];
 
 fn dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/musicgen")
-        .join(name)
+    crate::support::fixtures().join("musicgen").join(name)
 }
 
 fn reference(name: &str) -> (HashMap<String, Tensor>, serde_json::Value) {
-    let r = candle_core::safetensors::load(dir(name).join("reference.safetensors"), &Device::Cpu)
-        .unwrap();
+    let r =
+        candle_core::safetensors::load(dir(name).join("reference.safetensors"), &model_device())
+            .unwrap();
     let meta = std::fs::read_to_string(dir(name).join("reference.json")).unwrap();
     (r, serde_json::from_str(&meta).unwrap())
 }
 
 fn load(name: &str, precision: Precision) -> MusicGen {
     let files = hub::resolve(dir(name).to_str().unwrap()).unwrap();
-    MusicGen::load(&files, precision, &Device::Cpu).unwrap()
+    MusicGen::load(&files, precision, &model_device()).unwrap()
 }
 
 fn greedy(steps: usize, guidance: f64) -> GenerateOptions {
@@ -164,6 +165,39 @@ fn half_precision_logits_stay_close_to_f32() {
                 worst >= min_cos,
                 "{name} {precision:?}: worst logits cosine {worst}"
             );
+        }
+    }
+}
+
+/// EnCodec as tensor ops (how it runs on a GPU) gives transformers' waveform too, on the
+/// test device; the CPU kernels' path is checked above.
+#[test]
+fn tensor_op_encodec_matches_transformers() {
+    use snapsong::ml::musicgen::encodec::{EncodecDecoder, Engine};
+    use snapsong::ml::musicgen::MusicgenConfig;
+    for name in FIXTURES {
+        let (r, _) = reference(name);
+        let files = hub::resolve(dir(name).to_str().unwrap()).unwrap();
+        let cfg: MusicgenConfig = files.read_config().unwrap();
+        let vb = files.var_builder(DType::F32, &model_device()).unwrap();
+        let codec = EncodecDecoder::load_with(
+            vb.pp("audio_encoder"),
+            &cfg.audio_encoder,
+            cfg.decoder.num_codebooks,
+            Engine::TensorOps,
+        )
+        .unwrap();
+        for label in ["cfg3", "cfg1"] {
+            let codes: Vec<Vec<u32>> = r[&format!("{label}.codes")]
+                .to_dtype(DType::U32)
+                .unwrap()
+                .to_vec2()
+                .unwrap();
+            let audio = codec.decode(&codes).unwrap();
+            let want: Vec<f32> = r[&format!("{label}.audio")].to_vec1().unwrap();
+            assert_eq!(audio.len(), want.len(), "{name} {label}: sample count");
+            let d = max_abs_diff(&audio, &want);
+            assert!(d <= 1e-4, "{name} {label}: waveform max |Δ| = {d}");
         }
     }
 }

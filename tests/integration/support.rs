@@ -317,3 +317,18 @@ pub async fn get_page(app: &axum::Router, uri: &str) -> (StatusCode, String) {
     let (status, body) = send(app, req).await;
     (status, String::from_utf8_lossy(&body).into_owned())
 }
+
+/// The committed fixtures. Relative to the working directory, which cargo sets to the
+/// package root when it runs tests, so a test binary carried to another machine (a GPU
+/// one) finds them in that machine's checkout.
+pub fn fixtures() -> std::path::PathBuf {
+    std::path::PathBuf::from("tests/fixtures")
+}
+
+/// The device the parity and batching tests run their models on: the CPU, or
+/// `SNAPSONG_TEST_DEVICE` (`cuda`) when a CUDA build of this binary runs on a GPU machine
+/// (`scripts/bench/gpu`); CI has no GPU and leaves it unset.
+pub fn model_device() -> candle_core::Device {
+    let name = std::env::var("SNAPSONG_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+    snapsong::ml::nn::device::parse_device(&name).expect("SNAPSONG_TEST_DEVICE")
+}

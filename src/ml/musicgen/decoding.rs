@@ -178,9 +178,10 @@ impl Decoding {
         }
     }
 
-    /// Open the current window if it is not, and return the next pass's tokens (rows, K,
-    /// S) and the song's decoder state.
-    fn input(&mut self, model: &MusicGen) -> Result<(Tensor, &mut DecoderState)> {
+    /// Open the current window if it is not, and return the next pass's tokens (one row's
+    /// K × S, codebook by codebook: every row of the song takes the same), S, and the
+    /// song's decoder state.
+    fn input(&mut self, model: &MusicGen) -> Result<(Vec<u32>, usize, &mut DecoderState)> {
         let Some(&w) = self.current() else {
             bail!("the song is already decoded");
         };
@@ -221,15 +222,12 @@ impl Decoding {
         let columns: Vec<u32> = (0..k)
             .flat_map(|c| open.seq[c][from..from + count].iter().copied())
             .collect();
-        let rows = open.state.rows();
-        let tokens =
-            Tensor::from_vec(columns, (1, k, count), &model.device)?.repeat((rows, 1, 1))?;
-        Ok((tokens, &mut open.state))
+        Ok((columns, count, &mut open.state))
     }
 
-    /// Take a pass's logits (rows, K, vocab): choose the free codes of the new position,
-    /// keep the frame it completes, and close the window after its last step.
-    fn accept(&mut self, logits: &Tensor) -> Result<()> {
+    /// Take a pass's logits (rows × K × vocab, row-major): choose the free codes of the new
+    /// position, keep the frame it completes, and close the window after its last step.
+    fn accept(&mut self, logits: &[f32], vocab: usize) -> Result<()> {
         let Some(&w) = self.current() else {
             bail!("the song is already decoded");
         };
@@ -237,8 +235,6 @@ impl Decoding {
             bail!("no window is open");
         };
         let (k, t) = (self.codebooks, w.context);
-        let vocab = logits.dim(2)?;
-        let logits: Vec<f32> = logits.flatten_all()?.to_vec1()?;
         // The position this pass made: after the context and start token on the first.
         let p = t + open.step + 1;
         for c in 0..k {
@@ -290,17 +286,33 @@ impl MusicGen {
         Ok(())
     }
 
+    /// One pass over `songs`: their tokens go to the device as one tensor and their
+    /// logits come back as one (two transfers a pass, not two per song).
     fn step_together(&self, songs: &mut [&mut Decoding]) -> Result<()> {
-        let mut tokens = Vec::with_capacity(songs.len());
+        let mut tokens = Vec::new();
+        let mut rows = Vec::with_capacity(songs.len());
         let mut states = Vec::with_capacity(songs.len());
+        let mut positions = 0;
         for d in songs.iter_mut() {
-            let (t, state) = d.input(self)?;
-            tokens.push(t);
+            let (columns, count, state) = d.input(self)?;
+            for _ in 0..state.rows() {
+                tokens.extend_from_slice(&columns);
+            }
+            rows.push(state.rows());
             states.push(state);
+            positions = count;
         }
+        let k = self.decoder.config().num_codebooks;
+        let total: usize = rows.iter().sum();
+        let tokens = Tensor::from_vec(tokens, (total, k, positions), &self.device)?;
         let logits = self.decoder.forward_batch(&tokens, &mut states)?;
-        for (d, l) in songs.iter_mut().zip(&logits) {
-            d.accept(l)?;
+        let vocab = logits.dim(2)?;
+        let logits: Vec<f32> = logits.flatten_all()?.to_vec1()?;
+        let mut at = 0;
+        for (d, rows) in songs.iter_mut().zip(rows) {
+            let n = rows * k * vocab;
+            d.accept(&logits[at..at + n], vocab)?;
+            at += n;
         }
         Ok(())
     }

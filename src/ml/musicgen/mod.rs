@@ -128,6 +128,13 @@ impl MusicGen {
         self.text.encode_ids(&ids)
     }
 
+    /// Songs started from now on keep their attention caches in one shared pool, as they
+    /// do on a GPU (where it is how a pass over many songs stays a few kernels per layer):
+    /// on the CPU, for tests and comparisons.
+    pub fn pool_attention_caches(&mut self) -> Result<()> {
+        Ok(self.decoder.pool_caches()?)
+    }
+
     /// The EnCodec decoder, to decode chunks of a song while it is being made.
     pub fn codec(&self) -> Arc<EncodecDecoder> {
         self.codec.clone()

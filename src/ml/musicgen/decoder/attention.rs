@@ -45,16 +45,12 @@ impl SelfAttention {
         })
     }
 
-    /// Queries (B, T, D) and keys and values (B, H, T, Dh) of `x`.
+    /// Queries, keys and values (B, T, D) of `x`, from one product.
     pub(super) fn qkv(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
         let d = self.attn.heads * self.attn.head_dim;
         let y = self.qkv.forward(x)?;
         let part = |i: usize| y.narrow(2, i * d, d);
-        let (k, v) = (
-            self.attn.split_heads(&part(1)?)?,
-            self.attn.split_heads(&part(2)?)?,
-        );
-        Ok((part(0)?, k, v))
+        Ok((part(0)?, part(1)?, part(2)?))
     }
 
     /// Bytes of weights a step reads here.
@@ -102,7 +98,7 @@ impl Attention {
     }
 
     /// (B, T, D) → (B, H, T, Dh)
-    fn split_heads(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    pub(super) fn split_heads(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         x.reshape((b, t, self.heads, self.head_dim))?
             .transpose(1, 2)?

@@ -9,7 +9,8 @@ use candle_nn::kv_cache::Cache;
 use candle_nn::{Activation, LayerNorm, VarBuilder};
 
 use super::attention::{CrossAttention, SelfAttention};
-use super::{layer_norm, DecoderConfig, DecoderState};
+use super::pool::{Pass, Store};
+use super::{layer_norm, Caches, DecoderConfig, DecoderState};
 use crate::ml::nn::device::Precision;
 use crate::ml::nn::linear::Linear;
 
@@ -63,9 +64,13 @@ impl DecoderLayer {
     ) -> candle_core::Result<Tensor> {
         let h = self.self_attn_layer_norm.forward(x)?;
         let (q, k, v) = self.self_attn.qkv(&h)?;
+        let (k, v) = (
+            self.self_attn.attn.split_heads(&k)?,
+            self.self_attn.attn.split_heads(&v)?,
+        );
         let y = per_song(songs, |song, at| {
             let rows = song.rows;
-            let cache = &mut song.layers[index];
+            let (cache, _) = own(song, index)?;
             let (kt, v) = cache.append(&k.narrow(0, at, rows)?, &v.narrow(0, at, rows)?)?;
             let attn = &self.self_attn.attn;
             attn.attend(&q.narrow(0, at, rows)?, &kt, &v, self_mask)
@@ -76,18 +81,62 @@ impl DecoderLayer {
         let cross = &self.encoder_attn;
         let q = cross.q.forward(&h)?;
         let y = per_song(songs, |song, at| {
-            let cache = &song.layers[index];
             let q = q.narrow(0, at, song.rows)?;
-            let mask = song.cross_mask.as_ref();
-            cross.attn.attend(&q, &cache.cross_kt, &cache.cross_v, mask)
+            let (cache, mask) = own(song, index)?;
+            cross
+                .attn
+                .attend(&q, &cache.cross_kt, &cache.cross_v, mask.as_ref())
         })?;
         let x = (&x + cross.attn.out.forward(&y)?)?;
+        self.feed_forward(&x)
+    }
 
-        let h = self.final_layer_norm.forward(&x)?;
+    /// `forward` for songs whose caches are in the pool: the pass's new keys and values
+    /// written and its songs' caches read with one kernel each, attention over them all.
+    pub(super) fn forward_pooled(
+        &self,
+        x: &Tensor,
+        store: &Store,
+        pass: &Pass,
+        index: usize,
+    ) -> candle_core::Result<Tensor> {
+        let h = self.self_attn_layer_norm.forward(x)?;
+        let (q, k, v) = self.self_attn.qkv(&h)?;
+        let (kt, v) = store.self_attention(index, pass, &k, &v)?;
+        let attn = &self.self_attn.attn;
+        let y = attn.attend(&q, &kt, &v, Some(&pass.self_mask))?;
+        let x = (x + attn.out.forward(&y)?)?;
+
+        let h = self.encoder_attn_layer_norm.forward(&x)?;
+        let cross = &self.encoder_attn;
+        let (kt, v) = store.text(index, pass)?;
+        let y = cross
+            .attn
+            .attend(&cross.q.forward(&h)?, &kt, &v, Some(&pass.text_mask))?;
+        let x = (&x + cross.attn.out.forward(&y)?)?;
+        self.feed_forward(&x)
+    }
+
+    /// The feed-forward block and its residual.
+    fn feed_forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let h = self.final_layer_norm.forward(x)?;
         let h = self
             .fc2
             .forward(&self.act.forward(&self.fc1.forward(&h)?)?)?;
         x + h
+    }
+}
+
+/// A song's own cache of layer `index` and its text mask.
+fn own(
+    song: &mut DecoderState,
+    index: usize,
+) -> candle_core::Result<(&mut LayerCache, &Option<Tensor>)> {
+    match &mut song.caches {
+        Caches::Own {
+            layers, cross_mask, ..
+        } => Ok((&mut layers[index], &*cross_mask)),
+        Caches::Pooled(_) => candle_core::bail!("a pooled song in a pass without the pool"),
     }
 }
 
@@ -108,11 +157,15 @@ fn per_song(
     }
 }
 
-/// One layer's attention state for one song. Keys are kept transposed, (B, H, Dh, T), as
-/// the one-token attention reads them; values (B, H, T, Dh).
+/// One layer's attention state for one song. Keys are handed out transposed, (B, H, Dh,
+/// T): on the CPU they are also kept that way, as the one-token attention kernel reads
+/// them; elsewhere they are kept (B, H, T, Dh) and handed out as a transposed view, the
+/// only strided form cuBLAS takes without a copy. Values are (B, H, T, Dh).
 pub(super) struct LayerCache {
-    /// Self-attention keys, appended along T (dim 3).
+    /// Self-attention keys, appended along T.
     keys: Cache,
+    /// Whether `keys` holds them transposed (along dim 3) or not (dim 2).
+    keys_transposed: bool,
     /// Self-attention values, appended along T (dim 2).
     values: Cache,
     /// What the self-attention cache holds its keys and values in.
@@ -122,18 +175,24 @@ pub(super) struct LayerCache {
 }
 
 impl LayerCache {
-    /// An empty cache for `max_len` positions, with the text's keys (transposed) and values.
+    /// An empty cache for `max_len` positions, with the text's keys and values.
     pub(super) fn new(
         max_len: usize,
         kv_dtype: DType,
         cross_k: &Tensor,
         cross_v: Tensor,
     ) -> candle_core::Result<Self> {
+        let keys_transposed = cross_k.device().is_cpu();
+        let cross_kt = match keys_transposed {
+            true => cross_k.transpose(2, 3)?.contiguous()?,
+            false => cross_k.contiguous()?.transpose(2, 3)?,
+        };
         Ok(Self {
-            keys: Cache::new(3, max_len),
+            keys: Cache::new(if keys_transposed { 3 } else { 2 }, max_len),
+            keys_transposed,
             values: Cache::new(2, max_len),
             kv_dtype,
-            cross_kt: cross_k.transpose(2, 3)?.contiguous()?,
+            cross_kt,
             cross_v,
         })
     }
@@ -141,11 +200,16 @@ impl LayerCache {
     /// Add this step's keys and values (B, H, S, Dh); return all of them so far, keys
     /// transposed.
     fn append(&mut self, k: &Tensor, v: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
-        let kt = k.transpose(2, 3)?.contiguous()?.to_dtype(self.kv_dtype)?;
-        self.keys.append(&kt)?;
+        let k = match self.keys_transposed {
+            true => k.transpose(2, 3)?,
+            false => k.clone(),
+        };
+        self.keys
+            .append(&k.contiguous()?.to_dtype(self.kv_dtype)?)?;
         self.values.append(&v.to_dtype(self.kv_dtype)?)?;
         match (self.keys.current_data()?, self.values.current_data()?) {
-            (Some(kt), Some(v)) => Ok((kt, v)),
+            (Some(k), Some(v)) if self.keys_transposed => Ok((k, v)),
+            (Some(k), Some(v)) => Ok((k.transpose(2, 3)?, v)),
             _ => candle_core::bail!("the attention cache is empty after an append"),
         }
     }

@@ -7,9 +7,13 @@
 //! self-attention KV cache, the cross-attention K/V over the text) lives in a
 //! [`DecoderState`], one per song. One pass may step several songs at once
 //! (`forward_batch`): each weight is then read once for all of them, which is what a step
-//! costs on a CPU.
+//! costs on a CPU. On a GPU the songs' attention caches share one pool (`pool`), so the
+//! attention of a pass is a few kernels per layer whatever the number of songs.
 mod attention;
 mod layer;
+mod pool;
+
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Activation, Embedding, LayerNorm, VarBuilder};
@@ -18,6 +22,7 @@ use serde::Deserialize;
 use crate::ml::nn::device::Precision;
 use crate::ml::nn::linear::Linear;
 use layer::{DecoderLayer, LayerCache};
+use pool::{KvPool, Lease, PoolShape};
 
 /// `MusicgenDecoderConfig`; defaults are transformers' (= musicgen-small).
 #[derive(Debug, Clone, Deserialize)]
@@ -64,12 +69,22 @@ impl DecoderConfig {
 
 /// Per-song state: KV caches, the cross-attention mask, the position reached.
 pub struct DecoderState {
-    layers: Vec<LayerCache>,
+    caches: Caches,
     /// Rows this song has in a pass: 2 with guidance (conditional, unconditional), else 1.
     rows: usize,
-    cross_mask: Option<Tensor>,
-    positions: Tensor,
     pos: usize,
+}
+
+/// Where a song's attention caches are.
+enum Caches {
+    /// Its own, per layer, with its cross-attention mask and position table (the CPU).
+    Own {
+        layers: Vec<LayerCache>,
+        cross_mask: Option<Tensor>,
+        positions: Tensor,
+    },
+    /// Rows of the decoder's pool (a GPU).
+    Pooled(Lease),
 }
 
 impl DecoderState {
@@ -93,6 +108,8 @@ pub struct MusicgenDecoder {
     /// in a 30 s song an f32 cache is 590 MB read per step, more than 8-bit weights; f32
     /// keeps transformers' exact tokens). Elsewhere the activations' dtype.
     kv_dtype: DType,
+    /// The shared attention caches, and the position table they index (a GPU).
+    pool: Option<(Arc<KvPool>, Tensor)>,
     device: Device,
 }
 
@@ -124,7 +141,7 @@ impl MusicgenDecoder {
                 )
             })
             .collect::<candle_core::Result<_>>()?;
-        Ok(Self {
+        let mut decoder = Self {
             embed_tokens,
             layers,
             layer_norm: layer_norm(m.pp("layer_norm"), d)?,
@@ -135,8 +152,31 @@ impl MusicgenDecoder {
                 true => DType::F16,
                 false => vb.dtype(),
             },
+            pool: None,
             device: vb.device().clone(),
-        })
+        };
+        // On a GPU, songs share one attention pool.
+        if !decoder.device.is_cpu() {
+            decoder.pool_caches()?;
+        }
+        Ok(decoder)
+    }
+
+    /// Songs started from now on keep their attention caches in a shared pool: what a GPU
+    /// does; on the CPU for tests that hold the two ways to the same tokens.
+    pub fn pool_caches(&mut self) -> candle_core::Result<()> {
+        let cfg = &self.cfg;
+        let shape = PoolShape {
+            layers: cfg.num_hidden_layers,
+            heads: cfg.num_attention_heads,
+            head_dim: cfg.hidden_size / cfg.num_attention_heads,
+            dtype: self.kv_dtype,
+        };
+        let positions =
+            sinusoidal_positions(cfg.max_position_embeddings, cfg.hidden_size, &self.device)?
+                .to_dtype(self.dtype)?;
+        self.pool = Some((KvPool::new(shape, &self.device), positions));
+        Ok(())
     }
 
     /// Bytes of weights one decoding step reads: every projection but the cross-attention
@@ -168,31 +208,48 @@ impl MusicgenDecoder {
         max_len: usize,
     ) -> candle_core::Result<DecoderState> {
         let enc = enc.to_dtype(self.dtype)?;
-        let layers = self
+        let (rows, text_len, _) = enc.dims3()?;
+        if max_len > self.cfg.max_position_embeddings {
+            candle_core::bail!(
+                "a window of {max_len} positions is longer than the decoder's {}",
+                self.cfg.max_position_embeddings
+            );
+        }
+        let text = self
             .layers
             .iter()
-            .map(|l| {
-                let (cross_k, cross_v) = l.encoder_attn.project_kv(&enc)?;
-                LayerCache::new(max_len, self.kv_dtype, &cross_k, cross_v)
-            })
-            .collect::<candle_core::Result<_>>()?;
+            .map(|l| l.encoder_attn.project_kv(&enc))
+            .collect::<candle_core::Result<Vec<_>>>()?;
         // 1 → 0, 0 → a large negative number: fully masked rows (the unconditional half of
         // guidance) then attend uniformly to zero vectors, as in transformers.
         let cross_mask = match enc_mask {
-            Some(m) => {
-                let (b, t) = m.dims2()?;
-                let neg = ((m.to_dtype(DType::F32)? - 1.0)? * 1e9)?;
-                Some(neg.reshape((b, 1, 1, t))?.to_dtype(self.dtype)?)
-            }
+            Some(m) => Some(((m.to_dtype(DType::F32)? - 1.0)? * 1e9)?),
             None => None,
         };
-        let positions = sinusoidal_positions(max_len, self.cfg.hidden_size, &self.device)?
-            .to_dtype(self.dtype)?;
+        let caches = match &self.pool {
+            Some((pool, _)) => {
+                let mask = match &cross_mask {
+                    Some(m) => m.flatten_all()?.to_vec1()?,
+                    None => vec![0.0; rows * text_len],
+                };
+                Caches::Pooled(pool.lease(max_len, &text, mask)?)
+            }
+            None => Caches::Own {
+                layers: text
+                    .into_iter()
+                    .map(|(k, v)| LayerCache::new(max_len, self.kv_dtype, &k, v))
+                    .collect::<candle_core::Result<_>>()?,
+                cross_mask: match cross_mask {
+                    Some(m) => Some(m.reshape((rows, 1, 1, text_len))?.to_dtype(self.dtype)?),
+                    None => None,
+                },
+                positions: sinusoidal_positions(max_len, self.cfg.hidden_size, &self.device)?
+                    .to_dtype(self.dtype)?,
+            },
+        };
         Ok(DecoderState {
-            layers,
-            rows: enc.dim(0)?,
-            cross_mask,
-            positions,
+            caches,
+            rows,
             pos: 0,
         })
     }
@@ -204,43 +261,76 @@ impl MusicgenDecoder {
         tokens: &Tensor,
         state: &mut DecoderState,
     ) -> candle_core::Result<Tensor> {
-        let mut logits = self.forward_batch(std::slice::from_ref(tokens), &mut [state])?;
-        match logits.pop() {
-            Some(l) => Ok(l),
-            None => candle_core::bail!("a pass over one song gave no logits"),
-        }
+        self.forward_batch(tokens, &mut [state])
     }
 
-    /// One pass over several songs at once: `tokens[i]` (rows of song i, K, S) continues
-    /// `states[i]`. Every song gets the logits it would get alone, (rows, K, vocab) in f32.
-    /// All take the same number S of positions; a pass of S > 1 (a song's first, over its
-    /// start token and context) takes one song.
+    /// One pass over several songs at once: `tokens` (R, K, S) holds each song's rows in
+    /// the order of `states`, each continuing its state. Every song gets the logits it
+    /// would get alone: (R, K, vocab) in f32, in the same row order. All take the same
+    /// number S of positions; a pass of S > 1 (a song's first, over its start token and
+    /// context) takes one song.
     pub fn forward_batch(
         &self,
-        tokens: &[Tensor],
+        tokens: &Tensor,
         states: &mut [&mut DecoderState],
-    ) -> candle_core::Result<Vec<Tensor>> {
-        let (Some(first), true) = (tokens.first(), tokens.len() == states.len()) else {
-            candle_core::bail!("a pass needs one token tensor per song, and at least one song");
-        };
-        let s = first.dim(2)?;
+    ) -> candle_core::Result<Tensor> {
+        let (rows, k, s) = tokens.dims3()?;
+        let want: usize = states.iter().map(|st| st.rows).sum();
+        if states.is_empty() || rows != want || k != self.cfg.num_codebooks {
+            candle_core::bail!(
+                "a pass needs ({want}, {}, S) tokens for its {} songs, got ({rows}, {k}, {s})",
+                self.cfg.num_codebooks,
+                states.len()
+            );
+        }
         if s > 1 && states.len() > 1 {
             candle_core::bail!("a pass over several positions takes one song");
         }
-        let mut xs = Vec::with_capacity(tokens.len());
-        for (tokens, state) in tokens.iter().zip(states.iter()) {
-            xs.push(self.embed(tokens, state, s)?);
-        }
-        let mut x = match xs.len() {
-            1 => xs.remove(0),
-            _ => Tensor::cat(&xs, 0)?,
-        };
-        let self_mask = match s > 1 {
-            true => Some(causal_mask(s, states[0].pos, self.dtype, &self.device)?),
-            false => None,
-        };
-        for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(&x, states, i, self_mask.as_ref())?;
+        let mut x = self.embed_codes(tokens)?;
+        match &self.pool {
+            Some((pool, positions)) => {
+                let mut songs = Vec::with_capacity(states.len());
+                let mut ids = Vec::with_capacity(rows * s);
+                for st in states.iter() {
+                    let Caches::Pooled(lease) = &st.caches else {
+                        candle_core::bail!("a song started before the pool joined a pooled pass");
+                    };
+                    songs.push((lease, st.pos));
+                    for _ in 0..st.rows {
+                        ids.extend((st.pos..st.pos + s).map(|p| p as u32));
+                    }
+                }
+                let ids = Tensor::from_vec(ids, rows * s, &self.device)?;
+                let pos = positions.index_select(&ids, 0)?.reshape((rows, s, ()))?;
+                x = (x + pos)?;
+                let (store, pass) = pool.pass(&songs, s)?;
+                for (i, layer) in self.layers.iter().enumerate() {
+                    x = layer.forward_pooled(&x, &store, &pass, i)?;
+                }
+            }
+            None => {
+                let mut at = 0;
+                let mut parts = Vec::with_capacity(states.len());
+                for st in states.iter() {
+                    let Caches::Own { positions, .. } = &st.caches else {
+                        candle_core::bail!("a pooled song in a pass without the pool");
+                    };
+                    let pos = positions.narrow(0, st.pos, s)?.unsqueeze(0)?;
+                    parts.push(x.narrow(0, at, st.rows)?.broadcast_add(&pos)?);
+                    at += st.rows;
+                }
+                x = match parts.len() {
+                    1 => parts.remove(0),
+                    _ => Tensor::cat(&parts, 0)?,
+                };
+                let self_mask = match s > 1 {
+                    true => Some(causal_mask(s, states[0].pos, self.dtype, &self.device)?),
+                    false => None,
+                };
+                for (i, layer) in self.layers.iter().enumerate() {
+                    x = layer.forward(&x, states, i, self_mask.as_ref())?;
+                }
+            }
         }
         let last = self.layer_norm.forward(&x.narrow(1, s - 1, 1)?)?;
         let heads = self
@@ -248,43 +338,19 @@ impl MusicgenDecoder {
             .iter()
             .map(|h| h.forward(&last))
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let (k, vocab) = (self.cfg.num_codebooks, self.cfg.vocab_size);
-        let logits = Tensor::cat(&heads, 1)?.to_dtype(DType::F32)?;
-        let mut at = 0;
-        let mut out = Vec::with_capacity(states.len());
         for state in states.iter_mut() {
             state.pos += s;
-            out.push(
-                logits
-                    .narrow(0, at, state.rows)?
-                    .reshape((state.rows, k, vocab))?,
-            );
-            at += state.rows;
         }
-        Ok(out)
+        Tensor::cat(&heads, 1)?.to_dtype(DType::F32)
     }
 
-    /// A song's tokens (rows, K, S) as summed codebook embeddings plus its positions.
-    fn embed(
-        &self,
-        tokens: &Tensor,
-        state: &DecoderState,
-        s: usize,
-    ) -> candle_core::Result<Tensor> {
-        let (b, k, len) = tokens.dims3()?;
-        if k != self.cfg.num_codebooks || b != state.rows || len != s {
-            candle_core::bail!(
-                "expected tokens ({}, {}, {s}), got ({b}, {k}, {len})",
-                state.rows,
-                self.cfg.num_codebooks
-            );
-        }
+    /// Tokens (R, K, S) as summed codebook embeddings (R, S, D), positions not yet added.
+    fn embed_codes(&self, tokens: &Tensor) -> candle_core::Result<Tensor> {
         let mut x = self.embed_tokens[0].forward(&tokens.narrow(1, 0, 1)?.squeeze(1)?)?;
         for (i, emb) in self.embed_tokens.iter().enumerate().skip(1) {
             x = (x + emb.forward(&tokens.narrow(1, i, 1)?.squeeze(1)?)?)?;
         }
-        let pos = state.positions.narrow(0, state.pos, s)?;
-        x.broadcast_add(&pos.unsqueeze(0)?)
+        Ok(x)
     }
 }
 

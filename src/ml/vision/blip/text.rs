@@ -147,6 +147,8 @@ pub struct TextDecoder {
     head_act: Activation,
     decoder: Linear,
     cfg: BlipTextConfig,
+    /// What activations run in: f32 on the CPU, the precision's dtype on a GPU.
+    act_dtype: DType,
     device: Device,
 }
 
@@ -240,6 +242,7 @@ impl TextDecoder {
             head_act: cfg.hidden_act,
             decoder,
             cfg: cfg.clone(),
+            act_dtype,
             device: vb.device().clone(),
         })
     }
@@ -251,6 +254,8 @@ impl TextDecoder {
     /// Begin a caption over `image` (1, patches, encoder_hidden): the cross-attention
     /// keys and values are computed here, once.
     pub fn start(&self, image: &Tensor) -> candle_core::Result<CaptionState> {
+        // Image states from a vision model of another precision are welcome.
+        let image = &image.to_dtype(self.act_dtype)?;
         let cross = self
             .layers
             .iter()
