@@ -66,15 +66,7 @@ fn run() -> Result<()> {
             .map(|i| model.start_decoding(PROMPTS[i % PROMPTS.len()], &opts(i as u64)))
             .collect::<Result<Vec<_>>>()?;
         let t = Instant::now();
-        let mut passes = 0;
-        loop {
-            let mut batch: Vec<_> = songs.iter_mut().filter(|d| !d.is_done()).collect();
-            if batch.is_empty() {
-                break;
-            }
-            model.step(&mut batch)?;
-            passes += 1;
-        }
+        let passes = common::decode_together(&mut model, &mut songs)?;
         let ms_per_pass = t.elapsed().as_secs_f64() * 1000.0 / passes as f64;
         let songs_per_min = n as f64 * 60_000.0 / (song_steps * ms_per_pass);
         out.insert(

@@ -17,26 +17,8 @@ use snapsong::ml::nn::device::{parse_precision, Precision};
 use snapsong::ml::SamplingConfig;
 use snapsong::ml::{GenerateOptions, Length, MusicGen};
 
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
-    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb)
-}
-
 /// Timed generations per precision; the median is reported.
 const RUNS: usize = 3;
-
-/// Index of the largest value.
-fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold(
-            (0, f32::MIN),
-            |b, (i, x)| if *x > b.1 { (i, *x) } else { b },
-        )
-        .0
-}
 
 /// Read bandwidth of main memory with every thread (STREAM-style: a sum over a buffer far
 /// larger than the caches), in GB/s; the best of five passes.
@@ -145,29 +127,12 @@ fn run() -> Result<()> {
             f32_logits = Some(model.teacher_forced_logits(prompt, &codes, 3.0)?);
             f32_codes = Some(codes);
         } else if let (Some(ref_codes), Some(ref_logits)) = (&f32_codes, &f32_logits) {
-            let same = codes
-                .iter()
-                .flatten()
-                .zip(ref_codes.iter().flatten())
-                .filter(|(a, b)| a == b)
-                .count();
-            r["codes_equal_to_f32"] =
-                format!("{same}/{}", ref_codes.iter().map(Vec::len).sum::<usize>()).into();
+            r["codes_equal_to_f32"] = common::codes_agreement(&codes, ref_codes).into();
             let logits = model.teacher_forced_logits(prompt, ref_codes, 3.0)?;
-            // Step by step on the same inputs: does each position pick f32's token?
-            let agree = logits
-                .iter()
-                .zip(ref_logits)
-                .filter(|(a, b)| argmax(a) == argmax(b))
-                .count();
-            r["teacher_forced_argmax_equal"] = format!("{agree}/{}", logits.len()).into();
-            let cos: Vec<f64> = logits
-                .iter()
-                .zip(ref_logits)
-                .map(|(a, b)| cosine(a, b))
-                .collect();
-            r["logits_cosine_min"] = cos.iter().cloned().fold(1.0, f64::min).into();
-            r["logits_cosine_mean"] = (cos.iter().sum::<f64>() / cos.len() as f64).into();
+            let agreement = common::logits_agreement(&logits, ref_logits);
+            if let (Some(r), Some(a)) = (r.as_object_mut(), agreement.as_object()) {
+                r.extend(a.clone());
+            }
         }
         out.insert(name.to_string(), r);
     }

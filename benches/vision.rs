@@ -22,19 +22,6 @@ use snapsong::prompt::vocabulary::{GENRES, MOODS};
 /// emit [SEP]).
 const TOKENS: usize = 20;
 
-/// Median wall time of `reps` runs of `f`, in ms, after one warm-up run.
-fn median_ms<T>(reps: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, T)> {
-    let mut last = f()?;
-    let mut times = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        let t = Instant::now();
-        last = f()?;
-        times.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    times.sort_by(f64::total_cmp);
-    Ok((times[times.len() / 2], last))
-}
-
 fn main() -> Result<()> {
     let args = common::positional_args();
     let [photo_path, reps, clip_dir, blips @ ..] = args.as_slice() else {
@@ -55,8 +42,8 @@ fn main() -> Result<()> {
     let t = Instant::now();
     clip.text_embeddings(&labels)?;
     let labels_ms = t.elapsed().as_secs_f64() * 1000.0;
-    let (preprocess_ms, pixels) = median_ms(reps, || clip.pixels(&photo))?;
-    let (score_ms, logits) = median_ms(reps, || {
+    let (preprocess_ms, pixels) = common::median_ms(reps, || clip.pixels(&photo))?;
+    let (score_ms, logits) = common::median_ms(reps, || {
         let image = clip.image_embedding(&pixels)?;
         clip.logits(&image, &labels)
     })?;
@@ -72,10 +59,10 @@ fn main() -> Result<()> {
         let mut runs = Map::new();
         for name in dtypes.split(',') {
             let captioner = Captioner::load(&files, parse_precision(name)?, &Device::Cpu)?;
-            let (preprocess_ms, pixels) = median_ms(reps, || captioner.pixels(&photo))?;
-            let (vision_ms, _) = median_ms(reps, || captioner.image_states(&pixels))?;
+            let (preprocess_ms, pixels) = common::median_ms(reps, || captioner.pixels(&photo))?;
+            let (vision_ms, _) = common::median_ms(reps, || captioner.image_states(&pixels))?;
             let (caption_ms, caption) =
-                median_ms(reps, || captioner.caption_pixels(&pixels, TOKENS))?;
+                common::median_ms(reps, || captioner.caption_pixels(&pixels, TOKENS))?;
             runs.insert(
                 name.to_string(),
                 json!({"preprocess_ms": preprocess_ms, "vision_ms": vision_ms,

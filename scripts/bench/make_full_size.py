@@ -1,7 +1,9 @@
-"""Write a MusicGen with musicgen-small's exact shapes and random weights (same cost as the
-real model, no download) to the given directory, with the tiny fixture tokenizer.
+"""Write a MusicGen with musicgen-small's (or -medium's) exact shapes and random weights
+(same cost as the real model, no download) to the given directory, with the tiny fixture
+tokenizer.
 
     python scripts/bench/make_full_size.py bench-models/musicgen-small-random
+    python scripts/bench/make_full_size.py bench-models/musicgen-medium-random medium
 """
 
 import os
@@ -13,12 +15,16 @@ from transformers import (EncodecConfig, MusicgenConfig, MusicgenDecoderConfig,
                           MusicgenForConditionalGeneration, T5Config)
 
 
-def main(out):
+# The published decoders: (layers, hidden size, heads, feed-forward size).
+DECODERS = {"small": (24, 1024, 16, 4096), "medium": (48, 1536, 24, 6144)}
+
+
+def main(out, size="small"):
     if os.path.exists(os.path.join(out, "model.safetensors")):
         print(f"{out} exists", file=sys.stderr)
         return
     torch.manual_seed(0)
-    # t5-base, encodec_32khz and the musicgen-small decoder, as published.
+    # t5-base, encodec_32khz and the musicgen-small (or -medium) decoder, as published.
     t5 = T5Config(vocab_size=32128, d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12,
                   relative_attention_num_buckets=32, feed_forward_proj="relu")
     enc = EncodecConfig(sampling_rate=32000, audio_channels=1, hidden_size=128, num_filters=64,
@@ -27,8 +33,9 @@ def main(out):
                         use_causal_conv=False, pad_mode="reflect", compress=2, num_lstm_layers=2,
                         trim_right_ratio=1.0, codebook_size=2048, codebook_dim=128, use_conv_shortcut=False,
                         target_bandwidths=[2.2], chunk_length_s=None, normalize=False)
-    dec = MusicgenDecoderConfig(vocab_size=2048, max_position_embeddings=2048, num_hidden_layers=24,
-                                ffn_dim=4096, num_attention_heads=16, hidden_size=1024, num_codebooks=4,
+    layers, hidden, heads, ffn = DECODERS[size]
+    dec = MusicgenDecoderConfig(vocab_size=2048, max_position_embeddings=2048, num_hidden_layers=layers,
+                                ffn_dim=ffn, num_attention_heads=heads, hidden_size=hidden, num_codebooks=4,
                                 audio_channels=1, pad_token_id=2048, bos_token_id=2048, dropout=0.0,
                                 activation_function="gelu")
     model = MusicgenForConditionalGeneration(MusicgenConfig(text_encoder=t5, audio_encoder=enc, decoder=dec)).eval()
@@ -46,4 +53,4 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

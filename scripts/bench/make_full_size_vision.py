@@ -3,7 +3,8 @@ weights (same cost as the real models, no download), with the tiny fixture token
 
     python scripts/bench/make_full_size_vision.py bench-models
 
-Writes bench-models/{blip-large-random,blip-base-random,clip-vit-b32-random}. The caption
+Writes bench-models/{blip-large-random,blip-base-random,clip-vit-b32-random}, or only the
+one named after the root. The caption
 decoder's [SEP] bias is pushed far down so every caption runs the full token budget on
 both sides: the timed work is then the same whatever the random weights say.
 """
@@ -70,11 +71,13 @@ def clip(out):
     print(f"wrote {out}", file=sys.stderr)
 
 
-def main(root):
+def main(root, only=None):
     for name, vision in BLIP.items():
-        blip(os.path.join(root, name), vision)
-    clip(os.path.join(root, "clip-vit-b32-random"))
+        if only in (None, name):
+            blip(os.path.join(root, name), vision)
+    if only in (None, "clip-vit-b32-random"):
+        clip(os.path.join(root, "clip-vit-b32-random"))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])
