@@ -66,18 +66,20 @@ fn main() -> Result<()> {
     let steps: usize = steps.parse().context("STEPS")?;
     let files = hub::resolve(model_dir)?;
     let mut out = Map::new();
-    out.insert("device".into(), format!("{device:?}").into());
-    out.insert(
-        "precisions".into(),
-        precisions(&files, &device, steps, dtypes)?,
-    );
+    // Each part is also written to stderr when measured, so a run cut short still tells.
+    let mut part = |name: &str, value: Value| {
+        eprintln!("{name}: {value}");
+        out.insert(name.into(), value);
+    };
+    part("device", format!("{device:?}").into());
+    part("precisions", precisions(&files, &device, steps, dtypes)?);
     let song_precision = parse_precision(song_dtype)?;
     let mut model = MusicGen::load(&files, song_precision, &device)?;
-    out.insert("song_15s".into(), song(&mut model, song_precision)?);
-    out.insert("encodec_15s".into(), encodec(&files, &device, &model)?);
-    out.insert("batch".into(), batches(&mut model, sizes, song_precision)?);
+    part("batch", batches(&mut model, sizes, song_precision)?);
+    part("encodec_15s", encodec(&files, &device, &model)?);
+    part("song_15s", song(&mut model, song_precision)?);
     if let Some((blip_dir, photo)) = blip {
-        out.insert("blip".into(), captions(blip_dir, photo, &device)?);
+        part("blip", captions(blip_dir, photo, &device)?);
     }
     println!("{}", Value::Object(out));
     Ok(())

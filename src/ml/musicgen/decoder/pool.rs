@@ -5,10 +5,12 @@
 //! further song in the pass.
 //!
 //! A song leases `rows` pool rows (2 with guidance) for a window. Per layer the pool holds
-//! keys and values as (rows, heads, width, Dh), used flat as (rows·heads·width, Dh): one
-//! scatter writes a pass's new keys (and one its values), one gather reads its songs' rows
-//! up to the longest song as (R, heads, lmax, Dh), which cuBLAS reads as it is (keys
-//! through a transposed view). Positions past a song's end are masked. The text's keys and
+//! keys and values as (rows, heads, width, Dh). A pass writes its new keys (and values)
+//! with one kernel: a single song's rows as one block copy, several songs' one position
+//! each as a scatter along positions over every pool row (`Write`). One gather over the
+//! pool flat as (rows·heads·width, Dh) reads its songs' rows up to the longest song as
+//! (R, heads, lmax, Dh), which cuBLAS reads as it is (keys through a transposed view).
+//! Positions past a song's end are masked. The text's keys and
 //! values sit in a second pool (`text_width` positions), written when the song starts and
 //! zero past its text, so a fully masked row (guidance's unconditional one) averages zeros
 //! as transformers' does.
@@ -77,14 +79,31 @@ pub(super) struct Pass {
     positions: usize,
     lmax: usize,
     tmax: usize,
-    /// (R·S·heads, Dh): the flat pool entry each new (row, position, head) goes to.
-    write: Tensor,
+    /// Where the pass's new keys and values go.
+    write: Write,
     /// (R·heads·lmax) and (R·heads·tmax): the flat entries the attention reads.
     read: Tensor,
     read_text: Tensor,
     /// (R, 1, S, lmax) and (R, 1, 1, tmax), additive, in the pool's dtype.
     pub self_mask: Tensor,
     pub text_mask: Tensor,
+}
+
+/// How a pass writes its new keys and values into the pool.
+enum Write {
+    /// One song: its rows, first to last, are one contiguous block; S positions from
+    /// `pos` are copied in with one copy per tensor.
+    Block {
+        first: usize,
+        rows: usize,
+        pos: usize,
+    },
+    /// Several songs, one position each: a scatter along positions over every pool row
+    /// (the one kernel of candle's whose threads are the rows × heads × Dh values, not a
+    /// loop over them), rows outside the pass skipped (index u32::MAX). `source` picks
+    /// each pool row's pass row (any for skipped ones) and `at` is (pool rows, heads, 1,
+    /// Dh) of positions.
+    Scatter { source: Tensor, at: Tensor },
 }
 
 impl KvPool {
@@ -252,17 +271,18 @@ impl Store {
                 self.width
             );
         }
-        let mut write = Vec::with_capacity(rows * s * heads);
+        let mut source = vec![0u32; self.rows];
+        let mut at = vec![u32::MAX; self.rows];
         let mut bases = Vec::with_capacity(rows * heads);
         let mut text_bases = Vec::with_capacity(rows * heads);
         let mut self_mask = Vec::with_capacity(rows * s * lmax);
         let mut text_mask = Vec::with_capacity(rows * tmax);
+        let mut pass_row = 0u32;
         for (lease, pos) in songs {
             for r in lease.first..lease.first + lease.rows {
+                (source[r], at[r]) = (pass_row, *pos as u32);
+                pass_row += 1;
                 for i in 0..s {
-                    for h in 0..heads {
-                        write.push(((r * heads + h) * self.width + pos + i) as u32);
-                    }
                     // Position pos + i sees positions up to itself.
                     self_mask.extend((0..lmax).map(|j| if j <= pos + i { 0.0 } else { MASKED }));
                 }
@@ -275,6 +295,24 @@ impl Store {
                 text_mask.extend((lease.text_len..tmax).map(|_| MASKED));
             }
         }
+        let write = match songs {
+            [(lease, pos)] => Write::Block {
+                first: lease.first,
+                rows: lease.rows,
+                pos: *pos,
+            },
+            _ if s == 1 => {
+                let n = self.rows;
+                let dims = (n, heads, 1, self.shape.head_dim);
+                Write::Scatter {
+                    source: Tensor::from_vec(source, n, device)?,
+                    at: Tensor::from_vec(at, (n, 1, 1, 1), device)?
+                        .broadcast_as(dims)?
+                        .contiguous()?,
+                }
+            }
+            _ => candle_core::bail!("a pass over several positions takes one song"),
+        };
         let dt = self.shape.dtype;
         let spans = |bases: Vec<u32>, len: usize| -> candle_core::Result<Tensor> {
             let n = bases.len();
@@ -282,15 +320,12 @@ impl Store {
             let steps = Tensor::arange(0u32, len as u32, device)?.reshape((1, len))?;
             bases.broadcast_add(&steps)?.flatten_all()
         };
-        let n = write.len();
         Ok(Pass {
             rows,
             positions: s,
             lmax,
             tmax,
-            write: Tensor::from_vec(write, (n, 1), device)?
-                .broadcast_as((n, self.shape.head_dim))?
-                .contiguous()?,
+            write,
             read: spans(bases, lmax)?,
             read_text: spans(text_bases, tmax)?,
             self_mask: Tensor::from_vec(self_mask, (rows, 1, s, lmax), device)?.to_dtype(dt)?,
@@ -315,13 +350,21 @@ impl Store {
     ) -> candle_core::Result<(Tensor, Tensor)> {
         let [pk, pv, _, _] = &self.layers[layer];
         let (heads, dh) = (self.shape.heads, self.shape.head_dim);
-        let n = pass.rows * pass.positions * heads;
         for (pool, new) in [(pk, k), (pv, v)] {
+            // (R, S, heads·Dh) → (R, heads, S, Dh), the pool's order.
             let new = new
                 .to_dtype(self.shape.dtype)?
-                .contiguous()?
-                .reshape((n, dh))?;
-            Self::flat(pool)?.scatter_set(&pass.write, &new, 0)?;
+                .reshape((pass.rows, pass.positions, heads, dh))?
+                .transpose(1, 2)?
+                .contiguous()?;
+            match &pass.write {
+                Write::Block { first, rows, pos } => {
+                    pool.narrow(0, *first, *rows)?.slice_set(&new, 2, *pos)?
+                }
+                Write::Scatter { source, at } => {
+                    pool.scatter_set(at, &new.index_select(source, 0)?, 2)?
+                }
+            }
         }
         let read = |pool: &Tensor| {
             Self::flat(pool)?
