@@ -77,11 +77,10 @@ pub struct DecoderState {
 
 /// Where a song's attention caches are.
 enum Caches {
-    /// Its own, per layer, with its cross-attention mask and position table (the CPU).
+    /// Its own, per layer, with its cross-attention mask (the CPU).
     Own {
         layers: Vec<LayerCache>,
         cross_mask: Option<Tensor>,
-        positions: Tensor,
     },
     /// Rows of the decoder's pool (a GPU).
     Pooled(Lease),
@@ -108,8 +107,10 @@ pub struct MusicgenDecoder {
     /// in a 30 s song an f32 cache is 590 MB read per step, more than 8-bit weights; f32
     /// keeps transformers' exact tokens). Elsewhere the activations' dtype.
     kv_dtype: DType,
-    /// The shared attention caches, and the position table they index (a GPU).
-    pool: Option<(Arc<KvPool>, Tensor)>,
+    /// The sinusoidal position of every position the decoder takes, made once.
+    positions: Tensor,
+    /// The shared attention caches (a GPU).
+    pool: Option<Arc<KvPool>>,
     device: Device,
 }
 
@@ -152,6 +153,8 @@ impl MusicgenDecoder {
                 true => DType::F16,
                 false => vb.dtype(),
             },
+            positions: sinusoidal_positions(cfg.max_position_embeddings, d, vb.device())?
+                .to_dtype(vb.dtype())?,
             pool: None,
             device: vb.device().clone(),
         };
@@ -172,10 +175,7 @@ impl MusicgenDecoder {
             head_dim: cfg.hidden_size / cfg.num_attention_heads,
             dtype: self.kv_dtype,
         };
-        let positions =
-            sinusoidal_positions(cfg.max_position_embeddings, cfg.hidden_size, &self.device)?
-                .to_dtype(self.dtype)?;
-        self.pool = Some((KvPool::new(shape, &self.device), positions));
+        self.pool = Some(KvPool::new(shape, &self.device));
         Ok(())
     }
 
@@ -227,7 +227,7 @@ impl MusicgenDecoder {
             None => None,
         };
         let caches = match &self.pool {
-            Some((pool, _)) => {
+            Some(pool) => {
                 let mask = match &cross_mask {
                     Some(m) => m.flatten_all()?.to_vec1()?,
                     None => vec![0.0; rows * text_len],
@@ -243,8 +243,6 @@ impl MusicgenDecoder {
                     Some(m) => Some(m.reshape((rows, 1, 1, text_len))?.to_dtype(self.dtype)?),
                     None => None,
                 },
-                positions: sinusoidal_positions(max_len, self.cfg.hidden_size, &self.device)?
-                    .to_dtype(self.dtype)?,
             },
         };
         Ok(DecoderState {
@@ -288,7 +286,7 @@ impl MusicgenDecoder {
         }
         let mut x = self.embed_codes(tokens)?;
         match &self.pool {
-            Some((pool, positions)) => {
+            Some(pool) => {
                 let mut songs = Vec::with_capacity(states.len());
                 let mut ids = Vec::with_capacity(rows * s);
                 for st in states.iter() {
@@ -301,7 +299,10 @@ impl MusicgenDecoder {
                     }
                 }
                 let ids = Tensor::from_vec(ids, rows * s, &self.device)?;
-                let pos = positions.index_select(&ids, 0)?.reshape((rows, s, ()))?;
+                let pos = self
+                    .positions
+                    .index_select(&ids, 0)?
+                    .reshape((rows, s, ()))?;
                 x = (x + pos)?;
                 let (store, pass) = pool.pass(&songs, s)?;
                 for (i, layer) in self.layers.iter().enumerate() {
@@ -312,10 +313,10 @@ impl MusicgenDecoder {
                 let mut at = 0;
                 let mut parts = Vec::with_capacity(states.len());
                 for st in states.iter() {
-                    let Caches::Own { positions, .. } = &st.caches else {
+                    if !matches!(st.caches, Caches::Own { .. }) {
                         candle_core::bail!("a pooled song in a pass without the pool");
-                    };
-                    let pos = positions.narrow(0, st.pos, s)?.unsqueeze(0)?;
+                    }
+                    let pos = self.positions.narrow(0, st.pos, s)?.unsqueeze(0)?;
                     parts.push(x.narrow(0, at, st.rows)?.broadcast_add(&pos)?);
                     at += st.rows;
                 }

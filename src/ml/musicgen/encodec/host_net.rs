@@ -25,20 +25,11 @@ impl HostNet {
     pub fn load(layers: VarBuilder, cfg: &EncodecConfig, plan: &Plan) -> candle_core::Result<Self> {
         let first = Conv::load(layers.pp(0), plan.first)?;
         let lstm = Lstm::load(layers.pp(1), plan.top, plan.lstm_layers)?;
-        let stages = plan
-            .stages
-            .iter()
-            .map(|s| {
-                let up = layers.pp(s.index);
-                let up = ConvTranspose::load(up, cfg, s.cin, s.cout, s.taps, s.stride)?;
-                let blocks = s
-                    .blocks
-                    .iter()
-                    .map(|&(i, dilation)| ResBlock::load(layers.pp(i), cfg, s.cout, dilation))
-                    .collect::<candle_core::Result<_>>()?;
-                Ok((up, blocks))
-            })
-            .collect::<candle_core::Result<_>>()?;
+        let stages = plan.load_stages(
+            &layers,
+            |vb, s| ConvTranspose::load(vb, cfg, s.cin, s.cout, s.taps, s.stride),
+            |vb, dim, dilation| ResBlock::load(vb, cfg, dim, dilation),
+        )?;
         let last = Conv::load(layers.pp(plan.last_index), plan.last)?;
         Ok(Self {
             first,

@@ -3,6 +3,8 @@
 //! running the decoder (`host_net`, `tensor_net`) load from this one plan, and the
 //! multiply-add count a benchmark reports is read from it.
 
+use candle_nn::VarBuilder;
+
 use super::conv::ConvShape;
 use super::resblock;
 use super::EncodecConfig;
@@ -73,6 +75,28 @@ impl Plan {
             last,
             last_index: index + 1,
         }
+    }
+
+    /// Each stage's transposed conv and residual blocks, made by `up` (from the conv's
+    /// VarBuilder) and `block` (from the block's, with its width and dilation), reading
+    /// under `layers` (`decoder.layers`).
+    pub fn load_stages<U, B>(
+        &self,
+        layers: &VarBuilder,
+        up: impl Fn(VarBuilder, &Stage) -> candle_core::Result<U>,
+        block: impl Fn(VarBuilder, usize, usize) -> candle_core::Result<B>,
+    ) -> candle_core::Result<Vec<(U, Vec<B>)>> {
+        self.stages
+            .iter()
+            .map(|s| {
+                let blocks = s
+                    .blocks
+                    .iter()
+                    .map(|&(i, dilation)| block(layers.pp(i), s.cout, dilation))
+                    .collect::<candle_core::Result<_>>()?;
+                Ok((up(layers.pp(s.index), s)?, blocks))
+            })
+            .collect()
     }
 
     /// Multiply-adds one decode of `frames` code frames does, by the layers' definitions

@@ -36,25 +36,19 @@ impl TensorNet {
         let lstm = (0..plan.lstm_layers)
             .map(|l| LstmLayer::load(&layers.pp(1).pp("lstm"), plan.top, l))
             .collect::<Result<_>>()?;
-        let stages = plan
-            .stages
-            .iter()
-            .map(|s| {
-                let vb = layers.pp(s.index).pp("conv");
-                let up = ConvTranspose {
+        let stages = plan.load_stages(
+            &layers,
+            |vb, s| {
+                let vb = vb.pp("conv");
+                Ok(ConvTranspose {
                     weight: weight_norm_tensor(&vb, (s.cin, s.cout, s.taps))?,
                     bias: column(vb.get(s.cout, "bias")?)?,
                     stride: s.stride,
                     trims: trims(cfg, s.taps, s.stride),
-                };
-                let blocks = s
-                    .blocks
-                    .iter()
-                    .map(|&(i, dilation)| ResBlock::load(layers.pp(i), cfg, s.cout, dilation))
-                    .collect::<Result<_>>()?;
-                Ok((up, blocks))
-            })
-            .collect::<Result<_>>()?;
+                })
+            },
+            |vb, dim, dilation| ResBlock::load(vb, cfg, dim, dilation),
+        )?;
         let last = Conv::load(layers.pp(plan.last_index), plan.last)?;
         Ok(Self {
             first,
