@@ -9,5 +9,7 @@ pub mod cpu_attention;
 pub mod decode_attention;
 pub mod host_matmul;
 pub mod isa;
+#[cfg(target_arch = "x86_64")]
+mod lanes;
 pub mod packed_gemm;
 pub mod q8;

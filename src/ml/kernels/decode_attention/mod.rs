@@ -22,8 +22,6 @@ use super::isa::{self, Isa};
 
 mod head;
 #[cfg(target_arch = "x86_64")]
-mod lanes;
-#[cfg(target_arch = "x86_64")]
 mod x86;
 
 use head::{exp_weights, Path};

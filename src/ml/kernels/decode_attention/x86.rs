@@ -10,7 +10,7 @@ use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
 
 use half::f16;
 
-use super::lanes::{Avx2, Avx512, Lanes};
+use crate::ml::kernels::lanes::{Avx2, Avx512, Lanes};
 
 /// Rows of keys (one per head dimension) folded into the scores per pass over them, so
 /// the scores are loaded and stored once per four rows instead of once per row.

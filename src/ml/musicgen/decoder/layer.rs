@@ -11,6 +11,7 @@ use candle_nn::{Activation, LayerNorm, VarBuilder};
 use super::attention::{CrossAttention, SelfAttention};
 use super::pool::{Pass, Store};
 use super::{layer_norm, Caches, DecoderConfig, DecoderState};
+use crate::ml::kernels::activations;
 use crate::ml::nn::device::Precision;
 use crate::ml::nn::linear::Linear;
 
@@ -119,11 +120,13 @@ impl DecoderLayer {
 
     /// The feed-forward block and its residual.
     fn feed_forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let h = self.final_layer_norm.forward(x)?;
-        let h = self
-            .fc2
-            .forward(&self.act.forward(&self.fc1.forward(&h)?)?)?;
-        x + h
+        let h = self.fc1.forward(&self.final_layer_norm.forward(x)?)?;
+        let h = match self.act {
+            // MusicGen's "gelu": the vector kernel, not candle's scalar f64 erf.
+            Activation::Gelu => activations::gelu_erf(&h)?,
+            act => act.forward(&h)?,
+        };
+        x + self.fc2.forward(&h)?
     }
 }
 

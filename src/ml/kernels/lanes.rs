@@ -1,5 +1,6 @@
-//! The vector operations a decoding step's attention needs, for AVX2 (8 f32 lanes) and
-//! AVX-512 (16), so each kernel in `x86.rs` is written once for both widths.
+//! The vector operations the element-wise kernels need (a decoding step's attention, the
+//! activations), for AVX2 (8 f32 lanes) and AVX-512 (16), so each kernel is written once
+//! for both widths.
 
 use std::arch::x86_64::*;
 
@@ -25,7 +26,7 @@ const EXP_TAYLOR: [f32; 6] = [
     1.0 / 2.0,
 ];
 
-pub(super) trait Lanes {
+pub(crate) trait Lanes {
     type V: Copy;
     /// f32 values per register.
     const N: usize;
@@ -44,6 +45,12 @@ pub(super) trait Lanes {
     unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
     /// c − a · b
     unsafe fn fnma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// a / b, rounded as f32 division is.
+    unsafe fn div(a: Self::V, b: Self::V) -> Self::V;
+    /// |x|
+    unsafe fn abs(x: Self::V) -> Self::V;
+    /// |m| with the sign of `s`.
+    unsafe fn copy_sign(m: Self::V, s: Self::V) -> Self::V;
     /// Each lane rounded to the nearest integer.
     unsafe fn round(x: Self::V) -> Self::V;
     /// p · 2ⁿ for whole n within [−126, 127].
@@ -72,7 +79,7 @@ pub(super) trait Lanes {
     unsafe fn lanes(v: Self::V) -> [f32; 16];
 }
 
-pub(super) struct Avx2;
+pub(crate) struct Avx2;
 
 impl Lanes for Avx2 {
     type V = __m256;
@@ -126,6 +133,19 @@ impl Lanes for Avx2 {
         _mm256_fnmadd_ps(a, b, c)
     }
     #[inline(always)]
+    unsafe fn div(a: __m256, b: __m256) -> __m256 {
+        _mm256_div_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn abs(x: __m256) -> __m256 {
+        _mm256_andnot_ps(_mm256_set1_ps(-0.0), x)
+    }
+    #[inline(always)]
+    unsafe fn copy_sign(m: __m256, s: __m256) -> __m256 {
+        let sign = _mm256_set1_ps(-0.0);
+        _mm256_or_ps(_mm256_andnot_ps(sign, m), _mm256_and_ps(sign, s))
+    }
+    #[inline(always)]
     unsafe fn round(x: __m256) -> __m256 {
         _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(x)
     }
@@ -147,7 +167,7 @@ impl Lanes for Avx2 {
     }
 }
 
-pub(super) struct Avx512;
+pub(crate) struct Avx512;
 
 impl Lanes for Avx512 {
     type V = __m512;
@@ -199,6 +219,24 @@ impl Lanes for Avx512 {
     #[inline(always)]
     unsafe fn fnma(a: __m512, b: __m512, c: __m512) -> __m512 {
         _mm512_fnmadd_ps(a, b, c)
+    }
+    #[inline(always)]
+    unsafe fn div(a: __m512, b: __m512) -> __m512 {
+        _mm512_div_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn abs(x: __m512) -> __m512 {
+        _mm512_abs_ps(x)
+    }
+    #[inline(always)]
+    unsafe fn copy_sign(m: __m512, s: __m512) -> __m512 {
+        // Integer logic: AVX-512 F has no float and/or (that is DQ).
+        let sign = _mm512_set1_epi32(i32::MIN);
+        let (m, s) = (_mm512_castps_si512(m), _mm512_castps_si512(s));
+        _mm512_castsi512_ps(_mm512_or_si512(
+            _mm512_andnot_si512(sign, m),
+            _mm512_and_si512(sign, s),
+        ))
     }
     #[inline(always)]
     unsafe fn round(x: __m512) -> __m512 {
