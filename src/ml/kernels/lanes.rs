@@ -35,6 +35,8 @@ pub(crate) trait Lanes {
     unsafe fn load(p: *const f32) -> Self::V;
     /// `N` f16 values widened to f32.
     unsafe fn load_f16(p: *const f16) -> Self::V;
+    /// `N` i8 values widened to f32.
+    unsafe fn load_i8(p: *const i8) -> Self::V;
     unsafe fn store(p: *mut f32, v: Self::V);
     /// a · b + c
     unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
@@ -99,6 +101,10 @@ impl Lanes for Avx2 {
     #[inline(always)]
     unsafe fn load_f16(p: *const f16) -> __m256 {
         _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+    }
+    #[inline(always)]
+    unsafe fn load_i8(p: *const i8) -> __m256 {
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i)))
     }
     #[inline(always)]
     unsafe fn store(p: *mut f32, v: __m256) {
@@ -187,6 +193,10 @@ impl Lanes for Avx512 {
     #[inline(always)]
     unsafe fn load_f16(p: *const f16) -> __m512 {
         _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i))
+    }
+    #[inline(always)]
+    unsafe fn load_i8(p: *const i8) -> __m512 {
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(p as *const __m128i)))
     }
     #[inline(always)]
     unsafe fn store(p: *mut f32, v: __m512) {

@@ -1,18 +1,25 @@
 //! One head of a decoding step's attention, on the path chosen for it: the portable loops
-//! over f32 rows, or the vector kernels over an f16 cache (`x86.rs`); and the softmax's
-//! exponentials, vectorised on AVX2 and AVX-512 whatever the cache's dtype.
+//! over f32 rows, or the vector kernels over an f16 or 8-bit cache (`x86.rs`); and the
+//! softmax's exponentials, vectorised on AVX2 and AVX-512 whatever the cache's dtype.
 
 use super::isa::Isa;
 #[cfg(target_arch = "x86_64")]
-use super::x86;
+use super::x86::{self, CacheHead, Elem};
 use super::Heads;
+#[cfg(target_arch = "x86_64")]
+use super::Values;
+#[cfg(target_arch = "x86_64")]
+use half::f16;
 
 /// How one head is computed: over f32 rows gathered (and widened) into scratch, or, for
-/// an f16 cache on AVX2 or AVX-512, by the vector kernels that widen in registers.
+/// an f16 or 8-bit cache on AVX2 or AVX-512, by the vector kernels that widen in
+/// registers.
 pub(super) enum Path<'a> {
     Portable,
     #[cfg(target_arch = "x86_64")]
-    Vector(Isa, x86::F16Head<'a>),
+    F16(Isa, CacheHead<'a, f16>),
+    #[cfg(target_arch = "x86_64")]
+    I8(Isa, CacheHead<'a, i8>),
 }
 
 impl<'a> Path<'a> {
@@ -27,18 +34,20 @@ impl<'a> Path<'a> {
     ) -> Self {
         #[cfg(target_arch = "x86_64")]
         if isa >= Isa::Avx2 {
-            if let (Some((k, ks)), Some((v, vs))) = (keys.f16_head(b, h), values.f16_head(b, h)) {
-                let head = x86::F16Head {
-                    keys: k,
-                    key_stride: ks,
-                    values: v,
-                    value_stride: vs,
-                    t,
-                    dh,
-                };
-                if head.in_bounds() {
-                    return Path::Vector(isa, head);
+            let (ko, vo) = (keys.start(b, h), values.start(b, h));
+            let (ks, vs) = (keys.st, values.st);
+            match (&keys.data, &values.data) {
+                (Values::F16(k), Values::F16(v)) => {
+                    if let Some(head) = CacheHead::new(k, ko, ks, v, vo, vs, t, dh) {
+                        return Path::F16(isa, head);
+                    }
                 }
+                (Values::I8(k), Values::I8(v)) => {
+                    if let Some(head) = CacheHead::new(k, ko, ks, v, vo, vs, t, dh) {
+                        return Path::I8(isa, head);
+                    }
+                }
+                _ => {}
             }
         }
         let _ = (isa, keys, values, b, h, t, dh);
@@ -60,13 +69,10 @@ impl<'a> Path<'a> {
             // SAFETY: the CPU has the path (asserted against `detect` by the caller), the
             // head is in bounds (checked in `choose`) and the lengths are the head's.
             #[cfg(target_arch = "x86_64")]
-            Path::Vector(isa, head) => unsafe {
-                assert!(head.dh == dh && head.t == t);
-                match isa {
-                    Isa::Avx512 => x86::scores_avx512(q, head, scores),
-                    _ => x86::scores_avx2(q, head, scores),
-                }
-            },
+            Path::F16(isa, head) => unsafe { scores_on(*isa, q, head, scores) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Path::I8(isa, head) => unsafe { scores_on(*isa, q, head, scores) },
             Path::Portable => {
                 let kt = keys.rows(b, h, dh, t, scratch);
                 for (qd, keys_d) in q.iter().zip(kt.chunks_exact(t)) {
@@ -92,13 +98,10 @@ impl<'a> Path<'a> {
         match self {
             // SAFETY: as in `scores`.
             #[cfg(target_arch = "x86_64")]
-            Path::Vector(isa, head) => unsafe {
-                assert!(head.dh == dh && head.t == t);
-                match isa {
-                    Isa::Avx512 => x86::weigh_avx512(p, head, out),
-                    _ => x86::weigh_avx2(p, head, out),
-                }
-            },
+            Path::F16(isa, head) => unsafe { weigh_on(*isa, p, head, out) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Path::I8(isa, head) => unsafe { weigh_on(*isa, p, head, out) },
             Path::Portable => {
                 let rows = values.rows(b, h, t, dh, scratch);
                 for (p, value) in p.iter().zip(rows.chunks_exact(dh)) {
@@ -108,6 +111,32 @@ impl<'a> Path<'a> {
                 }
             }
         }
+    }
+}
+
+/// The scores kernel of `isa` (AVX2 or AVX-512) for a cache of `E`.
+///
+/// # Safety
+/// The CPU has the path; the head is in bounds (made by `CacheHead::new`).
+#[cfg(target_arch = "x86_64")]
+unsafe fn scores_on<E: Elem>(isa: Isa, q: &[f32], head: &CacheHead<E>, scores: &mut [f32]) {
+    assert!(head.dh == q.len() && head.t == scores.len());
+    match isa {
+        Isa::Avx512 => x86::scores_avx512(q, head, scores),
+        _ => x86::scores_avx2(q, head, scores),
+    }
+}
+
+/// The values kernel of `isa` for a cache of `E`.
+///
+/// # Safety
+/// As `scores_on`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn weigh_on<E: Elem>(isa: Isa, p: &[f32], head: &CacheHead<E>, out: &mut [f32]) {
+    assert!(head.dh == out.len() && head.t == p.len());
+    match isa {
+        Isa::Avx512 => x86::weigh_avx512(p, head, out),
+        _ => x86::weigh_avx2(p, head, out),
     }
 }
 

@@ -1,8 +1,8 @@
 //! Attention for one new token per sequence (a decoding step) on the CPU: for each batch
 //! row and head, softmax(q·kᵀ · scale + mask) · v over the cached keys and values, read
-//! in place from the cache's buffers whatever their strides, in f32 or f16
-//! (a cache in f16 halves what a step reads late in a song, when the cache outweighs
-//! 8-bit weights). Keys come transposed, (B, H, Dh, T): the scores are then Dh passes of
+//! in place from the cache's buffers whatever their strides, in f32, f16 or 8 bits with
+//! a scale per position (`q8_cache`: a smaller cache is less to read late in a song, when
+//! the cache outweighs 8-bit weights). Keys come transposed, (B, H, Dh, T): the scores are then Dh passes of
 //! a·x + y along T, which vectorise, instead of T short dot products with a horizontal
 //! sum each (those made attention the largest cost late in a 30 s song). An f16 cache on
 //! AVX2 or AVX-512 is read by vector kernels that widen it in registers (`x86.rs`); the
@@ -21,8 +21,11 @@ use rayon::prelude::*;
 use super::isa::{self, Isa};
 
 mod head;
+mod q8_cache;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+
+pub use q8_cache::Q8KvCache;
 
 use head::{exp_weights, Path};
 
@@ -33,6 +36,16 @@ const MIN_TASK_WORK: usize = 1 << 15;
 enum Values<'a> {
     F32(&'a [f32]),
     F16(&'a [f16]),
+    /// Integers of an 8-bit cache, read with their `Scales`.
+    I8(&'a [i8]),
+}
+
+/// The per-position scales of an 8-bit cache: head (b, h)'s start at `b·sb + h·sh`, one
+/// per position.
+struct Scales<'a> {
+    data: &'a [f32],
+    sb: usize,
+    sh: usize,
 }
 
 /// (B, H, T, Dh) values on the CPU, read in place: the head at (b, h) starts at
@@ -43,11 +56,14 @@ struct Heads<'a> {
     sb: usize,
     sh: usize,
     st: usize,
+    /// Each position's scale, for 8-bit values; None for floats.
+    scales: Option<Scales<'a>>,
 }
 
 impl Heads<'_> {
     /// The first `n` rows of `len` values of head (b, h) as one packed f32 block: borrowed
-    /// when they lie so in f32, else gathered (and widened from f16) into `scratch`.
+    /// when they lie so in f32, else gathered (and widened from f16 or 8 bits, scales not
+    /// applied) into `scratch`.
     fn rows<'s>(
         &'s self,
         b: usize,
@@ -71,6 +87,11 @@ impl Heads<'_> {
                     match data {
                         Values::F32(v) => dst.copy_from_slice(&v[at..at + len]),
                         Values::F16(v) => v[at..at + len].convert_to_f32_slice(dst),
+                        Values::I8(v) => {
+                            for (d, q) in dst.iter_mut().zip(&v[at..at + len]) {
+                                *d = *q as f32;
+                            }
+                        }
                     }
                 }
             }
@@ -78,16 +99,16 @@ impl Heads<'_> {
         scratch
     }
 
-    /// Head (b, h)'s f16 values from its start, and the distance between its rows; None
-    /// for an f32 cache.
-    #[cfg(target_arch = "x86_64")]
-    fn f16_head(&self, b: usize, h: usize) -> Option<(&[f16], usize)> {
-        match &self.data {
-            Values::F16(v) => v
-                .get(self.offset + b * self.sb + h * self.sh..)
-                .map(|v| (v, self.st)),
-            Values::F32(_) => None,
-        }
+    /// Where head (b, h) starts in the buffer.
+    fn start(&self, b: usize, h: usize) -> usize {
+        self.offset + b * self.sb + h * self.sh
+    }
+
+    /// Head (b, h)'s scales from its first position, for an 8-bit cache.
+    fn head_scales(&self, b: usize, h: usize) -> Option<&[f32]> {
+        self.scales
+            .as_ref()
+            .and_then(|s| s.data.get(b * s.sb + h * s.sh..))
     }
 }
 
@@ -107,6 +128,7 @@ fn with_heads<R>(x: &Tensor, f: impl FnOnce(Heads) -> R) -> Option<R> {
             sb: *sb,
             sh: *sh,
             st: *st,
+            scales: None,
         })),
         _ => None,
     }
@@ -152,37 +174,59 @@ pub fn attend_one_on(
     q.iter_mut().for_each(|x| *x *= scale);
     let ctx = with_heads(kt, |keys| {
         with_heads(v, |values| {
-            let mut ctx = vec![0f32; b * d];
-            // Early in a song a head is a few hundred multiply-adds: give each task enough
-            // heads to be worth handing to another thread.
-            let per_task = (MIN_TASK_WORK / (t * dh).max(1)).max(1);
-            ctx.par_chunks_mut(dh)
-                .with_min_len(per_task)
-                .enumerate()
-                .for_each(|(i, out)| {
-                    let (bi, h) = (i / heads, i % heads);
-                    let qh = &q[i * dh..(i + 1) * dh];
-                    let path = Path::choose(isa, &keys, &values, bi, h, t, dh);
-                    let mut scratch = Vec::new();
-                    let mut scores = vec![0f32; t];
-                    path.scores(&keys, bi, h, qh, &mut scores, &mut scratch);
-                    if let Some(m) = &mask {
-                        for (s, m) in scores.iter_mut().zip(&m[bi * t..(bi + 1) * t]) {
-                            *s += m;
-                        }
-                    }
-                    let total = exp_weights(isa, &mut scores);
-                    path.weigh(&values, bi, h, &scores, out, &mut scratch);
-                    let inv = 1.0 / total;
-                    out.iter_mut().for_each(|o| *o *= inv);
-                });
-            ctx
+            attend_heads(isa, &q, mask.as_deref(), (b, heads, dh, t), &keys, &values)
         })
     });
     match ctx.flatten() {
         Some(ctx) => Ok(Some(Tensor::from_vec(ctx, (b, 1, d), &Device::Cpu)?)),
         None => Ok(None),
     }
+}
+
+/// Context (B · H · Dh) for scaled queries `q` (B · H · Dh) over `t` positions of
+/// `keys` (Dh rows of `t` per head) and `values` (`t` rows of Dh), with an optional
+/// additive mask (B · T); 8-bit caches' scales applied per position.
+fn attend_heads(
+    isa: Isa,
+    q: &[f32],
+    mask: Option<&[f32]>,
+    (b, heads, dh, t): (usize, usize, usize, usize),
+    keys: &Heads,
+    values: &Heads,
+) -> Vec<f32> {
+    let mut ctx = vec![0f32; b * heads * dh];
+    // Early in a song a head is a few hundred multiply-adds: give each task enough heads
+    // to be worth handing to another thread.
+    let per_task = (MIN_TASK_WORK / (t * dh).max(1)).max(1);
+    ctx.par_chunks_mut(dh)
+        .with_min_len(per_task)
+        .enumerate()
+        .for_each(|(i, out)| {
+            let (bi, h) = (i / heads, i % heads);
+            let qh = &q[i * dh..(i + 1) * dh];
+            let path = Path::choose(isa, keys, values, bi, h, t, dh);
+            let mut scratch = Vec::new();
+            let mut scores = vec![0f32; t];
+            path.scores(keys, bi, h, qh, &mut scores, &mut scratch);
+            if let Some(ks) = keys.head_scales(bi, h) {
+                scores.iter_mut().zip(ks).for_each(|(s, k)| *s *= k);
+            }
+            if let Some(m) = mask {
+                for (s, m) in scores.iter_mut().zip(&m[bi * t..(bi + 1) * t]) {
+                    *s += m;
+                }
+            }
+            let total = exp_weights(isa, &mut scores);
+            // An 8-bit value row is its integers times its scale: the scale joins the
+            // weight, after the sum that normalises the weights.
+            if let Some(vs) = values.head_scales(bi, h) {
+                scores.iter_mut().zip(vs).for_each(|(p, v)| *p *= v);
+            }
+            path.weigh(values, bi, h, &scores, out, &mut scratch);
+            let inv = 1.0 / total;
+            out.iter_mut().for_each(|o| *o *= inv);
+        });
+    ctx
 }
 
 #[cfg(test)]

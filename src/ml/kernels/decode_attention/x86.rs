@@ -1,5 +1,5 @@
-//! One head of a decoding step's attention over an f16 cache, with AVX2 (+F16C) or
-//! AVX-512: keys and values are widened to f32 in registers as they are read, so the
+//! One head of a decoding step's attention over an f16 or 8-bit cache, with AVX2 (+F16C)
+//! or AVX-512: keys and values are widened to f32 in registers as they are read, so the
 //! cache is read once and nothing is written but the head's scores. (The portable path
 //! first widens each head into an f32 scratch block and then reads that: three times the
 //! memory traffic, and late in a song that traffic is most of a step.) Also the softmax's
@@ -16,28 +16,80 @@ use crate::ml::kernels::lanes::{Avx2, Avx512, Lanes};
 /// the scores are loaded and stored once per four rows instead of once per row.
 const KEY_ROWS: usize = 4;
 
+/// A cache element the kernels widen to f32 as they read it (8-bit values' scales are
+/// applied by the caller, per position).
+pub trait Elem: Copy {
+    /// `L::N` elements from `p`, as f32.
+    ///
+    /// # Safety
+    /// `L`'s instructions are available and `L::N` elements are readable at `p`.
+    unsafe fn widen<L: Lanes>(p: *const Self) -> L::V;
+    fn to_f32(self) -> f32;
+}
+
+impl Elem for f16 {
+    #[inline(always)]
+    unsafe fn widen<L: Lanes>(p: *const f16) -> L::V {
+        L::load_f16(p)
+    }
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+}
+
+impl Elem for i8 {
+    #[inline(always)]
+    unsafe fn widen<L: Lanes>(p: *const i8) -> L::V {
+        L::load_i8(p)
+    }
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
+}
+
 /// One head's cache, in place: `keys` holds the Dh rows of the transposed keys,
 /// `key_stride` apart, each `t` long; `values` holds `t` rows of `dh`, `value_stride`
 /// apart.
-pub struct F16Head<'a> {
-    pub keys: &'a [f16],
-    pub key_stride: usize,
-    pub values: &'a [f16],
-    pub value_stride: usize,
+pub struct CacheHead<'a, E> {
+    keys: &'a [E],
+    key_stride: usize,
+    values: &'a [E],
+    value_stride: usize,
     pub t: usize,
     pub dh: usize,
 }
 
-impl F16Head<'_> {
-    /// Whether every row lies inside its slice (what makes the kernels' reads safe).
-    pub fn in_bounds(&self) -> bool {
-        let (t, dh) = (self.t, self.dh);
-        t == 0
+impl<'a, E> CacheHead<'a, E> {
+    /// The head starting at `keys[ko]` and `values[vo]`, or None unless every row lies
+    /// inside its slice (what makes the kernels' reads safe).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        keys: &'a [E],
+        ko: usize,
+        key_stride: usize,
+        values: &'a [E],
+        vo: usize,
+        value_stride: usize,
+        t: usize,
+        dh: usize,
+    ) -> Option<Self> {
+        let head = Self {
+            keys: keys.get(ko..)?,
+            key_stride,
+            values: values.get(vo..)?,
+            value_stride,
+            t,
+            dh,
+        };
+        let inside = t == 0
             || dh == 0
-            || ((dh - 1) * self.key_stride + t <= self.keys.len()
-                && (t - 1) * self.value_stride + dh <= self.values.len()
-                && t <= self.key_stride
-                && dh <= self.value_stride)
+            || ((dh - 1) * key_stride + t <= head.keys.len()
+                && (t - 1) * value_stride + dh <= head.values.len()
+                && t <= key_stride
+                && dh <= value_stride);
+        inside.then_some(head)
     }
 }
 
@@ -46,8 +98,8 @@ impl F16Head<'_> {
 /// # Safety
 /// The CPU has AVX2, FMA and F16C; `head` is in bounds; `q.len() == dh`, `scores.len() == t`.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn scores_avx2(q: &[f32], head: &F16Head, scores: &mut [f32]) {
-    scores_with::<Avx2>(q, head, scores)
+pub unsafe fn scores_avx2<E: Elem>(q: &[f32], head: &CacheHead<E>, scores: &mut [f32]) {
+    scores_with::<Avx2, E>(q, head, scores)
 }
 
 /// The same with AVX-512.
@@ -55,8 +107,8 @@ pub unsafe fn scores_avx2(q: &[f32], head: &F16Head, scores: &mut [f32]) {
 /// # Safety
 /// The CPU has AVX-512 F; as `scores_avx2` otherwise.
 #[target_feature(enable = "avx2,fma,f16c,avx512f")]
-pub unsafe fn scores_avx512(q: &[f32], head: &F16Head, scores: &mut [f32]) {
-    scores_with::<Avx512>(q, head, scores)
+pub unsafe fn scores_avx512<E: Elem>(q: &[f32], head: &CacheHead<E>, scores: &mut [f32]) {
+    scores_with::<Avx512, E>(q, head, scores)
 }
 
 /// out (dh) = Σ_j p[j] · values[j].
@@ -64,8 +116,8 @@ pub unsafe fn scores_avx512(q: &[f32], head: &F16Head, scores: &mut [f32]) {
 /// # Safety
 /// As `scores_avx2`, with `p.len() == t` and `out.len() == dh`.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn weigh_avx2(p: &[f32], head: &F16Head, out: &mut [f32]) {
-    weigh_with::<Avx2, 8>(p, head, out)
+pub unsafe fn weigh_avx2<E: Elem>(p: &[f32], head: &CacheHead<E>, out: &mut [f32]) {
+    weigh_with::<Avx2, E, 8>(p, head, out)
 }
 
 /// The same with AVX-512.
@@ -73,14 +125,14 @@ pub unsafe fn weigh_avx2(p: &[f32], head: &F16Head, out: &mut [f32]) {
 /// # Safety
 /// As `scores_avx512`, with `p.len() == t` and `out.len() == dh`.
 #[target_feature(enable = "avx2,fma,f16c,avx512f")]
-pub unsafe fn weigh_avx512(p: &[f32], head: &F16Head, out: &mut [f32]) {
-    weigh_with::<Avx512, 4>(p, head, out)
+pub unsafe fn weigh_avx512<E: Elem>(p: &[f32], head: &CacheHead<E>, out: &mut [f32]) {
+    weigh_with::<Avx512, E, 4>(p, head, out)
 }
 
 #[inline(always)]
-unsafe fn scores_with<L: Lanes>(q: &[f32], head: &F16Head, scores: &mut [f32]) {
+unsafe fn scores_with<L: Lanes, E: Elem>(q: &[f32], head: &CacheHead<E>, scores: &mut [f32]) {
     let (t, dh, ks) = (head.t, head.dh, head.key_stride);
-    debug_assert!(head.in_bounds() && q.len() == dh && scores.len() == t);
+    debug_assert!(q.len() == dh && scores.len() == t);
     scores.fill(0.0);
     let whole = t - t % L::N;
     let keys = head.keys.as_ptr();
@@ -89,7 +141,7 @@ unsafe fn scores_with<L: Lanes>(q: &[f32], head: &F16Head, scores: &mut [f32]) {
     while d < dh {
         let rows = (dh - d).min(KEY_ROWS);
         let qv: [L::V; KEY_ROWS] = std::array::from_fn(|r| L::splat(q[(d + r).min(dh - 1)]));
-        let row: [*const f16; KEY_ROWS] =
+        let row: [*const E; KEY_ROWS] =
             std::array::from_fn(|r| keys.add((d + r.min(rows - 1)) * ks));
         // The rows of the next pass, a pass ahead: each row is short (a song's length
         // in f16), too short for the hardware to see it as a stream in time.
@@ -105,7 +157,7 @@ unsafe fn scores_with<L: Lanes>(q: &[f32], head: &F16Head, scores: &mut [f32]) {
                 if ahead > 0 {
                     _mm_prefetch::<_MM_HINT_T0>(row[r].add(ahead + i) as *const i8);
                 }
-                acc = L::fma(qv[r], L::load_f16(row[r].add(i)), acc);
+                acc = L::fma(qv[r], E::widen::<L>(row[r].add(i)), acc);
             }
             L::store(s.add(i), acc);
             i += L::N;
@@ -123,16 +175,20 @@ unsafe fn scores_with<L: Lanes>(q: &[f32], head: &F16Head, scores: &mut [f32]) {
 /// time (8 on AVX2, 4 on AVX-512: a 64-wide head in one pass over the values either way,
 /// with room left for the operands), then single registers, then single columns.
 #[inline(always)]
-unsafe fn weigh_with<L: Lanes, const REGS: usize>(p: &[f32], head: &F16Head, out: &mut [f32]) {
+unsafe fn weigh_with<L: Lanes, E: Elem, const REGS: usize>(
+    p: &[f32],
+    head: &CacheHead<E>,
+    out: &mut [f32],
+) {
     let (t, dh) = (head.t, head.dh);
-    debug_assert!(head.in_bounds() && p.len() == t && out.len() == dh);
+    debug_assert!(p.len() == t && out.len() == dh);
     let mut c = 0;
     while c + REGS * L::N <= dh {
-        weigh_columns::<L, REGS>(p, head, c, out);
+        weigh_columns::<L, E, REGS>(p, head, c, out);
         c += REGS * L::N;
     }
     while c + L::N <= dh {
-        weigh_columns::<L, 1>(p, head, c, out);
+        weigh_columns::<L, E, 1>(p, head, c, out);
         c += L::N;
     }
     let (values, vs) = (head.values.as_ptr(), head.value_stride);
@@ -147,9 +203,9 @@ unsafe fn weigh_with<L: Lanes, const REGS: usize>(p: &[f32], head: &F16Head, out
 
 /// out[c .. c + R·N] = Σ_j p[j] · values[j][c .. c + R·N].
 #[inline(always)]
-unsafe fn weigh_columns<L: Lanes, const R: usize>(
+unsafe fn weigh_columns<L: Lanes, E: Elem, const R: usize>(
     p: &[f32],
-    head: &F16Head,
+    head: &CacheHead<E>,
     c: usize,
     out: &mut [f32],
 ) {
@@ -159,7 +215,7 @@ unsafe fn weigh_columns<L: Lanes, const R: usize>(
         let pj = L::splat(*pj);
         let row = values.add(j * vs);
         for (u, a) in acc.iter_mut().enumerate() {
-            *a = L::fma(pj, L::load_f16(row.add(u * L::N)), *a);
+            *a = L::fma(pj, E::widen::<L>(row.add(u * L::N)), *a);
         }
     }
     for (u, a) in acc.iter().enumerate() {

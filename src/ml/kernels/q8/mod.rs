@@ -42,27 +42,39 @@ pub struct Q8Matrix {
 }
 
 /// Values quantized in blocks: value = q · scale of its block.
-struct Quantized<T> {
-    q: Vec<T>,
-    scales: Vec<f32>,
+pub(crate) struct Quantized<T> {
+    pub q: Vec<T>,
+    pub scales: Vec<f32>,
 }
 
 /// Symmetric quantization of whole blocks to integers of at most `max` in magnitude.
 /// Each call quantizes a product's input rows (6 per layer and step), so the loops are
 /// written to vectorise (it had been ~1 ms of a step, one value at a time).
 fn quantize<T: Copy + Default>(values: &[f32], max: f32, cast: impl Fn(i32) -> T) -> Quantized<T> {
+    quantize_blocks(values, Q8_BLOCK, max, cast)
+}
+
+/// The same in blocks of `block` values (`values.len()` a multiple of it).
+pub(crate) fn quantize_blocks<T: Copy + Default>(
+    values: &[f32],
+    block: usize,
+    max: f32,
+    cast: impl Fn(i32) -> T,
+) -> Quantized<T> {
     /// Lanes of the running maximum: one 256-bit register.
     const LANES: usize = 8;
     /// The largest f32 below ½.
     const BELOW_HALF: f32 = 0.499_999_97;
     let mut q = vec![T::default(); values.len()];
-    let mut scales = vec![0f32; values.len() / Q8_BLOCK];
-    let blocks = values
-        .chunks_exact(Q8_BLOCK)
-        .zip(q.chunks_exact_mut(Q8_BLOCK));
+    let mut scales = vec![0f32; values.len() / block];
+    let blocks = values.chunks_exact(block).zip(q.chunks_exact_mut(block));
     for ((block, out), scale) in blocks.zip(scales.iter_mut()) {
         let mut tops = [0f32; LANES];
-        for part in block.chunks_exact(LANES) {
+        let parts = block.chunks_exact(LANES);
+        for v in parts.remainder() {
+            tops[0] = tops[0].max(v.abs());
+        }
+        for part in parts {
             for (t, v) in tops.iter_mut().zip(part) {
                 *t = t.max(v.abs());
             }
@@ -93,7 +105,7 @@ fn quantize<T: Copy + Default>(values: &[f32], max: f32, cast: impl Fn(i32) -> T
 }
 
 #[inline(always)]
-fn to_i8(v: i32) -> i8 {
+pub(crate) fn to_i8(v: i32) -> i8 {
     v as i8
 }
 
