@@ -235,7 +235,7 @@ mod tests {
     use crate::ml::kernels::host_matmul::tests::data;
     use candle_core::D;
 
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    pub(super) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b)
             .and_then(|d| d.abs())
             .and_then(|d| d.flatten_all())

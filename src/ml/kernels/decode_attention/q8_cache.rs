@@ -151,27 +151,29 @@ impl Q8KvCache {
             .to_vec1()?;
         q.iter_mut().for_each(|x| *x *= scale);
         let (cap, dh, heads) = (self.cap, self.dh, self.heads);
-        let scales = |data| Scales {
+        // Head (b, h) at b·sb + h·sh, rows st apart; scales one per position.
+        let heads_of = |data, (sb, sh, st), scales| Heads {
             data,
-            sb: heads * cap,
-            sh: cap,
-        };
-        let keys = Heads {
-            data: Values::I8(&self.keys),
             offset: 0,
-            sb: heads * dh * cap,
-            sh: dh * cap,
-            st: cap,
-            scales: Some(scales(&self.key_scales)),
+            sb,
+            sh,
+            st,
+            scales: Some(Scales {
+                data: scales,
+                sb: heads * cap,
+                sh: cap,
+            }),
         };
-        let values = Heads {
-            data: Values::I8(&self.values),
-            offset: 0,
-            sb: heads * cap * dh,
-            sh: cap * dh,
-            st: dh,
-            scales: Some(scales(&self.value_scales)),
-        };
+        let keys = heads_of(
+            Values::I8(&self.keys),
+            (heads * dh * cap, dh * cap, cap),
+            &self.key_scales,
+        );
+        let values = heads_of(
+            Values::I8(&self.values),
+            (heads * cap * dh, cap * dh, dh),
+            &self.value_scales,
+        );
         let ctx = attend_heads(isa, &q, None, (b, heads, dh, self.len), &keys, &values);
         Tensor::from_vec(ctx, (b, 1, d), &Device::Cpu)
     }
@@ -181,15 +183,8 @@ impl Q8KvCache {
 mod tests {
     use super::*;
     use crate::ml::kernels::decode_attention::attend_one_on;
+    use crate::ml::kernels::decode_attention::tests::max_abs_diff;
     use crate::ml::kernels::host_matmul::tests::data;
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .and_then(|d| d.abs())
-            .and_then(|d| d.max_all())
-            .and_then(|d| d.to_scalar::<f32>())
-            .expect("diff")
-    }
 
     #[test]
     fn attends_as_the_f32_cache_within_8_bit_rounding_on_every_path() {
