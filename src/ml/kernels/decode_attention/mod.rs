@@ -72,7 +72,7 @@ impl Heads<'_> {
         len: usize,
         scratch: &'s mut Vec<f32>,
     ) -> &'s [f32] {
-        let start = self.offset + b * self.sb + h * self.sh;
+        let start = self.start(b, h);
         let packed = self.st == len;
         if let (Values::F32(v), true) = (&self.data, packed) {
             return &v[start..start + n * len];
