@@ -141,7 +141,8 @@ unsafe fn weigh_on<E: Elem>(isa: Isa, p: &[f32], head: &CacheHead<E>, out: &mut 
 }
 
 /// Softmax's numerators in place, scores ← e^(score − max score), and their sum.
-pub(super) fn exp_weights(isa: Isa, scores: &mut [f32]) -> f32 {
+/// The path must be one the CPU has (`isa::detect`).
+pub(crate) fn exp_weights(isa: Isa, scores: &mut [f32]) -> f32 {
     // SAFETY: the CPU has the path (asserted against `detect` by the caller).
     #[cfg(target_arch = "x86_64")]
     match isa {

@@ -27,7 +27,8 @@ mod x86;
 
 pub use q8_cache::Q8KvCache;
 
-use head::{exp_weights, Path};
+pub(crate) use head::exp_weights;
+use head::Path;
 
 /// Multiply-adds (per q·k or p·v pass) below which a task is not split further.
 const MIN_TASK_WORK: usize = 1 << 15;

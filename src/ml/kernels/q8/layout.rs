@@ -64,6 +64,7 @@ impl Interleaved {
     }
 
     /// Weight (j, i) as a float.
+    #[cfg(test)]
     pub fn value(&self, j: usize, i: usize) -> f32 {
         let (g, lane, b) = (j / GROUP, j % GROUP, i / Q8_BLOCK);
         let at = (g * self.blocks + b) * GROUP_BYTES + offset_in_block(lane, i % Q8_BLOCK);

@@ -15,6 +15,13 @@
 //! pair of inputs into all 16 outputs' sums and a block's two scales are applied to 16
 //! outputs at once. Kept one output per row, every block cost a conversion, a scale and
 //! a horizontal sum per output: the step was bound by those instructions, not by memory.
+//!
+//! Many rows (a vision transformer's 50–577 tokens, a window's 600 frames of context) take
+//! the same kernels with taller tiles: a group's weights are widened once per 6 rows and
+//! stay in cache across all rows. Bound by arithmetic there, the integer multiply-adds
+//! still do twice an f32 FMA's work per instruction: on the AVX2 path 1.4–1.6× the packed
+//! f32 GEMM's rate (ViT-L shapes), where expanding the weights to f32 for that GEMM had
+//! cost a pass over them on every call.
 
 mod layout;
 #[cfg(target_arch = "x86_64")]
@@ -24,14 +31,14 @@ use rayon::prelude::*;
 
 use super::host_matmul::outputs_per_task;
 use super::isa::{self, Isa};
-use super::packed_gemm::PackedF32;
 use layout::{Interleaved, GROUP, GROUP_BYTES};
 
 /// Values per block (one f32 scale each), for weights and activations alike.
 pub const Q8_BLOCK: usize = 32;
 
-/// Rows from which a product is bound by arithmetic, not by reading the weights (a
-/// window's first pass takes its whole context at once).
+/// Rows from which a product is bound by arithmetic, not by reading the weights (a vision
+/// transformer's tokens, a window's first pass over its context): taller tiles, and the
+/// input quantized over all threads.
 pub const GEMM_ROWS: usize = 32;
 
 /// A row-major (n, k) matrix in 8-bit blocks: value = q · scale.
@@ -61,12 +68,25 @@ pub(crate) fn quantize_blocks<T: Copy + Default>(
     max: f32,
     cast: impl Fn(i32) -> T,
 ) -> Quantized<T> {
+    let mut q = vec![T::default(); values.len()];
+    let mut scales = vec![0f32; values.len() / block];
+    quantize_into(values, block, max, &cast, &mut q, &mut scales);
+    Quantized { q, scales }
+}
+
+/// `quantize_blocks` into given buffers (`q` as long as `values`, one scale per block).
+fn quantize_into<T: Copy>(
+    values: &[f32],
+    block: usize,
+    max: f32,
+    cast: &impl Fn(i32) -> T,
+    q: &mut [T],
+    scales: &mut [f32],
+) {
     /// Lanes of the running maximum: one 256-bit register.
     const LANES: usize = 8;
     /// The largest f32 below ½.
     const BELOW_HALF: f32 = 0.499_999_97;
-    let mut q = vec![T::default(); values.len()];
-    let mut scales = vec![0f32; values.len() / block];
     let blocks = values.chunks_exact(block).zip(q.chunks_exact_mut(block));
     for ((block, out), scale) in blocks.zip(scales.iter_mut()) {
         let mut tops = [0f32; LANES];
@@ -101,7 +121,6 @@ pub(crate) fn quantize_blocks<T: Copy + Default>(
             *o = cast(unsafe { r.to_int_unchecked::<i32>() });
         }
     }
-    Quantized { q, scales }
 }
 
 #[inline(always)]
@@ -112,6 +131,16 @@ pub(crate) fn to_i8(v: i32) -> i8 {
 #[inline(always)]
 fn to_i16(v: i32) -> i16 {
     v as i16
+}
+
+/// The rows a path takes at once when there are many (`GEMM_ROWS` or more): each group's
+/// weights are widened once per tile. 5 to 8 rows measured alike on the 256-bit kernel
+/// (at 8 its sums spill); 6 keeps every sum in a register on both kernels.
+fn tile_rows(isa: Isa) -> usize {
+    match isa {
+        Isa::Portable => 4,
+        Isa::Avx2 | Isa::Avx512 => 6,
+    }
 }
 
 /// One group's 16 outputs for up to `R` rows: what each kernel path computes.
@@ -156,15 +185,18 @@ impl Q8Matrix {
         if rows == 0 || n == 0 {
             return vec![0f32; rows * n];
         }
-        if rows >= GEMM_ROWS {
-            // Compute-bound: expand the weights once and let the packed GEMM's register
-            // tiles do the work (600 frames of context: 14.3 → see the README).
-            let w = PackedF32::gather(n, k, |j, i| self.w.value(j, i));
-            return w.matmul_t_on(isa, x, rows);
-        }
-        let xq = quantize(x, 32767.0, to_i16);
+        let many = rows >= GEMM_ROWS;
+        let xq = match many {
+            true => quantize_par(x, k),
+            false => quantize(x, 32767.0, to_i16),
+        };
         let blocks = k / Q8_BLOCK;
-        let step = rows_at_once(isa);
+        // Many rows: each group's weights are widened once per tile of rows instead of
+        // once per row pair, so the tile is as tall as the registers allow.
+        let step = match many {
+            true => tile_rows(isa),
+            false => rows_at_once(isa),
+        };
         // Computed group by group as (group, row, 16 outputs), so threads write disjoint
         // contiguous chunks; laid out row by row at the end.
         let groups = self.w.groups();
@@ -174,8 +206,7 @@ impl Q8Matrix {
             .enumerate()
             .for_each(|(task, chunk)| {
                 for (i, out) in chunk.chunks_exact_mut(rows * GROUP).enumerate() {
-                    let g = task * per_task + i;
-                    let (wq, ws) = self.w.group(g);
+                    let (wq, ws) = self.w.group(task * per_task + i);
                     let mut r = 0;
                     while r < rows {
                         let m = (rows - r).min(step);
@@ -185,6 +216,24 @@ impl Q8Matrix {
                         };
                         let dst = &mut out[r * GROUP..(r + m) * GROUP];
                         match m {
+                            8 => put(
+                                dst,
+                                group_dot(
+                                    isa,
+                                    wq,
+                                    ws,
+                                    [x(0), x(1), x(2), x(3), x(4), x(5), x(6), x(7)],
+                                ),
+                            ),
+                            7 => put(
+                                dst,
+                                group_dot(isa, wq, ws, [x(0), x(1), x(2), x(3), x(4), x(5), x(6)]),
+                            ),
+                            6 => put(
+                                dst,
+                                group_dot(isa, wq, ws, [x(0), x(1), x(2), x(3), x(4), x(5)]),
+                            ),
+                            5 => put(dst, group_dot(isa, wq, ws, [x(0), x(1), x(2), x(3), x(4)])),
                             4 => put(dst, group_dot(isa, wq, ws, [x(0), x(1), x(2), x(3)])),
                             3 => put(dst, group_dot(isa, wq, ws, [x(0), x(1), x(2)])),
                             2 => put(dst, group_dot(isa, wq, ws, [x(0), x(1)])),
@@ -195,14 +244,32 @@ impl Q8Matrix {
                 }
             });
         let mut y = vec![0f32; rows * n];
-        for (g, per_group) in yt.chunks_exact(rows * GROUP).enumerate() {
-            let (start, width) = (g * GROUP, GROUP.min(n - g * GROUP));
-            for (r, sums) in per_group.chunks_exact(GROUP).enumerate() {
-                y[r * n + start..r * n + start + width].copy_from_slice(&sums[..width]);
+        let row = |(r, out): (usize, &mut [f32])| {
+            for (g, part) in out.chunks_mut(GROUP).enumerate() {
+                let at = (g * rows + r) * GROUP;
+                part.copy_from_slice(&yt[at..at + part.len()]);
             }
+        };
+        match many {
+            // Hundreds of rows: the copy (a fifth of a small product) on every core.
+            true => y.par_chunks_mut(n).enumerate().for_each(row),
+            false => y.chunks_mut(n).enumerate().for_each(row),
         }
         y
     }
+}
+
+/// Many rows (`GEMM_ROWS` or more) to 16 bits as `quantize`, a slice of rows per task.
+fn quantize_par(x: &[f32], k: usize) -> Quantized<i16> {
+    const ROWS_PER_TASK: usize = 16;
+    let mut q = vec![0i16; x.len()];
+    let mut scales = vec![0f32; x.len() / Q8_BLOCK];
+    let per_task = ROWS_PER_TASK * k;
+    x.par_chunks(per_task)
+        .zip(q.par_chunks_mut(per_task))
+        .zip(scales.par_chunks_mut(per_task / Q8_BLOCK))
+        .for_each(|((x, q), s)| quantize_into(x, Q8_BLOCK, 32767.0, &to_i16, q, s));
+    Quantized { q, scales }
 }
 
 /// Copy a group's sums, row after row, into `dst`.
@@ -304,8 +371,8 @@ mod tests {
     #[test]
     fn every_path_matches_the_plain_product() {
         // Rows around each path's row steps, outputs around a group and the task size,
-        // one and many blocks; from GEMM_ROWS rows on, the expanded weights through the
-        // packed GEMM.
+        // one and many blocks; from GEMM_ROWS rows on, taller tiles (6 rows) and the
+        // parallel quantization (16 rows a task), with remainders of both.
         for (rows, k, n) in [
             (1, 32, 1),
             (2, 64, 33),
@@ -316,6 +383,8 @@ mod tests {
             (GEMM_ROWS - 1, 64, 65),
             (GEMM_ROWS, 64, 65),
             (70, 160, 130),
+            (GEMM_ROWS + 5, 1024, 40),
+            (100, 96, 17),
         ] {
             let (x, w) = (data(rows * k, 3), data(n * k, 4));
             let m = Q8Matrix::quantize(&w, n, k).expect("whole blocks");

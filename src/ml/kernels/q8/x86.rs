@@ -46,6 +46,9 @@ pub unsafe fn group_vnni<const R: usize>(
     xq: [*const i16; R],
     xs: [*const f32; R],
 ) -> GroupOut<R> {
+    // Partial sums per row: with four rows or more, the rows' chains already hide the
+    // instruction's latency, and four each would not fit the registers.
+    let parts = if R >= 4 { 1 } else { 4 };
     let mut acc = [_mm512_setzero_ps(); R];
     for b in 0..blocks {
         let w = wq.add(b * GROUP_BYTES);
@@ -56,7 +59,8 @@ pub unsafe fn group_vnni<const R: usize>(
             let wv = _mm512_cvtepi8_epi16(_mm256_loadu_si256(w.add(p * PAIR_BYTES).cast()));
             for r in 0..R {
                 let xv = _mm512_set1_epi32(pair(xq[r], x0 + 2 * p));
-                s[r][p % 4] = _mm512_dpwssd_epi32(s[r][p % 4], wv, xv);
+                let part = p % parts;
+                s[r][part] = _mm512_dpwssd_epi32(s[r][part], wv, xv);
             }
         }
         let scales = _mm512_loadu_ps(ws.add(b * GROUP));
