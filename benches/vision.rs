@@ -24,8 +24,8 @@ const TOKENS: usize = 20;
 
 fn main() -> Result<()> {
     let args = common::positional_args();
-    let [photo_path, reps, clip_dir, blips @ ..] = args.as_slice() else {
-        anyhow::bail!("usage: vision PHOTO REPS CLIP_DIR BLIP_DIR[:f32,bf16]…");
+    let [photo_path, reps, clip_spec, blips @ ..] = args.as_slice() else {
+        anyhow::bail!("usage: vision PHOTO REPS CLIP_DIR[:f32,q8_0] BLIP_DIR[:f32,bf16]…");
     };
     let reps: usize = reps.parse().context("REPS")?;
     let bytes = std::fs::read(photo_path).with_context(|| format!("reading {photo_path}"))?;
@@ -37,40 +37,94 @@ fn main() -> Result<()> {
         .map(|m| m.clip)
         .chain(GENRES.iter().map(|g| g.clip))
         .collect();
-    let clip = ClipScorer::load(&hub::resolve(clip_dir)?, &Device::Cpu)?;
-    // Label embeddings are computed once per process: time that first call on its own.
-    let t = Instant::now();
-    clip.text_embeddings(&labels)?;
-    let labels_ms = t.elapsed().as_secs_f64() * 1000.0;
-    let (preprocess_ms, pixels) = common::median_ms(reps, || clip.pixels(&photo))?;
-    let (score_ms, logits) = common::median_ms(reps, || {
-        let image = clip.image_embedding(&pixels)?;
-        clip.logits(&image, &labels)
-    })?;
-    out.insert(
-        "clip".into(),
-        json!({"labels": labels, "labels_ms": labels_ms, "preprocess_ms": preprocess_ms,
-               "score_ms": score_ms, "logits": logits}),
-    );
+    let (clip_dir, clip_dtypes) = clip_spec.split_once(':').unwrap_or((clip_spec, "f32"));
+    let clip_files = hub::resolve(clip_dir)?;
+    let mut clip_runs = Map::new();
+    for name in clip_dtypes.split(',') {
+        let clip = ClipScorer::load(&clip_files, parse_precision(name)?, &Device::Cpu)?;
+        // Label embeddings are computed once per process: time that first call on its own.
+        let t = Instant::now();
+        clip.text_embeddings(&labels)?;
+        let labels_ms = t.elapsed().as_secs_f64() * 1000.0;
+        let (preprocess_ms, pixels) = common::median_ms(reps, || clip.pixels(&photo))?;
+        let (score_ms, logits) = common::median_ms(reps, || {
+            let image = clip.image_embedding(&pixels)?;
+            clip.logits(&image, &labels)
+        })?;
+        clip_runs.insert(
+            name.to_string(),
+            json!({"labels_ms": labels_ms, "preprocess_ms": preprocess_ms,
+                   "score_ms": score_ms, "logits": logits}),
+        );
+    }
+    out.insert("clip".into(), json!({"labels": labels, "runs": clip_runs}));
 
     for spec in blips {
         let (dir, dtypes) = spec.split_once(':').unwrap_or((spec, "f32"));
         let files = hub::resolve(dir)?;
         let mut runs = Map::new();
+        // The first precision's tokens and logits along them: the others are fed the same
+        // tokens (teacher forcing) and compared position by position.
+        let mut reference: Option<(Vec<u32>, Vec<Vec<f32>>)> = None;
         for name in dtypes.split(',') {
             let captioner = Captioner::load(&files, parse_precision(name)?, &Device::Cpu)?;
             let (preprocess_ms, pixels) = common::median_ms(reps, || captioner.pixels(&photo))?;
             let (vision_ms, _) = common::median_ms(reps, || captioner.image_states(&pixels))?;
             let (caption_ms, caption) =
                 common::median_ms(reps, || captioner.caption_pixels(&pixels, TOKENS))?;
-            runs.insert(
-                name.to_string(),
-                json!({"preprocess_ms": preprocess_ms, "vision_ms": vision_ms,
-                       "caption_ms": caption_ms, "tokens": caption.tokens}),
-            );
+            let mut run = json!({"preprocess_ms": preprocess_ms, "vision_ms": vision_ms,
+                                 "caption_ms": caption_ms, "tokens": caption.tokens});
+            match &reference {
+                None => {
+                    let along = captioner.logits_along(&pixels, &caption.tokens)?;
+                    reference = Some((caption.tokens.clone(), along));
+                }
+                Some((tokens, want)) => {
+                    let got = captioner.logits_along(&pixels, tokens)?;
+                    let agree = got.iter().zip(want).filter(|(a, b)| argmax(a) == argmax(b));
+                    let cosine = got
+                        .iter()
+                        .zip(want)
+                        .map(|(a, b)| cosine(a, b))
+                        .fold(1f64, f64::min);
+                    // Where the picks differ: how far apart the reference put the two
+                    // tokens, against the logits' spread (a near tie, or not).
+                    let gaps: Vec<f64> = got
+                        .iter()
+                        .zip(want)
+                        .filter(|(a, b)| argmax(a) != argmax(b))
+                        .map(|(a, b)| ((b[argmax(b)] - b[argmax(a)]) as f64) / spread(b))
+                        .collect();
+                    run["forced_agree"] = json!(agree.count());
+                    run["gaps_in_spread"] = json!(gaps);
+                    run["forced_of"] = json!(tokens.len());
+                    run["cosine_min"] = json!(cosine);
+                }
+            }
+            runs.insert(name.to_string(), run);
         }
         out.insert(dir.to_string(), Value::Object(runs));
     }
     println!("{}", Value::Object(out));
     Ok(())
+}
+
+fn argmax(v: &[f32]) -> usize {
+    (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best })
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot = |x: &[f32], y: &[f32]| {
+        x.iter()
+            .zip(y)
+            .map(|(p, q)| *p as f64 * *q as f64)
+            .sum::<f64>()
+    };
+    dot(a, b) / (dot(a, a).sqrt() * dot(b, b).sqrt()).max(f64::MIN_POSITIVE)
+}
+
+/// The standard deviation of a logit vector.
+fn spread(v: &[f32]) -> f64 {
+    let mean = v.iter().map(|x| *x as f64).sum::<f64>() / v.len() as f64;
+    (v.iter().map(|x| (*x as f64 - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
 }

@@ -22,8 +22,8 @@ pub struct CaptionArgs {
     /// Also write {"caption": …, "tokens": […]} (tokens after [DEC], with [SEP]).
     #[arg(long)]
     pub tokens_out: Option<PathBuf>,
-    /// auto (f32), f32, f16, bf16 or q8_0 (the caption decoder's weights on a CPU;
-    /// everything on a GPU).
+    /// auto, f32, f16, bf16 or q8_0. On a CPU, q8_0 (auto's choice with AVX2) puts every
+    /// projection in 8 bits; f16/bf16 only the caption decoder's. On a GPU, everything.
     #[arg(long, default_value = "auto")]
     pub dtype: DtypeChoice,
     #[arg(long, default_value = "cpu")]
@@ -31,8 +31,8 @@ pub struct CaptionArgs {
 }
 
 pub fn run(a: CaptionArgs) -> Result<()> {
-    let precision = a.dtype.exact_or_f32();
     let device = a.device.open()?;
+    let precision = a.dtype.resolve(&device);
     if a.max_new_tokens == 0 {
         anyhow::bail!("--max-new-tokens must be at least 1");
     }

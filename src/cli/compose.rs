@@ -10,7 +10,7 @@ use crate::api::types::{MAX_LONG_TEXT_CHARS, MAX_TEXT_CHARS};
 use crate::ml::hub::ModelChoice;
 use crate::ml::text;
 use crate::ml::vision::{blip, clip};
-use crate::ml::{photo_hints, Captioner, ClipScorer, DeviceChoice, Precision, WordReader};
+use crate::ml::{photo_hints, Captioner, ClipScorer, DeviceChoice, DtypeChoice, WordReader};
 use crate::{photo, prompt};
 
 #[derive(Args)]
@@ -54,6 +54,8 @@ pub struct ComposeArgs {
 
 pub fn run(a: ComposeArgs) -> Result<()> {
     let device = a.device.open()?;
+    // As the server reads photos: `--dtype auto`'s choice for this device.
+    let precision = DtypeChoice::Auto.resolve(&device);
     let choices = prompt::Choices {
         genre: a.genre,
         mood: a.mood,
@@ -80,11 +82,11 @@ pub fn run(a: ComposeArgs) -> Result<()> {
                 .with_context(|| format!("{} was refused", path.display()))?;
             let captioner = match a.caption_model.resolve()? {
                 None => None,
-                Some(files) => Some(Captioner::load(&files, Precision::F32, &device)?),
+                Some(files) => Some(Captioner::load(&files, precision, &device)?),
             };
             let clip = match a.clip_model.resolve()? {
                 None => None,
-                Some(files) => Some(ClipScorer::load(&files, &device)?),
+                Some(files) => Some(ClipScorer::load(&files, precision, &device)?),
             };
             photo_hints(&photo.image, captioner.as_ref(), clip.as_ref())?
         }

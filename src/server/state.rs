@@ -101,7 +101,7 @@ fn model_config(cfg: &ServeConfig, device: &candle_core::Device) -> Result<Model
             .clone()
             .unwrap_or_else(|| ModelChoice::Use(text::DEFAULT_MODEL.into())),
         precision: cfg.dtype.resolve(device),
-        caption_precision: cfg.dtype.exact_or_f32(),
+        photo_precision: cfg.dtype.resolve(device),
     };
     if cfg.tiny_models {
         let root = cfg.media_dir.join("tiny-models");

@@ -85,6 +85,28 @@ pub enum Precision {
 }
 
 impl Precision {
+    /// The precision a checkpoint loaded in `dtype` keeps.
+    pub fn of_dtype(dtype: DType) -> Self {
+        match dtype {
+            DType::F16 => Precision::F16,
+            DType::BF16 => Precision::BF16,
+            _ => Precision::F32,
+        }
+    }
+
+    /// What the projections of a model bound by arithmetic (a vision transformer: hundreds
+    /// of rows per product) keep. On a CPU, 8-bit weights when asked for (the integer GEMM,
+    /// activations f32 and 16-bit inside the product), else f32: there is no fast CPU
+    /// product for f16/bf16 with many rows. On a GPU, the dtype the checkpoint was loaded
+    /// in (`loaded`).
+    pub fn for_gemm(self, device: &Device, loaded: DType) -> Self {
+        match (device.is_cpu(), self) {
+            (true, Precision::Q8_0) => Precision::Q8_0,
+            (true, _) => Precision::F32,
+            (false, _) => Self::of_dtype(loaded),
+        }
+    }
+
     /// The dtype activations (and unquantized weights) use.
     pub fn dtype(self) -> DType {
         match self {
@@ -137,8 +159,10 @@ pub enum DtypeChoice {
 
 impl DtypeChoice {
     /// On a CPU with AVX2 or better, 8-bit weights: the decoder reads a quarter of the
-    /// bytes and its logits keep a cosine of 0.9999 with f32 (scripts/bench/musicgen).
-    /// Without vector units, f32. On a GPU f32 too: there a step is bound by kernel
+    /// bytes and its logits keep a cosine of 0.9999 with f32 (scripts/bench/musicgen);
+    /// BLIP and CLIP run their products as integer multiply-adds, 1.4–1.6× f32's rate,
+    /// and fed the same tokens BLIP's picks differ from f32's only at exact ties
+    /// (scripts/bench/vision). Without vector units, f32. On a GPU f32 too: there a step is bound by kernel
     /// launches, not by reading weights, and bf16 measured slower than f32 on an H100
     /// (12.8 against 10.8 ms a step for musicgen-small, scripts/bench/gpu) while moving
     /// the logits (cosine 0.9995).
@@ -146,17 +170,6 @@ impl DtypeChoice {
         match self {
             Self::Exact(p) => p,
             Self::Auto if device.is_cpu() && isa::active() >= Isa::Avx2 => Precision::Q8_0,
-            Self::Auto => Precision::F32,
-        }
-    }
-}
-
-impl DtypeChoice {
-    /// For models whose time is not spent reading weights one token at a time (BLIP: its
-    /// vision encoder), `auto` stays f32.
-    pub fn exact_or_f32(self) -> Precision {
-        match self {
-            Self::Exact(p) => p,
             Self::Auto => Precision::F32,
         }
     }
@@ -222,9 +235,19 @@ mod tests {
         let bf16: DtypeChoice = "bf16".parse().unwrap();
         assert_eq!(bf16.resolve(&Device::Cpu), Precision::BF16);
         assert_eq!(bf16.to_string(), "bf16");
-        assert_eq!(auto.exact_or_f32(), Precision::F32);
         let e = "int4".parse::<DtypeChoice>().unwrap_err().to_string();
         assert!(e.contains("expected auto"), "{e}");
+    }
+
+    #[test]
+    fn gemm_models_keep_f32_or_8_bit_on_a_cpu() {
+        let cpu = Device::Cpu;
+        assert_eq!(Precision::Q8_0.for_gemm(&cpu, DType::F32), Precision::Q8_0);
+        for p in [Precision::F32, Precision::F16, Precision::BF16] {
+            assert_eq!(p.for_gemm(&cpu, p.dtype()), Precision::F32, "{p}");
+        }
+        assert_eq!(Precision::of_dtype(DType::BF16), Precision::BF16);
+        assert_eq!(Precision::of_dtype(DType::F64), Precision::F32);
     }
 
     #[test]

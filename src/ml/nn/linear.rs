@@ -30,15 +30,6 @@ pub struct Linear {
     device: Device,
 }
 
-/// The precision a checkpoint loaded in `dtype` keeps.
-fn precision_of(dtype: DType) -> Precision {
-    match dtype {
-        DType::F16 => Precision::F16,
-        DType::BF16 => Precision::BF16,
-        _ => Precision::F32,
-    }
-}
-
 impl Linear {
     /// Full precision, in `vb`'s dtype.
     pub fn load(
@@ -47,7 +38,7 @@ impl Linear {
         out_dim: usize,
         bias: bool,
     ) -> candle_core::Result<Self> {
-        let precision = precision_of(vb.dtype());
+        let precision = Precision::of_dtype(vb.dtype());
         Self::load_as(vb, in_dim, out_dim, bias, precision)
     }
 
@@ -76,15 +67,12 @@ impl Linear {
     }
 
     /// Several (dim → dim) projections with biases (attention's q, k and v) as one
-    /// (parts·dim, dim) matrix, f32 on the CPU and in the checkpoint's dtype elsewhere.
-    pub fn fused(parts: &[VarBuilder], dim: usize) -> candle_core::Result<Self> {
-        let Some(first) = parts.first() else {
-            candle_core::bail!("a fused projection needs at least one part");
-        };
-        let precision = match first.device().is_cpu() {
-            true => Precision::F32,
-            false => precision_of(first.dtype()),
-        };
+    /// (parts·dim, dim) matrix stored in `precision` (see `Precision::for_gemm`).
+    pub fn fused(
+        parts: &[VarBuilder],
+        dim: usize,
+        precision: Precision,
+    ) -> candle_core::Result<Self> {
         Self::load_parts(parts, dim, dim, true, precision)
     }
 

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::ml::kernels::activations::gelu_erf;
 use crate::ml::nn::attention::self_attention;
+use crate::ml::nn::device::Precision;
 use crate::ml::nn::linear::Linear;
 
 /// The activation between the feed-forward layers.
@@ -111,7 +112,11 @@ impl Layer {
         let s = a.pp("self");
         let eps = c.layer_norm_eps;
         Ok(Self {
-            qkv: Linear::fused(&[s.pp("query"), s.pp("key"), s.pp("value")], h)?,
+            qkv: Linear::fused(
+                &[s.pp("query"), s.pp("key"), s.pp("value")],
+                h,
+                Precision::F32.for_gemm(vb.device(), vb.dtype()),
+            )?,
             attn_out: Linear::load(a.pp("output").pp("dense"), h, h, true)?,
             attn_norm: candle_nn::layer_norm(h, eps, a.pp("output").pp("LayerNorm"))?,
             intermediate: Linear::load(

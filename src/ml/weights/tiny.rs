@@ -143,7 +143,7 @@ pub fn write_tiny_blip(dir: &Path, seed: u64) -> Result<()> {
     let cfg: BlipConfig = serde_json::from_str(BLIP_CONFIG)?;
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    VisionModel::load(vb.pp("vision_model"), &cfg.vision_config)?;
+    VisionModel::load(vb.pp("vision_model"), &cfg.vision_config, Precision::F32)?;
     TextDecoder::load(vb.pp("text_decoder"), &cfg.text_config, Precision::F32)?;
     randomize(&varmap, seed)?;
     save(dir, &varmap, marked(BLIP_CONFIG)?, BLIP_TOKENIZER)
@@ -154,7 +154,7 @@ pub fn write_tiny_clip(dir: &Path, seed: u64) -> Result<()> {
     let json: ClipJson = serde_json::from_str(CLIP_CONFIG)?;
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    crate::ml::vision::clip::model::ClipModel::load(vb, &json.to_config()?)?;
+    crate::ml::vision::clip::model::ClipModel::load(vb, &json.to_config()?, Precision::F32)?;
     randomize(&varmap, seed)?;
     save(dir, &varmap, marked(CLIP_CONFIG)?, CLIP_TOKENIZER)
 }

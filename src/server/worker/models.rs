@@ -21,8 +21,9 @@ pub struct ModelConfig {
     pub text: ModelChoice,
     /// The MusicGen decoder's weights.
     pub precision: Precision,
-    /// BLIP's caption decoder's weights.
-    pub caption_precision: Precision,
+    /// BLIP's and CLIP's weights (`Precision::for_gemm` says what their vision
+    /// transformers keep).
+    pub photo_precision: Precision,
 }
 
 pub struct Models {
@@ -72,16 +73,16 @@ impl Models {
 
     pub fn captioner(&mut self) -> Result<Option<&Captioner>> {
         let (choice, precision, device) =
-            (&self.cfg.caption, self.cfg.caption_precision, &self.device);
+            (&self.cfg.caption, self.cfg.photo_precision, &self.device);
         optional(&mut self.captioner, choice, "BLIP", |f| {
             Captioner::load(f, precision, device)
         })
     }
 
     pub fn clip(&mut self) -> Result<Option<&ClipScorer>> {
-        let (choice, device) = (&self.cfg.clip, &self.device);
+        let (choice, precision, device) = (&self.cfg.clip, self.cfg.photo_precision, &self.device);
         optional(&mut self.clip, choice, "CLIP", |f| {
-            ClipScorer::load(f, device)
+            ClipScorer::load(f, precision, device)
         })
     }
 

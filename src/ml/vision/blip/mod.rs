@@ -44,7 +44,8 @@ impl Captioner {
     pub fn load(files: &ModelFiles, precision: Precision, device: &Device) -> Result<Self> {
         let cfg: BlipConfig = files.read_config()?;
         let tokenizer = files.tokenizer()?;
-        // The ViT is compute-bound: f32 on the CPU (candle's GEMM), the chosen dtype on a GPU.
+        // On the CPU activations are f32 whatever the weights (see `Precision::for_gemm` for
+        // the ViT's); on a GPU everything is in the chosen dtype.
         let dtype = if device.is_cpu() {
             DType::F32
         } else {
@@ -52,8 +53,12 @@ impl Captioner {
         };
         let vb = files.var_builder(dtype, device)?;
         let mismatch = || files.mismatch();
-        let vision =
-            VisionModel::load(vb.pp("vision_model"), &cfg.vision_config).with_context(mismatch)?;
+        let vision = VisionModel::load(
+            vb.pp("vision_model"),
+            &cfg.vision_config,
+            precision.for_gemm(device, dtype),
+        )
+        .with_context(mismatch)?;
         let text = TextDecoder::load(vb.pp("text_decoder"), &cfg.text_config, precision)
             .with_context(mismatch)?;
         Ok(Self {
@@ -89,6 +94,17 @@ impl Captioner {
         Ok(self
             .text
             .forward(&[self.text.config().bos_token_id], &mut state)?)
+    }
+
+    /// The logits (vocab) before each of `tokens`, fed one after another from [DEC]:
+    /// teacher forcing, to compare precisions position by position.
+    pub fn logits_along(&self, pixels: &Tensor, tokens: &[u32]) -> Result<Vec<Vec<f32>>> {
+        let image = self.image_states(pixels)?;
+        let mut state = self.text.start(&image)?;
+        let feed = std::iter::once(self.text.config().bos_token_id).chain(tokens.iter().copied());
+        feed.take(tokens.len())
+            .map(|t| Ok(self.text.forward(&[t], &mut state)?.to_vec1::<f32>()?))
+            .collect()
     }
 
     /// Greedy caption from an already-made pixel tensor (1, 3, size, size).

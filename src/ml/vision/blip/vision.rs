@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::ml::kernels::activations::gelu_erf;
 use crate::ml::nn::attention::self_attention;
+use crate::ml::nn::device::Precision;
 use crate::ml::nn::linear::Linear;
 
 /// transformers' `BlipVisionConfig`; defaults are transformers'.
@@ -51,16 +52,17 @@ struct VisionLayer {
 }
 
 impl VisionLayer {
-    fn load(vb: VarBuilder, cfg: &BlipVisionConfig) -> candle_core::Result<Self> {
+    fn load(vb: VarBuilder, cfg: &BlipVisionConfig, p: Precision) -> candle_core::Result<Self> {
         let h = cfg.hidden_size;
         let attn = vb.pp("self_attn");
+        let (fc1, fc2) = (vb.pp("mlp").pp("fc1"), vb.pp("mlp").pp("fc2"));
         Ok(Self {
             norm1: candle_nn::layer_norm(h, cfg.layer_norm_eps, vb.pp("layer_norm1"))?,
-            qkv: Linear::load(attn.pp("qkv"), h, 3 * h, true)?,
-            projection: Linear::load(attn.pp("projection"), h, h, true)?,
+            qkv: Linear::load_as(attn.pp("qkv"), h, 3 * h, true, p)?,
+            projection: Linear::load_as(attn.pp("projection"), h, h, true, p)?,
             norm2: candle_nn::layer_norm(h, cfg.layer_norm_eps, vb.pp("layer_norm2"))?,
-            fc1: Linear::load(vb.pp("mlp").pp("fc1"), h, cfg.intermediate_size, true)?,
-            fc2: Linear::load(vb.pp("mlp").pp("fc2"), cfg.intermediate_size, h, true)?,
+            fc1: Linear::load_as(fc1, h, cfg.intermediate_size, true, p)?,
+            fc2: Linear::load_as(fc2, cfg.intermediate_size, h, true, p)?,
             heads: cfg.num_attention_heads,
             act: cfg.hidden_act,
         })
@@ -90,7 +92,8 @@ pub struct VisionModel {
 }
 
 impl VisionModel {
-    pub fn load(vb: VarBuilder, cfg: &BlipVisionConfig) -> candle_core::Result<Self> {
+    /// `p`: what the layers' projections keep (`Precision::for_gemm`).
+    pub fn load(vb: VarBuilder, cfg: &BlipVisionConfig, p: Precision) -> candle_core::Result<Self> {
         let h = cfg.hidden_size;
         let e = vb.pp("embeddings");
         let conv = Conv2dConfig {
@@ -100,7 +103,7 @@ impl VisionModel {
         let patch = candle_nn::conv2d(3, h, cfg.patch_size, conv, e.pp("patch_embedding"))?;
         let n = (cfg.image_size / cfg.patch_size).pow(2) + 1;
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| VisionLayer::load(vb.pp("encoder").pp("layers").pp(i), cfg))
+            .map(|i| VisionLayer::load(vb.pp("encoder").pp("layers").pp(i), cfg, p))
             .collect::<candle_core::Result<_>>()?;
         Ok(Self {
             patch,

@@ -12,6 +12,7 @@ use image::RgbImage;
 use model::{l2_normalize, ClipConfig, ClipModel, TowerConfig};
 use serde::Deserialize;
 
+use crate::ml::nn::device::Precision;
 use crate::ml::vision::preprocess::{clip_pixels, to_tensor};
 use crate::ml::weights::hub::ModelFiles;
 
@@ -155,13 +156,15 @@ pub struct ClipScorer {
 }
 
 impl ClipScorer {
-    /// CLIP runs in f32: it is small, and scores feed decisions, not audio.
-    pub fn load(files: &ModelFiles, device: &Device) -> Result<Self> {
+    /// Activations are f32; the image tower's projections keep `precision` as
+    /// `Precision::for_gemm` says (8-bit on a CPU when asked for), the text tower is f32.
+    pub fn load(files: &ModelFiles, precision: Precision, device: &Device) -> Result<Self> {
         let json: ClipJson = files.read_config()?;
         let cfg = json.to_config()?;
         let tokenizer = files.tokenizer()?;
         let vb = files.var_builder(DType::F32, device)?;
-        let model = ClipModel::load(vb.clone(), &cfg).with_context(|| files.mismatch())?;
+        let vision = precision.for_gemm(device, DType::F32);
+        let model = ClipModel::load(vb.clone(), &cfg, vision).with_context(|| files.mismatch())?;
         let logit_scale = if vb.contains_tensor("logit_scale") {
             vb.get((), "logit_scale")?.to_scalar::<f32>()?
         } else {

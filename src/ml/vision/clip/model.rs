@@ -8,6 +8,7 @@ use candle_nn::{Embedding, LayerNorm, VarBuilder};
 
 use crate::ml::kernels::activations::quick_gelu;
 use crate::ml::nn::attention::self_attention;
+use crate::ml::nn::device::Precision;
 use crate::ml::nn::linear::Linear;
 
 /// The shapes one tower needs.
@@ -43,16 +44,17 @@ struct Layer {
 }
 
 impl Layer {
-    fn load(vb: VarBuilder, c: &TowerConfig) -> candle_core::Result<Self> {
+    fn load(vb: VarBuilder, c: &TowerConfig, p: Precision) -> candle_core::Result<Self> {
         let (h, a) = (c.hidden_size, vb.pp("self_attn"));
-        let qkv = Linear::fused(&[a.pp("q_proj"), a.pp("k_proj"), a.pp("v_proj")], h)?;
+        let qkv = Linear::fused(&[a.pp("q_proj"), a.pp("k_proj"), a.pp("v_proj")], h, p)?;
+        let (fc1, fc2) = (vb.pp("mlp").pp("fc1"), vb.pp("mlp").pp("fc2"));
         Ok(Self {
             norm1: candle_nn::layer_norm(h, c.layer_norm_eps, vb.pp("layer_norm1"))?,
             qkv,
-            out: Linear::load(a.pp("out_proj"), h, h, true)?,
+            out: Linear::load_as(a.pp("out_proj"), h, h, true, p)?,
             norm2: candle_nn::layer_norm(h, c.layer_norm_eps, vb.pp("layer_norm2"))?,
-            fc1: Linear::load(vb.pp("mlp").pp("fc1"), h, c.intermediate_size, true)?,
-            fc2: Linear::load(vb.pp("mlp").pp("fc2"), c.intermediate_size, h, true)?,
+            fc1: Linear::load_as(fc1, h, c.intermediate_size, true, p)?,
+            fc2: Linear::load_as(fc2, c.intermediate_size, h, true, p)?,
             heads: c.num_attention_heads,
         })
     }
@@ -69,9 +71,9 @@ impl Layer {
     }
 }
 
-fn layers(vb: VarBuilder, c: &TowerConfig) -> candle_core::Result<Vec<Layer>> {
+fn layers(vb: VarBuilder, c: &TowerConfig, p: Precision) -> candle_core::Result<Vec<Layer>> {
     (0..c.num_hidden_layers)
-        .map(|i| Layer::load(vb.pp("encoder").pp("layers").pp(i), c))
+        .map(|i| Layer::load(vb.pp("encoder").pp("layers").pp(i), c, p))
         .collect()
 }
 
@@ -94,8 +96,11 @@ pub struct ClipModel {
 }
 
 impl ClipModel {
-    pub fn load(vb: VarBuilder, c: &ClipConfig) -> candle_core::Result<Self> {
+    /// `vision`: what the image tower's projections keep (`Precision::for_gemm`). The text
+    /// tower stays f32: it runs once per label, and its embeddings are cached.
+    pub fn load(vb: VarBuilder, c: &ClipConfig, vision: Precision) -> candle_core::Result<Self> {
         let (t, v) = (vb.pp("text_model"), vb.pp("vision_model"));
+        let text = Precision::F32.for_gemm(vb.device(), vb.dtype());
         let (th, vh) = (c.text.hidden_size, c.vision.hidden_size);
         let te = t.pp("embeddings");
         let ve = v.pp("embeddings");
@@ -107,20 +112,21 @@ impl ClipModel {
         Ok(Self {
             token_embedding: candle_nn::embedding(c.vocab_size, th, te.pp("token_embedding"))?,
             text_positions: te.get((c.max_position_embeddings, th), "position_embedding.weight")?,
-            text_layers: layers(t.clone(), &c.text)?,
+            text_layers: layers(t.clone(), &c.text, text)?,
             final_norm: candle_nn::layer_norm(th, c.text.layer_norm_eps, t.pp("final_layer_norm"))?,
             text_projection: Linear::load(vb.pp("text_projection"), th, c.projection_dim, false)?,
             patch,
             class: ve.get(vh, "class_embedding")?,
             vision_positions: ve.get((patches + 1, vh), "position_embedding.weight")?,
             pre_norm: candle_nn::layer_norm(vh, c.vision.layer_norm_eps, v.pp("pre_layrnorm"))?,
-            vision_layers: layers(v.clone(), &c.vision)?,
+            vision_layers: layers(v.clone(), &c.vision, vision)?,
             post_norm: candle_nn::layer_norm(vh, c.vision.layer_norm_eps, v.pp("post_layernorm"))?,
-            visual_projection: Linear::load(
+            visual_projection: Linear::load_as(
                 vb.pp("visual_projection"),
                 vh,
                 c.projection_dim,
                 false,
+                vision,
             )?,
             patch_size: p,
             device: vb.device().clone(),
