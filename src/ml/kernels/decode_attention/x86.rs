@@ -16,6 +16,9 @@ use crate::ml::kernels::lanes::{Avx2, Avx512, Lanes};
 /// the scores are loaded and stored once per four rows instead of once per row.
 const KEY_ROWS: usize = 4;
 
+/// Bytes of a cache line.
+const LINE: usize = 64;
+
 /// A cache element the kernels widen to f32 as they read it (8-bit values' scales are
 /// applied by the caller, per position).
 pub trait Elem: Copy {
@@ -153,8 +156,11 @@ unsafe fn scores_with<L: Lanes, E: Elem>(q: &[f32], head: &CacheHead<E>, scores:
         let mut i = 0;
         while i < whole {
             let mut acc = L::load(s.add(i));
+            // One prefetch per cache line of each row, not per vector: with 8-bit keys a
+            // vector covers 8 of a line's 64 positions.
+            let fetch = ahead > 0 && (i * std::mem::size_of::<E>()).is_multiple_of(LINE);
             for r in 0..rows {
-                if ahead > 0 {
+                if fetch {
                     _mm_prefetch::<_MM_HINT_T0>(row[r].add(ahead + i) as *const i8);
                 }
                 acc = L::fma(qv[r], E::widen::<L>(row[r].add(i)), acc);
