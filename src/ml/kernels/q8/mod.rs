@@ -218,19 +218,7 @@ impl Q8Matrix {
                         };
                         let dst = &mut out[r * GROUP..(r + m) * GROUP];
                         match m {
-                            8 => put(
-                                dst,
-                                group_dot(
-                                    isa,
-                                    wq,
-                                    ws,
-                                    [x(0), x(1), x(2), x(3), x(4), x(5), x(6), x(7)],
-                                ),
-                            ),
-                            7 => put(
-                                dst,
-                                group_dot(isa, wq, ws, [x(0), x(1), x(2), x(3), x(4), x(5), x(6)]),
-                            ),
+                            // At most `tile_rows` (6) rows at once.
                             6 => put(
                                 dst,
                                 group_dot(isa, wq, ws, [x(0), x(1), x(2), x(3), x(4), x(5)]),
