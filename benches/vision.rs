@@ -81,19 +81,25 @@ fn main() -> Result<()> {
                 }
                 Some((tokens, want)) => {
                     let got = captioner.logits_along(&pixels, tokens)?;
-                    let agree = got.iter().zip(want).filter(|(a, b)| argmax(a) == argmax(b));
+                    let agree = got
+                        .iter()
+                        .zip(want)
+                        .filter(|(a, b)| common::argmax(a) == common::argmax(b));
                     let cosine = got
                         .iter()
                         .zip(want)
-                        .map(|(a, b)| cosine(a, b))
+                        .map(|(a, b)| common::cosine(a, b))
                         .fold(1f64, f64::min);
                     // Where the picks differ: how far apart the reference put the two
                     // tokens, against the logits' spread (a near tie, or not).
                     let gaps: Vec<f64> = got
                         .iter()
                         .zip(want)
-                        .filter(|(a, b)| argmax(a) != argmax(b))
-                        .map(|(a, b)| ((b[argmax(b)] - b[argmax(a)]) as f64) / spread(b))
+                        .filter(|(a, b)| common::argmax(a) != common::argmax(b))
+                        .map(|(a, b)| {
+                            let (mine, theirs) = (common::argmax(b), common::argmax(a));
+                            ((b[mine] - b[theirs]) as f64) / spread(b)
+                        })
                         .collect();
                     run["forced_agree"] = json!(agree.count());
                     run["gaps_in_spread"] = json!(gaps);
@@ -107,20 +113,6 @@ fn main() -> Result<()> {
     }
     println!("{}", Value::Object(out));
     Ok(())
-}
-
-fn argmax(v: &[f32]) -> usize {
-    (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best })
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot = |x: &[f32], y: &[f32]| {
-        x.iter()
-            .zip(y)
-            .map(|(p, q)| *p as f64 * *q as f64)
-            .sum::<f64>()
-    };
-    dot(a, b) / (dot(a, a).sqrt() * dot(b, b).sqrt()).max(f64::MIN_POSITIVE)
 }
 
 /// The standard deviation of a logit vector.

@@ -101,7 +101,6 @@ fn model_config(cfg: &ServeConfig, device: &candle_core::Device) -> Result<Model
             .clone()
             .unwrap_or_else(|| ModelChoice::Use(text::DEFAULT_MODEL.into())),
         precision: cfg.dtype.resolve(device),
-        photo_precision: cfg.dtype.resolve(device),
     };
     if cfg.tiny_models {
         let root = cfg.media_dir.join("tiny-models");

@@ -162,10 +162,10 @@ impl DtypeChoice {
     /// bytes and its logits keep a cosine of 0.9999 with f32 (scripts/bench/musicgen);
     /// BLIP and CLIP run their products as integer multiply-adds, 1.4–1.6× f32's rate,
     /// and fed the same tokens BLIP's picks differ from f32's only at exact ties
-    /// (scripts/bench/vision). Without vector units, f32. On a GPU f32 too: there a step is bound by kernel
-    /// launches, not by reading weights, and bf16 measured slower than f32 on an H100
-    /// (12.8 against 10.8 ms a step for musicgen-small, scripts/bench/gpu) while moving
-    /// the logits (cosine 0.9995).
+    /// (scripts/bench/vision). Without vector units, f32. On a GPU f32 too: there a step
+    /// is bound by kernel launches, not by reading weights, and bf16 measured slower than
+    /// f32 on an H100 (12.8 against 10.8 ms a step for musicgen-small, scripts/bench/gpu)
+    /// while moving the logits (cosine 0.9995).
     pub fn resolve(self, device: &Device) -> Precision {
         match self {
             Self::Exact(p) => p,

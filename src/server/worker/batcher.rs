@@ -296,7 +296,6 @@ mod tests {
             clip: ModelChoice::Off,
             text: ModelChoice::Off,
             precision: Precision::F32,
-            photo_precision: Precision::F32,
         };
         Arc::new(Mutex::new(Models::new(cfg, candle_core::Device::Cpu)))
     }

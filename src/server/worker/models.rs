@@ -19,11 +19,9 @@ pub struct ModelConfig {
     pub clip: ModelChoice,
     /// Reads the person's words for meaning; "none" leaves keywords only.
     pub text: ModelChoice,
-    /// The MusicGen decoder's weights.
+    /// The models' weights: MusicGen's decoder, BLIP and CLIP (`Precision::for_gemm` says
+    /// what their vision transformers keep).
     pub precision: Precision,
-    /// BLIP's and CLIP's weights (`Precision::for_gemm` says what their vision
-    /// transformers keep).
-    pub photo_precision: Precision,
 }
 
 pub struct Models {
@@ -72,15 +70,14 @@ impl Models {
     }
 
     pub fn captioner(&mut self) -> Result<Option<&Captioner>> {
-        let (choice, precision, device) =
-            (&self.cfg.caption, self.cfg.photo_precision, &self.device);
+        let (choice, precision, device) = (&self.cfg.caption, self.cfg.precision, &self.device);
         optional(&mut self.captioner, choice, "BLIP", |f| {
             Captioner::load(f, precision, device)
         })
     }
 
     pub fn clip(&mut self) -> Result<Option<&ClipScorer>> {
-        let (choice, precision, device) = (&self.cfg.clip, self.cfg.photo_precision, &self.device);
+        let (choice, precision, device) = (&self.cfg.clip, self.cfg.precision, &self.device);
         optional(&mut self.clip, choice, "CLIP", |f| {
             ClipScorer::load(f, precision, device)
         })

@@ -2,11 +2,12 @@
 //! row and head, softmax(q·kᵀ · scale + mask) · v over the cached keys and values, read
 //! in place from the cache's buffers whatever their strides, in f32, f16 or 8 bits with
 //! a scale per position (`q8_cache`: a smaller cache is less to read late in a song, when
-//! the cache outweighs 8-bit weights). Keys come transposed, (B, H, Dh, T): the scores are then Dh passes of
-//! a·x + y along T, which vectorise, instead of T short dot products with a horizontal
-//! sum each (those made attention the largest cost late in a 30 s song). An f16 cache on
-//! AVX2 or AVX-512 is read by vector kernels that widen it in registers (`x86.rs`); the
-//! portable path widens each head into an f32 scratch block first.
+//! the cache outweighs 8-bit weights). Keys come transposed, (B, H, Dh, T): the scores
+//! are then Dh passes of a·x + y along T, which vectorise, instead of T short dot
+//! products with a horizontal sum each (those made attention the largest cost late in a
+//! 30 s song). An f16 or 8-bit cache on AVX2 or AVX-512 is read by vector kernels that
+//! widen it in registers (`x86.rs`); the portable path widens each head into an f32
+//! scratch block first.
 //!
 //! Why not candle's ops: for one query row its matmul costs more in set-up than in
 //! arithmetic — it packs both operands, and reads /proc/cpuinfo to count cores on every

@@ -11,7 +11,7 @@ use candle_core::{Device, Tensor};
 
 use super::{attend_heads, Heads, Scales, Values};
 use crate::ml::kernels::isa::{self, Isa};
-use crate::ml::kernels::q8::{quantize_blocks, to_i8};
+use crate::ml::kernels::q8::{quantize_blocks, to_i8, I8_MAX};
 
 pub struct Q8KvCache {
     rows: usize,
@@ -79,8 +79,8 @@ impl Q8KvCache {
                 .to_vec1()
         };
         // One scale per (row, head, position): blocks of Dh.
-        let keys = quantize_blocks(&as_f32(k)?, dh, 127.0, to_i8);
-        let values = quantize_blocks(&as_f32(v)?, dh, 127.0, to_i8);
+        let keys = quantize_blocks(&as_f32(k)?, dh, I8_MAX, to_i8);
+        let values = quantize_blocks(&as_f32(v)?, dh, I8_MAX, to_i8);
         let (cap, len) = (self.cap, self.len);
         for rh in 0..rows * heads {
             for p in 0..s {

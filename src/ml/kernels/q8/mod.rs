@@ -36,6 +36,12 @@ use layout::{Interleaved, GROUP, GROUP_BYTES};
 /// Values per block (one f32 scale each), for weights and activations alike.
 pub const Q8_BLOCK: usize = 32;
 
+/// The largest 8-bit magnitude a value is quantized to (weights, the 8-bit cache).
+pub(crate) const I8_MAX: f32 = 127.0;
+
+/// The largest 16-bit magnitude an input row is quantized to.
+const I16_MAX: f32 = 32767.0;
+
 /// Rows from which a product is bound by arithmetic, not by reading the weights (a vision
 /// transformer's tokens, a window's first pass over its context, a batch of 8 songs with
 /// guidance): taller tiles, and the input quantized over all threads. At 16 rows the
@@ -164,7 +170,7 @@ impl Q8Matrix {
         if !k.is_multiple_of(Q8_BLOCK) || w.len() != n * k {
             return None;
         }
-        let Quantized { q, scales } = quantize(w, 127.0, to_i8);
+        let Quantized { q, scales } = quantize(w, I8_MAX, to_i8);
         let w = Interleaved::from_rows(&q, &scales, n, k);
         Some(Self { w, n, k })
     }
@@ -190,7 +196,7 @@ impl Q8Matrix {
         let many = rows >= GEMM_ROWS;
         let xq = match many {
             true => quantize_par(x, k),
-            false => quantize(x, 32767.0, to_i16),
+            false => quantize(x, I16_MAX, to_i16),
         };
         let blocks = k / Q8_BLOCK;
         // Many rows: each group's weights are widened once per tile of rows instead of
@@ -258,7 +264,7 @@ fn quantize_par(x: &[f32], k: usize) -> Quantized<i16> {
     x.par_chunks(per_task)
         .zip(q.par_chunks_mut(per_task))
         .zip(scales.par_chunks_mut(per_task / Q8_BLOCK))
-        .for_each(|((x, q), s)| quantize_into(x, Q8_BLOCK, 32767.0, &to_i16, q, s));
+        .for_each(|((x, q), s)| quantize_into(x, Q8_BLOCK, I16_MAX, &to_i16, q, s));
     Quantized { q, scales }
 }
 
