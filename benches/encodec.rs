@@ -1,10 +1,11 @@
 //! EnCodec decoding alone (scripts/bench/musicgen prints the same figure once, next to
 //! transformers): only the `audio_encoder.*` weights are loaded, SECONDS of random codes
 //! are decoded REPS times after a warm-up, and every run's time is printed with the
-//! median, plus the multiply-adds the decoder does and the rate that makes. Prints one
-//! JSON line.
+//! median, plus the multiply-adds the decoder does and the rate that makes. DTYPE is the
+//! LM's precision the decoder is loaded for (default auto: q8_0 on a CPU with AVX2, where
+//! the LSTM keeps its recurrent weights in f16). Prints one JSON line.
 //!
-//!     cargo bench --features ssr --bench encodec -- MODEL_DIR SECONDS REPS
+//!     cargo bench --features ssr --bench encodec -- MODEL_DIR SECONDS REPS [DTYPE]
 
 mod common;
 
@@ -15,6 +16,7 @@ use candle_core::{DType, Device};
 use snapsong::ml::hub;
 use snapsong::ml::musicgen::encodec::EncodecDecoder;
 use snapsong::ml::musicgen::MusicgenConfig;
+use snapsong::ml::nn::device::DtypeChoice;
 
 fn main() -> Result<()> {
     // On a worker of the pool, as songs are decoded in the server (worker::threads).
@@ -23,9 +25,12 @@ fn main() -> Result<()> {
 
 fn run() -> Result<()> {
     let args = common::positional_args();
-    let [model_dir, seconds, reps] = args.as_slice() else {
-        anyhow::bail!("usage: encodec MODEL_DIR SECONDS REPS");
+    let (model_dir, seconds, reps, dtype) = match args.as_slice() {
+        [m, s, r] => (m, s, r, "auto"),
+        [m, s, r, d] => (m, s, r, d.as_str()),
+        _ => anyhow::bail!("usage: encodec MODEL_DIR SECONDS REPS [DTYPE]"),
     };
+    let precision = dtype.parse::<DtypeChoice>()?.resolve(&Device::Cpu);
     let seconds: f64 = seconds.parse().context("SECONDS")?;
     let reps: usize = reps.parse().context("REPS")?;
     let files = hub::resolve(model_dir)?;
@@ -35,6 +40,7 @@ fn run() -> Result<()> {
         vb.pp("audio_encoder"),
         &cfg.audio_encoder,
         cfg.decoder.num_codebooks,
+        precision,
     )?;
     let frames = (seconds * codec.config().frame_rate()).round() as usize;
     let size = codec.config().codebook_size;
@@ -61,6 +67,7 @@ fn run() -> Result<()> {
         serde_json::json!({
             "kernel": snapsong::ml::kernels::isa::describe(),
             "threads": rayon::current_num_threads(),
+            "dtype": precision.to_string(),
             "seconds": seconds, "frames": frames, "runs_ms": runs, "median_ms": median,
             "gmacs": macs as f64 / 1e9,
             "gflops_per_s": 2.0 * macs as f64 / (median / 1000.0) / 1e9,

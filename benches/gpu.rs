@@ -177,7 +177,9 @@ fn encodec(files: &hub::ModelFiles, device: &Device, model: &MusicGen) -> Result
         ("cpu_kernels_ms", Device::Cpu, Engine::HostKernels),
     ] {
         let vb = files.var_builder(DType::F32, &dev)?.pp("audio_encoder");
-        let codec = EncodecDecoder::load_with(vb, &cfg.audio_encoder, books, engine)?;
+        // f32 on both: the CPU kernels as a GPU host's would run them beside an f32 model.
+        let codec =
+            EncodecDecoder::load_with(vb, &cfg.audio_encoder, books, engine, Precision::F32)?;
         let (ms, _) = common::median_ms(REPS, || codec.decode(&codes))?;
         out.insert(name.into(), ms.into());
     }

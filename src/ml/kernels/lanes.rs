@@ -26,6 +26,50 @@ const EXP_TAYLOR: [f32; 6] = [
     1.0 / 2.0,
 ];
 
+/// A stored element the kernels widen to f32 as they read it (an attention cache's f16 or
+/// 8-bit values, whose scales the caller applies; an LSTM's f16 or f32 weights).
+pub trait Elem: Copy {
+    /// `L::N` elements from `p`, as f32.
+    ///
+    /// # Safety
+    /// `L`'s instructions are available and `L::N` elements are readable at `p`.
+    unsafe fn widen<L: Lanes>(p: *const Self) -> L::V;
+    fn to_f32(self) -> f32;
+}
+
+impl Elem for f32 {
+    #[inline(always)]
+    unsafe fn widen<L: Lanes>(p: *const f32) -> L::V {
+        L::load(p)
+    }
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+impl Elem for f16 {
+    #[inline(always)]
+    unsafe fn widen<L: Lanes>(p: *const f16) -> L::V {
+        L::load_f16(p)
+    }
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+}
+
+impl Elem for i8 {
+    #[inline(always)]
+    unsafe fn widen<L: Lanes>(p: *const i8) -> L::V {
+        L::load_i8(p)
+    }
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
+}
+
 pub(crate) trait Lanes {
     type V: Copy;
     /// f32 values per register.

@@ -11,5 +11,6 @@ pub mod host_matmul;
 pub mod isa;
 #[cfg(target_arch = "x86_64")]
 mod lanes;
+pub mod lstm_cell;
 pub mod packed_gemm;
 pub mod q8;

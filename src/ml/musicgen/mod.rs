@@ -58,7 +58,9 @@ pub struct MusicGen {
 
 impl MusicGen {
     /// Load from a directory or hub repo id. `precision` applies to the decoder LM, where
-    /// the time goes; T5 and EnCodec stay f32 (T5 overflows in f16).
+    /// the time goes; T5 and EnCodec stay f32 (T5 overflows in f16), but for EnCodec's
+    /// LSTM on the CPU, which keeps its recurrent weights in f16 at any precision but f32
+    /// (`encodec::recurrent_precision`).
     pub fn load(files: &ModelFiles, precision: Precision, device: &Device) -> Result<Self> {
         // On the CPU only the projection weights change precision (activations stay f32,
         // see host_matmul); elsewhere the whole decoder runs in the chosen dtype.
@@ -93,6 +95,7 @@ impl MusicGen {
             vb.pp("audio_encoder"),
             &cfg.audio_encoder,
             cfg.decoder.num_codebooks,
+            precision,
         )
         .with_context(mismatch)?;
         Ok(Self {

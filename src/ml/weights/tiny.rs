@@ -81,6 +81,7 @@ pub fn write_tiny_musicgen(dir: &Path, seed: u64) -> Result<()> {
         vb.pp("audio_encoder"),
         &cfg.audio_encoder,
         cfg.decoder.num_codebooks,
+        Precision::F32,
     )?;
 
     randomize(&varmap, seed)?;

@@ -8,8 +8,7 @@
 
 use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
 
-use half::f16;
-
+pub use crate::ml::kernels::lanes::Elem;
 use crate::ml::kernels::lanes::{Avx2, Avx512, Lanes};
 
 /// Rows of keys (one per head dimension) folded into the scores per pass over them, so
@@ -18,39 +17,6 @@ const KEY_ROWS: usize = 4;
 
 /// Bytes of a cache line.
 const LINE: usize = 64;
-
-/// A cache element the kernels widen to f32 as they read it (8-bit values' scales are
-/// applied by the caller, per position).
-pub trait Elem: Copy {
-    /// `L::N` elements from `p`, as f32.
-    ///
-    /// # Safety
-    /// `L`'s instructions are available and `L::N` elements are readable at `p`.
-    unsafe fn widen<L: Lanes>(p: *const Self) -> L::V;
-    fn to_f32(self) -> f32;
-}
-
-impl Elem for f16 {
-    #[inline(always)]
-    unsafe fn widen<L: Lanes>(p: *const f16) -> L::V {
-        L::load_f16(p)
-    }
-    #[inline(always)]
-    fn to_f32(self) -> f32 {
-        f16::to_f32(self)
-    }
-}
-
-impl Elem for i8 {
-    #[inline(always)]
-    unsafe fn widen<L: Lanes>(p: *const i8) -> L::V {
-        L::load_i8(p)
-    }
-    #[inline(always)]
-    fn to_f32(self) -> f32 {
-        self as f32
-    }
-}
 
 /// One head's cache, in place: `keys` holds the Dh rows of the transposed keys,
 /// `key_stride` apart, each `t` long; `values` holds `t` rows of `dh`, `value_stride`

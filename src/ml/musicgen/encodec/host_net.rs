@@ -10,6 +10,7 @@ use super::resblock::ResBlock;
 use super::signal::Signal;
 use super::transposed::ConvTranspose;
 use super::EncodecConfig;
+use crate::ml::kernels::lstm_cell::RecurrentPrecision;
 
 pub struct HostNet {
     first: Conv,
@@ -21,10 +22,15 @@ pub struct HostNet {
 }
 
 impl HostNet {
-    /// `layers` points at `decoder.layers`.
-    pub fn load(layers: VarBuilder, cfg: &EncodecConfig, plan: &Plan) -> candle_core::Result<Self> {
+    /// `layers` points at `decoder.layers`; `recurrent` is how the LSTM keeps W_hh.
+    pub fn load(
+        layers: VarBuilder,
+        cfg: &EncodecConfig,
+        plan: &Plan,
+        recurrent: RecurrentPrecision,
+    ) -> candle_core::Result<Self> {
         let first = Conv::load(layers.pp(0), plan.first)?;
-        let lstm = Lstm::load(layers.pp(1), plan.top, plan.lstm_layers)?;
+        let lstm = Lstm::load(layers.pp(1), plan.top, plan.lstm_layers, recurrent)?;
         let stages = plan.load_stages(
             &layers,
             |vb, s| ConvTranspose::load(vb, cfg, s.cin, s.cout, s.taps, s.stride),

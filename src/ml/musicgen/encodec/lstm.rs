@@ -2,24 +2,19 @@
 //! recurrence frame by frame. Weights are read through candle (names as in the
 //! checkpoint) and rearranged once at load time.
 //!
-//! Why the recurrent weight is regrouped: each frame reads all of W_hh (16 MB for
-//! musicgen's 1024 units, from L3 at best), so the recurrence is bound by that read. With
-//! the four gates of UNITS hidden units side by side for every input, a task reads one
-//! contiguous block, multiplies a broadcast h value into all of its 4·UNITS gate sums
-//! (whole vectors, no horizontal sums) and finishes those units' cell and hidden state at
-//! once: one pass over the weights and one fork-join per frame.
+//! Each frame reads all of W_hh (16 MB in f32 for musicgen's 1024 units, from L3 at
+//! best), so the recurrence is bound by that read: W_hh is regrouped for the recurrence
+//! kernel (`kernels::lstm_cell`, a block of UNITS units' four gates side by side, in f32
+//! or f16), a task takes a few blocks and finishes their units' cell and hidden state:
+//! one pass over the weights and one fork-join per frame.
 
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
 use super::conv::host;
-use super::signal::{sigmoid, tanh, Signal, Weight};
+use super::signal::{Signal, Weight};
+use crate::ml::kernels::lstm_cell::{RecurrentPrecision, RecurrentWeight, UNITS};
 
-/// Hidden units per block of the regrouped recurrent weight: their 4 gates are 64 floats,
-/// four AVX-512 vectors (eight AVX2 ones).
-const UNITS: usize = 16;
-/// Gate sums per block.
-const GATES: usize = 4 * UNITS;
 /// Blocks per task: a few per thread, so one slow thread does not hold the frame up.
 const BLOCKS_PER_TASK: usize = 4;
 
@@ -32,15 +27,21 @@ pub struct Lstm {
 struct LstmLayer {
     /// W_ih transposed: (in, 4H), for one product over every frame at once.
     w_ih_t: Weight,
-    /// W_hh regrouped: per block of UNITS units, per input k, the GATES weights
-    /// [gate q of unit u at q·UNITS + u]; units past H are zero.
-    w_hh: Vec<f32>,
+    /// W_hh, regrouped for the recurrence kernel.
+    w_hh: RecurrentWeight,
     /// b_ih + b_hh, in torch's gate order (i, f, g, o), 4H.
     bias: Vec<f32>,
 }
 
 impl Lstm {
-    pub fn load(vb: VarBuilder, dim: usize, num_layers: usize) -> candle_core::Result<Self> {
+    /// `recurrent`: how W_hh is kept (the input weights stay f32: they are read once per
+    /// decode, not once per frame).
+    pub fn load(
+        vb: VarBuilder,
+        dim: usize,
+        num_layers: usize,
+        recurrent: RecurrentPrecision,
+    ) -> candle_core::Result<Self> {
         let vb = vb.pp("lstm");
         let layers = (0..num_layers)
             .map(|l| {
@@ -50,7 +51,7 @@ impl Lstm {
                     + vb.get(4 * dim, &format!("bias_hh_l{l}"))?)?;
                 Ok(LstmLayer {
                     w_ih_t: Weight::new(&host(&w_ih.t()?.contiguous()?)?, dim, 4 * dim),
-                    w_hh: regroup(&host(&w_hh)?, dim),
+                    w_hh: RecurrentWeight::new(&host(&w_hh)?, dim, recurrent),
                     bias: host(&bias)?,
                 })
             })
@@ -98,9 +99,8 @@ impl Lstm {
 
 impl LstmLayer {
     /// One frame: gates = W_hh·h_prev + xi (input projection and biases), then the cell
-    /// `c` and the new hidden state `h_next`, block by block in parallel.
+    /// `c` and the new hidden state `h_next`, a few blocks of units per task.
     fn step(&self, h_prev: &[f32], xi: &[f32], c: &mut [f32], h_next: &mut [f32]) {
-        let h_dim = h_prev.len();
         let span = BLOCKS_PER_TASK * UNITS;
         h_next
             .par_chunks_mut(span)
@@ -113,41 +113,10 @@ impl LstmLayer {
                     .enumerate()
                 {
                     let block = task * BLOCKS_PER_TASK + i;
-                    let w = &self.w_hh[block * h_dim * GATES..(block + 1) * h_dim * GATES];
-                    let mut g = [0f32; GATES];
-                    for (row, &hk) in w.chunks_exact(GATES).zip(h_prev) {
-                        for (acc, wv) in g.iter_mut().zip(row) {
-                            *acc += hk * wv;
-                        }
-                    }
-                    let first = block * UNITS;
-                    // torch's gate order: input, forget, cell, output.
-                    for (u, (h, cell)) in h_out.iter_mut().zip(c_out.iter_mut()).enumerate() {
-                        let j = first + u;
-                        let gate = |q: usize| g[q * UNITS + u] + xi[q * h_dim + j];
-                        let (i, f) = (sigmoid(gate(0)), sigmoid(gate(1)));
-                        let (cand, o) = (tanh(gate(2)), sigmoid(gate(3)));
-                        *cell = f * *cell + i * cand;
-                        *h = o * tanh(*cell);
-                    }
+                    self.w_hh.step_block(block, h_prev, xi, c_out, h_out);
                 }
             });
     }
-}
-
-/// W_hh (4H, H), torch's layout, into blocks of UNITS units (see `LstmLayer::w_hh`).
-fn regroup(w: &[f32], h_dim: usize) -> Vec<f32> {
-    let blocks = h_dim.div_ceil(UNITS);
-    let mut out = vec![0f32; blocks * h_dim * GATES];
-    for q in 0..4 {
-        for j in 0..h_dim {
-            let (block, u) = (j / UNITS, j % UNITS);
-            for k in 0..h_dim {
-                out[(block * h_dim + k) * GATES + q * UNITS + u] = w[(q * h_dim + j) * h_dim + k];
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -155,6 +124,7 @@ mod tests {
     use super::super::testing::{close, noise};
     use super::*;
     use candle_core::{DType, Device, Tensor};
+    use half::f16;
     use std::collections::HashMap;
 
     #[test]
@@ -187,36 +157,55 @@ mod tests {
             }
             raw.push(parts);
         }
-        let vb = VarBuilder::from_tensors(map, DType::F32, &dev);
-        let lstm = Lstm::load(vb, h, layers).expect("load");
         let x = Signal::new(frames, h, noise(frames * h, 3));
-
-        let sig = |v: f32| 1.0 / (1.0 + (-v).exp());
-        let mut seq = x.data.clone();
-        for [w_ih, w_hh, b_ih, b_hh] in &raw {
-            let (mut hs, mut cs) = (vec![0f32; h], vec![0f32; h]);
-            let mut next = Vec::new();
-            for t in 0..frames {
-                let input = &seq[t * h..(t + 1) * h];
-                let gate = |r: usize| {
-                    let mut acc = b_ih[r] + b_hh[r];
-                    for k in 0..h {
-                        acc += w_ih[r * h + k] * input[k] + w_hh[r * h + k] * hs[k];
+        // torch's definition, with W_hh through `round` (f16 keeps it rounded so).
+        let definition = |round: fn(f32) -> f32| {
+            let sig = |v: f32| 1.0 / (1.0 + (-v).exp());
+            let mut seq = x.data.clone();
+            for [w_ih, w_hh, b_ih, b_hh] in &raw {
+                let w_hh: Vec<f32> = w_hh.iter().map(|v| round(*v)).collect();
+                let (mut hs, mut cs) = (vec![0f32; h], vec![0f32; h]);
+                let mut next = Vec::new();
+                for t in 0..frames {
+                    let input = &seq[t * h..(t + 1) * h];
+                    let gate = |r: usize| {
+                        let mut acc = b_ih[r] + b_hh[r];
+                        for k in 0..h {
+                            acc += w_ih[r * h + k] * input[k] + w_hh[r * h + k] * hs[k];
+                        }
+                        acc
+                    };
+                    let g: Vec<f32> = (0..4 * h).map(gate).collect();
+                    for j in 0..h {
+                        cs[j] = sig(g[h + j]) * cs[j] + sig(g[j]) * g[2 * h + j].tanh();
+                        hs[j] = sig(g[3 * h + j]) * cs[j].tanh();
                     }
-                    acc
-                };
-                let g: Vec<f32> = (0..4 * h).map(gate).collect();
-                for j in 0..h {
-                    cs[j] = sig(g[h + j]) * cs[j] + sig(g[j]) * g[2 * h + j].tanh();
-                    hs[j] = sig(g[3 * h + j]) * cs[j].tanh();
+                    next.extend_from_slice(&hs);
                 }
-                next.extend_from_slice(&hs);
+                seq = next;
             }
-            seq = next;
-        }
-        for (s, v) in seq.iter_mut().zip(&x.data) {
-            *s += v;
-        }
-        close(&lstm.forward(&x).data, &seq);
+            for (s, v) in seq.iter_mut().zip(&x.data) {
+                *s += v;
+            }
+            seq
+        };
+        let exact = definition(|v| v);
+        let load = |recurrent| {
+            let vb = VarBuilder::from_tensors(map.clone(), DType::F32, &dev);
+            Lstm::load(vb, h, layers, recurrent).expect("load")
+        };
+        close(&load(RecurrentPrecision::F32).forward(&x).data, &exact);
+        let half = load(RecurrentPrecision::F16).forward(&x).data;
+        close(&half, &definition(|v| f16::from_f32(v).to_f32()));
+        // And what the rounding costs against the exact weights.
+        let worst = half
+            .iter()
+            .zip(&exact)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            worst > 0.0 && worst < 2e-3,
+            "f16 W_hh moved the output by {worst}"
+        );
     }
 }

@@ -21,6 +21,8 @@ use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
+use crate::ml::kernels::lstm_cell::RecurrentPrecision;
+use crate::ml::nn::device::Precision;
 use conv::host;
 use host_net::HostNet;
 use plan::Plan;
@@ -111,6 +113,18 @@ impl EncodecConfig {
     }
 }
 
+/// How the CPU's LSTM keeps its recurrent weights at the LM's `precision`: as trained at
+/// f32 (the waveform to f32 rounding of transformers'), else in f16. Every frame of the
+/// recurrence reads all of W_hh, so halving it cuts the LSTM, the largest layer of a decode,
+/// by two fifths; f16's 2⁻¹¹ rounding is far finer than the LM's own 8-bit weights, and the
+/// waveform stays ≥ 70 dB SNR from transformers' (the parity tests; 82–119 dB measured).
+pub fn recurrent_precision(precision: Precision) -> RecurrentPrecision {
+    match precision {
+        Precision::F32 => RecurrentPrecision::F32,
+        Precision::F16 | Precision::BF16 | Precision::Q8_0 => RecurrentPrecision::F16,
+    }
+}
+
 /// How the decoder's layers run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -145,13 +159,21 @@ pub struct EncodecDecoder {
 }
 
 impl EncodecDecoder {
-    /// `vb` points at an `EncodecModel` (`audio_encoder` in a MusicGen checkpoint).
+    /// `vb` points at an `EncodecModel` (`audio_encoder` in a MusicGen checkpoint);
+    /// `precision` is the LM's (`--dtype`).
     ///
-    /// Decoding runs in f32 whatever dtype the LM uses (half precision audibly degrades
-    /// the waveform): on the CPU with our kernels, on a GPU with candle's ops there.
-    pub fn load(vb: VarBuilder, cfg: &EncodecConfig, num_codebooks: usize) -> Result<Self> {
+    /// Decoding runs in f32 whatever dtype the LM uses (half precision activations audibly
+    /// degrade the waveform): on the CPU with our kernels, on a GPU with candle's ops
+    /// there. One exception on the CPU: at any precision but f32, the LSTM's recurrent
+    /// weights are kept in f16 (see `recurrent_precision`).
+    pub fn load(
+        vb: VarBuilder,
+        cfg: &EncodecConfig,
+        num_codebooks: usize,
+        precision: Precision,
+    ) -> Result<Self> {
         let engine = Engine::for_device(vb.device());
-        Self::load_with(vb, cfg, num_codebooks, engine)
+        Self::load_with(vb, cfg, num_codebooks, engine, precision)
     }
 
     /// `load`, choosing how the layers run (the tests and benchmarks compare the two).
@@ -160,6 +182,7 @@ impl EncodecDecoder {
         cfg: &EncodecConfig,
         num_codebooks: usize,
         engine: Engine,
+        precision: Precision,
     ) -> Result<Self> {
         cfg.check()?;
         let vb = vb.set_dtype(DType::F32);
@@ -173,7 +196,10 @@ impl EncodecDecoder {
         let plan = Plan::new(cfg);
         let layers = vb.pp("decoder").pp("layers");
         let net = match engine {
-            Engine::HostKernels => Net::Host(HostNet::load(layers, cfg, &plan)?),
+            Engine::HostKernels => {
+                let recurrent = recurrent_precision(precision);
+                Net::Host(HostNet::load(layers, cfg, &plan, recurrent)?)
+            }
             Engine::TensorOps => Net::Tensors(TensorNet::load(layers, cfg, &plan)?),
         };
         Ok(Self {

@@ -76,18 +76,6 @@ fn elu1(v: f32) -> f32 {
     }
 }
 
-/// The logistic function, through the vectorisable exp.
-#[inline(always)]
-pub fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp_approx(-x))
-}
-
-/// tanh(x) = 2·σ(2x) − 1 (absolute error ~1e-7, which is what matters here).
-#[inline(always)]
-pub fn tanh(x: f32) -> f32 {
-    2.0 * sigmoid(2.0 * x) - 1.0
-}
-
 /// ELU in place (one chunk's worth: callers parallelise over chunks).
 pub fn elu_in_place(data: &mut [f32]) {
     for v in data {
@@ -268,13 +256,6 @@ mod tests {
         assert!(worst < 5e-7, "worst relative error {worst}");
         assert_eq!(elu1(-200.0), -1.0);
         assert_eq!(elu1(2.5), 2.5);
-        for x in [-20.0f32, -3.0, -0.5, -1e-3, 0.0, 1e-3, 0.7, 4.0, 20.0] {
-            assert!((tanh(x) - x.tanh()).abs() < 3e-7, "tanh({x})");
-            assert!(
-                (sigmoid(x) - 1.0 / (1.0 + (-x).exp())).abs() < 3e-7,
-                "sigmoid({x})"
-            );
-        }
     }
 
     #[test]
