@@ -89,11 +89,11 @@ impl ResBlock {
                         s.acc_staged(own, rows, out);
                     }
                     None => {
-                        for (o, (v, bias)) in out
-                            .iter_mut()
-                            .zip(own.iter().zip(self.out_bias.iter().cycle()))
-                        {
-                            *o = v + bias;
+                        // Row by row (a `cycle()` over the bias compiled to a scalar loop).
+                        for (o, v) in out.chunks_exact_mut(c).zip(own.chunks_exact(c)) {
+                            for ((o, v), bias) in o.iter_mut().zip(v).zip(&self.out_bias) {
+                                *o = v + bias;
+                            }
                         }
                     }
                 }
