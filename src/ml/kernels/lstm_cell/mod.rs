@@ -208,7 +208,7 @@ mod tests {
                 // torch's cell, in f64, over the weights as stored.
                 let (mut want_c, mut want_h) = (Vec::new(), Vec::new());
                 let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
-                for j in 0..hidden {
+                for (j, c_prev) in c0.iter().enumerate() {
                     let gate = |q: usize| {
                         let r = q * hidden + j;
                         xi[r] as f64
@@ -216,7 +216,7 @@ mod tests {
                                 .map(|k| round(w_hh[r * hidden + k]) as f64 * h_prev[k] as f64)
                                 .sum::<f64>()
                     };
-                    let c = sig(gate(1)) * c0[j] as f64 + sig(gate(0)) * gate(2).tanh();
+                    let c = sig(gate(1)) * *c_prev as f64 + sig(gate(0)) * gate(2).tanh();
                     want_c.push(c);
                     want_h.push(sig(gate(3)) * c.tanh());
                 }
