@@ -26,6 +26,16 @@ const KC: usize = 512;
 /// Rows one task takes through a panel (a multiple of MR).
 const ROWS_PER_TASK: usize = 16 * MR;
 
+/// Columns a micro-kernel on `isa` multiplies at a time: a panel costs the columns up to
+/// the next multiple of this past its last real one. The AVX2 kernel walks a panel in
+/// slices of 16 and stops after the last real one; the others multiply all NR.
+pub fn columns_per_pass(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx2 => 16,
+        Isa::Avx512 | Isa::Portable => NR,
+    }
+}
+
 pub struct PackedF32 {
     /// ⌈n / NR⌉ panels of k × NR, columns past `n` zero.
     panels: Vec<f32>,

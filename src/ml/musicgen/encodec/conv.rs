@@ -14,7 +14,8 @@ use super::signal::{
 };
 use super::EncodecConfig;
 use crate::ml::kernels::host_matmul::dot;
-use crate::ml::kernels::packed_gemm::NR;
+use crate::ml::kernels::isa;
+use crate::ml::kernels::packed_gemm::columns_per_pass;
 
 /// A tensor's values on the host, as f32, in row-major order.
 pub(super) fn host(t: &Tensor) -> candle_core::Result<Vec<f32>> {
@@ -58,7 +59,8 @@ enum ConvWeight {
     /// column, dotted with each window (a GEMM with one column runs far below this).
     Mono(Vec<f32>),
     /// Undilated: one product over every window. With `frames` > 1 (layers with fewer
-    /// output channels than the GEMM's panel is wide, which would multiply zero columns),
+    /// output channels than the GEMM multiplies at a time, which would multiply zero
+    /// columns: `columns_per_pass`),
     /// one row of the product makes `frames` consecutive output frames: its window is
     /// taps + frames − 1 frames long and the matrix has frames · cout columns, frame f's
     /// taps shifted down by f frames (zeros elsewhere).
@@ -171,7 +173,12 @@ impl Conv {
         let weight = if cout == 1 && dilation == 1 {
             ConvWeight::Mono(weight)
         } else if dilation == 1 {
-            let frames = if stride == 1 { (NR / cout).max(1) } else { 1 };
+            let width = columns_per_pass(isa::active());
+            let frames = if stride == 1 {
+                (width / cout).max(1)
+            } else {
+                1
+            };
             let rows = (taps + frames - 1) * cin;
             let mut wide = vec![0f32; rows * frames * cout];
             for f in 0..frames {
