@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use super::conv_f23::F23;
 use super::signal::{
     chunk_bounds, chunk_frames, fill_rows, split_rows, PadMode, Padding, Signal, Weight,
 };
@@ -67,6 +68,9 @@ enum ConvWeight {
     Windows { weight: Weight, frames: usize },
     /// Dilated: the taps are not adjacent frames, so one product per tap, (cin, cout).
     Taps(Vec<Weight>),
+    /// Three adjacent taps, stride 1, outputs as wide as the GEMM multiplies at a time:
+    /// Winograd's F(2, 3), a third fewer multiply-adds (`conv_f23`).
+    F23(F23),
 }
 
 /// A convolution's geometry: channels, taps, stride, dilation and transformers' padding.
@@ -170,10 +174,12 @@ impl Conv {
                 }
             }
         }
+        let width = columns_per_pass(isa::active());
         let weight = if cout == 1 && dilation == 1 {
             ConvWeight::Mono(weight)
+        } else if taps == 3 && stride == 1 && dilation == 1 && cout >= width {
+            ConvWeight::F23(F23::new(&weight, cin, cout))
         } else if dilation == 1 {
-            let width = columns_per_pass(isa::active());
             let frames = if stride == 1 {
                 (width / cout).max(1)
             } else {
@@ -201,11 +207,19 @@ impl Conv {
         })
     }
 
-    /// Output frames per chunk: per output frame, a chunk stages stride input frames and
-    /// writes one output frame.
+    /// Output frames per chunk: per output frame, a chunk stages stride input frames,
+    /// writes one output frame and any scratch the product needs.
     fn chunk(&self) -> usize {
         let s = &self.shape;
-        chunk_frames(s.cin * s.stride + s.cout)
+        chunk_frames(s.cin * s.stride + s.cout + self.scratch_per_frame())
+    }
+
+    /// Floats of scratch the product needs per output frame (F(2, 3)'s transforms).
+    pub fn scratch_per_frame(&self) -> usize {
+        match &self.weight {
+            ConvWeight::F23(f) => f.scratch_per_frame(),
+            _ => 0,
+        }
     }
 
     /// conv(ELU(x) if `elu`, else x), bias included.
@@ -273,6 +287,7 @@ impl Conv {
                     }
                 }
             }
+            ConvWeight::F23(f) => f.acc(staged, rows, out),
             ConvWeight::Taps(taps) => {
                 for (tap, w) in taps.iter().enumerate() {
                     let from = &staged[tap * dilation * cin..];
@@ -291,14 +306,18 @@ mod tests {
 
     #[test]
     fn strided_dilated_conv_matches_the_definition() {
-        let (cin, cout, taps) = (3, 4, 3);
-        for (stride, dilation, causal, frames) in [
-            (1, 2, false, 11),
-            (2, 1, true, 10),
-            (2, 3, false, 13),
-            (1, 1, true, 2),
-            (1, 1, false, 17),
+        for (cin, cout, stride, dilation, causal, frames) in [
+            (3, 4, 1, 2, false, 11),
+            (3, 4, 2, 1, true, 10),
+            (3, 4, 2, 3, false, 13),
+            (3, 4, 1, 1, true, 2),
+            (3, 4, 1, 1, false, 17),
+            // Outputs as wide as the GEMM's pass: F(2, 3), odd and even lengths.
+            (5, 64, 1, 1, false, 13),
+            (5, 64, 1, 1, true, 12),
+            (5, 64, 1, 1, false, 1),
         ] {
+            let taps = 3;
             let (vb, w, b) = weights((cout, cin, taps), cout, 7);
             let shape = ConvShape::new(&config(causal), (cin, cout), taps, stride, dilation);
             let conv = Conv::load(vb, shape).expect("load");

@@ -6,6 +6,7 @@
 
 pub mod chunked;
 mod conv;
+mod conv_f23;
 mod host_net;
 mod lstm;
 mod plan;
@@ -145,7 +146,7 @@ impl Engine {
 }
 
 enum Net {
-    Host(HostNet),
+    Host(Box<HostNet>),
     Tensors(TensorNet),
 }
 
@@ -198,7 +199,7 @@ impl EncodecDecoder {
         let net = match engine {
             Engine::HostKernels => {
                 let recurrent = recurrent_precision(precision);
-                Net::Host(HostNet::load(layers, cfg, &plan, recurrent)?)
+                Net::Host(Box::new(HostNet::load(layers, cfg, &plan, recurrent)?))
             }
             Engine::TensorOps => Net::Tensors(TensorNet::load(layers, cfg, &plan)?),
         };

@@ -57,9 +57,11 @@ impl ResBlock {
     }
 
     pub fn forward(&self, x: &Signal) -> Signal {
-        // Per frame: the staged input, the hidden frame and the output frame.
+        // Per frame: the staged input, the hidden frame, the output frame and conv1's
+        // scratch.
         let c = x.channels;
-        self.forward_in_chunks(x, chunk_frames(2 * c + self.conv1.shape.cout))
+        let floats = 2 * c + self.conv1.shape.cout + self.conv1.scratch_per_frame();
+        self.forward_in_chunks(x, chunk_frames(floats))
     }
 
     /// `forward`, `chunk` frames per task.
