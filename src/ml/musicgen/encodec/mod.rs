@@ -147,7 +147,7 @@ impl Engine {
 
 enum Net {
     Host(Box<HostNet>),
-    Tensors(TensorNet),
+    Tensors(Box<TensorNet>),
 }
 
 pub struct EncodecDecoder {
@@ -201,7 +201,7 @@ impl EncodecDecoder {
                 let recurrent = recurrent_precision(precision);
                 Net::Host(Box::new(HostNet::load(layers, cfg, &plan, recurrent)?))
             }
-            Engine::TensorOps => Net::Tensors(TensorNet::load(layers, cfg, &plan)?),
+            Engine::TensorOps => Net::Tensors(Box::new(TensorNet::load(layers, cfg, &plan)?)),
         };
         Ok(Self {
             codebooks,
