@@ -211,7 +211,14 @@ impl Conv {
     /// writes one output frame and any scratch the product needs.
     fn chunk(&self) -> usize {
         let s = &self.shape;
-        chunk_frames(s.cin * s.stride + s.cout + self.scratch_per_frame())
+        let floats = s.cin * s.stride + s.cout + self.scratch_per_frame();
+        chunk_frames(floats, self.weight_floats())
+    }
+
+    /// Floats of weights by the layer's definition (what a chunk reads).
+    pub fn weight_floats(&self) -> usize {
+        let s = &self.shape;
+        s.taps * s.cin * s.cout
     }
 
     /// Floats of scratch the product needs per output frame (F(2, 3)'s transforms).

@@ -61,7 +61,12 @@ impl ResBlock {
         // scratch.
         let c = x.channels;
         let floats = 2 * c + self.conv1.shape.cout + self.conv1.scratch_per_frame();
-        self.forward_in_chunks(x, chunk_frames(floats))
+        let weights = [Some(&self.conv1), Some(&self.conv2), self.shortcut.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(Conv::weight_floats)
+            .sum();
+        self.forward_in_chunks(x, chunk_frames(floats, weights))
     }
 
     /// `forward`, `chunk` frames per task.

@@ -170,13 +170,23 @@ pub fn pad(x: &Signal, left: usize, right: usize, mode: PadMode, elu: bool) -> S
 /// through memory.
 pub const CHUNK_FLOATS: usize = 1 << 17;
 
-/// Fewest frames per chunk: every chunk reads all of its layer's weights (48 MB for the
-/// first upsampling of musicgen's EnCodec), so a chunk must be tall enough to pay for that.
+/// Fewest frames per chunk: every chunk reads all of its layer's weights, so a chunk must
+/// be tall enough to pay for that.
 pub const MIN_CHUNK_FRAMES: usize = 64;
 
-/// Frames per chunk for a layer whose chunk touches `floats_per_frame` per frame.
-pub fn chunk_frames(floats_per_frame: usize) -> usize {
-    (CHUNK_FLOATS / floats_per_frame.max(1)).max(MIN_CHUNK_FRAMES)
+/// Weight floats a chunk's frame pays for, at most: a layer whose weights outgrow the
+/// caches (the first upsampling of musicgen's EnCodec: three 16 MB matrices) reads them
+/// from memory once per chunk, so its chunks grow with its weights (64 → 192 frames
+/// there took that layer from 61 to 51 ms on the AVX2 path; smaller layers were slower
+/// with taller chunks).
+pub const WEIGHT_FLOATS_PER_FRAME: usize = 1 << 16;
+
+/// Frames per chunk for a layer whose chunk touches `floats_per_frame` per frame and
+/// whose weights hold `weight_floats`.
+pub fn chunk_frames(floats_per_frame: usize, weight_floats: usize) -> usize {
+    (CHUNK_FLOATS / floats_per_frame.max(1))
+        .max(MIN_CHUNK_FRAMES)
+        .max(weight_floats / WEIGHT_FLOATS_PER_FRAME)
 }
 
 /// Every row of `out` (rows of `row.len()`) set to `row`: a chunk's output starts as

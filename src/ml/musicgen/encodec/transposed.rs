@@ -109,7 +109,9 @@ impl ConvTranspose {
         // Per window: the staged frame, F(2, 2)'s three half-rate inputs, the row and
         // half a row of m2.
         let (cin, n) = (self.cin, self.stride * self.cout);
-        self.forward_in_chunks(x, elu, chunk_frames(cin + 3 * cin / 2 + n + n / 2))
+        let floats = cin + 3 * cin / 2 + n + n / 2;
+        let weights = (self.blocks.len() + 1) * cin * n;
+        self.forward_in_chunks(x, elu, chunk_frames(floats, weights))
     }
 
     /// `forward`, `chunk` windows per task: each stages the (ELU'd) input frames its
