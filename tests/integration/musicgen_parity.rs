@@ -29,6 +29,25 @@ fn reference(name: &str) -> (HashMap<String, Tensor>, serde_json::Value) {
     (r, serde_json::from_str(&meta).unwrap())
 }
 
+/// A reference run: its label, its codes (codebook, frame) and transformers' waveform.
+type Run = (&'static str, Vec<Vec<u32>>, Vec<f32>);
+
+/// Each run of a fixture's reference.
+fn reference_runs(r: &HashMap<String, Tensor>) -> Vec<Run> {
+    ["cfg3", "cfg1"]
+        .into_iter()
+        .map(|label| {
+            let codes = r[&format!("{label}.codes")]
+                .to_dtype(DType::U32)
+                .unwrap()
+                .to_vec2()
+                .unwrap();
+            let audio = r[&format!("{label}.audio")].to_vec1().unwrap();
+            (label, codes, audio)
+        })
+        .collect()
+}
+
 fn load(name: &str, precision: Precision) -> MusicGen {
     let files = hub::resolve(dir(name).to_str().unwrap()).unwrap();
     MusicGen::load(&files, precision, &model_device()).unwrap()
@@ -115,14 +134,8 @@ fn waveform_at_the_fast_precision_stays_close_to_transformers() {
     for name in FIXTURES {
         let (r, _) = reference(name);
         let model = load(name, Precision::Q8_0);
-        for label in ["cfg3", "cfg1"] {
-            let codes: Vec<Vec<u32>> = r[&format!("{label}.codes")]
-                .to_dtype(DType::U32)
-                .unwrap()
-                .to_vec2()
-                .unwrap();
+        for (label, codes, want) in reference_runs(&r) {
             let audio = model.decode(&codes).unwrap();
-            let want: Vec<f32> = r[&format!("{label}.audio")].to_vec1().unwrap();
             assert_eq!(audio.len(), want.len(), "{name} {label}: sample count");
             let snr = snr_db(&want, &audio);
             assert!(
@@ -218,14 +231,8 @@ fn tensor_op_encodec_matches_transformers() {
             Precision::F32,
         )
         .unwrap();
-        for label in ["cfg3", "cfg1"] {
-            let codes: Vec<Vec<u32>> = r[&format!("{label}.codes")]
-                .to_dtype(DType::U32)
-                .unwrap()
-                .to_vec2()
-                .unwrap();
+        for (label, codes, want) in reference_runs(&r) {
             let audio = codec.decode(&codes).unwrap();
-            let want: Vec<f32> = r[&format!("{label}.audio")].to_vec1().unwrap();
             assert_eq!(audio.len(), want.len(), "{name} {label}: sample count");
             let d = max_abs_diff(&audio, &want);
             assert!(d <= 1e-4, "{name} {label}: waveform max |Δ| = {d}");
