@@ -110,26 +110,31 @@ fn run() -> Result<()> {
             "weight_mb_per_step": bytes as f64 / 1e6, "bandwidth_floor_ms": floor_ms,
             "fraction_of_bandwidth": floor_ms / ms_per_step,
         });
-        // EnCodec on random codes: f32 but for the LSTM's recurrent weights, which are
-        // f16 at the reduced precisions; how far that moves the waveform from f32's.
-        let k = model.num_codebooks();
-        let random: Vec<Vec<u32>> = (0..k)
-            .map(|c| {
-                (0..frames)
-                    .map(|f| ((f * 7919 + c * 104729) % 2048) as u32)
-                    .collect()
-            })
-            .collect();
-        model.decode(&random[..])?; // warm-up (first-touch allocations)
-        let t = Instant::now();
-        let audio = model.decode(&random)?;
-        r["encodec_ms"] = (t.elapsed().as_secs_f64() * 1000.0).into();
-        r["encodec_samples"] = audio.len().into();
-        if let Some(reference) = &f32_audio {
-            r["encodec_snr_db_vs_f32"] = snr_db(reference, &audio).into();
+        // EnCodec on random codes (FRAMES 0: not timed): f32 but for the LSTM's recurrent
+        // weights, which are f16 at the reduced precisions; how far that moves the
+        // waveform from f32's.
+        let mut audio = None;
+        if frames > 0 {
+            let k = model.num_codebooks();
+            let random: Vec<Vec<u32>> = (0..k)
+                .map(|c| {
+                    (0..frames)
+                        .map(|f| ((f * 7919 + c * 104729) % 2048) as u32)
+                        .collect()
+                })
+                .collect();
+            model.decode(&random[..])?; // warm-up (first-touch allocations)
+            let t = Instant::now();
+            let decoded = model.decode(&random)?;
+            r["encodec_ms"] = (t.elapsed().as_secs_f64() * 1000.0).into();
+            r["encodec_samples"] = decoded.len().into();
+            if let Some(reference) = &f32_audio {
+                r["encodec_snr_db_vs_f32"] = snr_db(reference, &decoded).into();
+            }
+            audio = Some(decoded);
         }
         if precision == Precision::F32 {
-            f32_audio = Some(audio);
+            f32_audio = audio;
             r["greedy_codes"] = serde_json::to_value(&codes)?;
             f32_logits = Some(model.teacher_forced_logits(prompt, &codes, 3.0)?);
             f32_codes = Some(codes);
