@@ -110,7 +110,9 @@ impl ConvTranspose {
         // half a row of m2.
         let (cin, n) = (self.cin, self.stride * self.cout);
         let floats = cin + 3 * cin / 2 + n + n / 2;
-        let weights = (self.blocks.len() + 1) * cin * n;
+        // Every matrix a chunk reads: one per window frame, and F(2, 2)'s sum when it has one.
+        let matrices = self.blocks.len() + usize::from(self.sum.is_some());
+        let weights = matrices * cin * n;
         self.forward_in_chunks(x, elu, chunk_frames(floats, weights))
     }
 
