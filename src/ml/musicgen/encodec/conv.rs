@@ -9,7 +9,8 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use super::conv_f23::F23;
+use super::buffers::{sized, WinogradScratch};
+use super::conv_f23::{Start, F23};
 use super::signal::{
     chunk_bounds, chunk_frames, fill_rows, split_rows, PadMode, Padding, Signal, Weight,
 };
@@ -229,35 +230,60 @@ impl Conv {
         }
     }
 
-    /// conv(ELU(x) if `elu`, else x), bias included.
-    pub fn forward(&self, x: &Signal, elu: bool) -> Signal {
-        self.forward_in_chunks(x, elu, self.chunk())
+    /// conv(ELU(x) if `elu`, else x), bias included, written into `out` (any buffer:
+    /// `buffers::sized`).
+    pub fn forward(&self, x: &Signal, elu: bool, out: Vec<f32>) -> Signal {
+        self.forward_in_chunks(x, elu, self.chunk(), out)
     }
 
     /// `forward`, `chunk` output frames per task: each stages its window of the padded
     /// (and ELU'd) input and multiplies it while it is in cache.
-    pub fn forward_in_chunks(&self, x: &Signal, elu: bool, chunk: usize) -> Signal {
+    pub fn forward_in_chunks(&self, x: &Signal, elu: bool, chunk: usize, out: Vec<f32>) -> Signal {
         let shape = &self.shape;
         assert_eq!(x.channels, shape.cin, "conv input channels");
         let frames = shape.out_frames(x.frames);
         let padding = shape.padding(x.frames);
-        let mut data = vec![0f32; frames * shape.cout];
+        let mut data = sized(out, frames * shape.cout);
         let bounds = chunk_bounds(frames, chunk);
         split_rows(&mut data, shape.cout, &bounds)
             .into_par_iter()
             .zip(bounds.par_windows(2))
-            .for_each(|(out, b)| {
-                let mut staged = Vec::new();
-                padding.stage(x, shape.window(&(b[0]..b[1])), elu, &mut staged);
-                fill_rows(out, &self.bias);
-                self.acc_staged(&staged, b[1] - b[0], out);
+            .for_each_init(Scratch::default, |scratch, (out, b)| {
+                let window = shape.window(&(b[0]..b[1]));
+                padding.stage(x, window, elu, &mut scratch.staged);
+                self.write_staged(&scratch.staged, b[1] - b[0], out, &mut scratch.winograd);
             });
         Signal::new(frames, shape.cout, data)
     }
 
+    /// out (rows × cout, row-major) = the bias plus the conv of `staged`, the padded
+    /// input frames from the first row's window on; on this thread.
+    pub fn write_staged(
+        &self,
+        staged: &[f32],
+        rows: usize,
+        out: &mut [f32],
+        scratch: &mut WinogradScratch,
+    ) {
+        match &self.weight {
+            // F(2, 3) adds the bias where it combines its products: one pass less.
+            ConvWeight::F23(f) => f.run(staged, rows, out, Start::Bias(&self.bias), scratch),
+            _ => {
+                fill_rows(out, &self.bias);
+                self.acc_staged(staged, rows, out, scratch);
+            }
+        }
+    }
+
     /// out (rows × cout, row-major) += the conv of `staged`, the padded input frames from
     /// the first row's window on; on this thread.
-    pub fn acc_staged(&self, staged: &[f32], rows: usize, out: &mut [f32]) {
+    pub fn acc_staged(
+        &self,
+        staged: &[f32],
+        rows: usize,
+        out: &mut [f32],
+        scratch: &mut WinogradScratch,
+    ) {
         let ConvShape {
             cin,
             cout,
@@ -294,7 +320,7 @@ impl Conv {
                     }
                 }
             }
-            ConvWeight::F23(f) => f.acc(staged, rows, out),
+            ConvWeight::F23(f) => f.run(staged, rows, out, Start::Accumulate, scratch),
             ConvWeight::Taps(taps) => {
                 for (tap, w) in taps.iter().enumerate() {
                     let from = &staged[tap * dilation * cin..];
@@ -303,6 +329,14 @@ impl Conv {
             }
         }
     }
+}
+
+/// What a task keeps from one chunk to the next (`for_each_init`), so chunks do not
+/// allocate: the staged input and F(2, 3)'s buffers.
+#[derive(Default)]
+struct Scratch {
+    staged: Vec<f32>,
+    winograd: WinogradScratch,
 }
 
 #[cfg(test)]
@@ -346,8 +380,31 @@ mod tests {
             }
             // One chunk, and chunks that cut the signal anywhere (edges included).
             for chunk in [1000, 1, 2, 3] {
-                close(&conv.forward_in_chunks(&x, true, chunk).data, &want);
+                close(
+                    &conv.forward_in_chunks(&x, true, chunk, Vec::new()).data,
+                    &want,
+                );
             }
+        }
+    }
+
+    #[test]
+    fn adding_a_conv_matches_writing_it() {
+        // `acc_staged` (onto what out holds) and `write_staged` (over it, from the bias)
+        // agree, F(2, 3) (64 outputs, odd and even lengths) and the plain product alike.
+        for (cout, rows) in [(4, 9), (64, 13), (64, 12)] {
+            let (cin, taps) = (5, 3);
+            let (vb, _, _) = weights((cout, cin, taps), cout, 7);
+            let shape = ConvShape::new(&config(false), (cin, cout), taps, 1, 1);
+            let conv = Conv::load(vb, shape).expect("load");
+            let staged = noise((rows + taps - 1) * cin, 8);
+            let mut scratch = WinogradScratch::default();
+            let mut written = vec![f32::NAN; rows * cout];
+            conv.write_staged(&staged, rows, &mut written, &mut scratch);
+            let mut added = vec![0f32; rows * cout];
+            fill_rows(&mut added, &conv.bias);
+            conv.acc_staged(&staged, rows, &mut added, &mut scratch);
+            close(&added, &written);
         }
     }
 
@@ -372,7 +429,10 @@ mod tests {
             })
             .collect();
         for chunk in [1000, 4] {
-            close(&conv.forward_in_chunks(&x, true, chunk).data, &want);
+            close(
+                &conv.forward_in_chunks(&x, true, chunk, Vec::new()).data,
+                &want,
+            );
         }
     }
 }

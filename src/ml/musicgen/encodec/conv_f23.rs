@@ -10,6 +10,7 @@
 //! Each m is one product over every pair of a chunk (k = cin, n = cout), so it pays only
 //! where the output fills the GEMM's columns (`packed_gemm::columns_per_pass`).
 
+use super::buffers::{reused, WinogradScratch};
 use super::signal::Weight;
 
 /// The four transformed weights of F(2, 3).
@@ -52,13 +53,20 @@ impl F23 {
         2 * self.cin + self.cout
     }
 
-    /// out (rows × cout) += the conv of `staged` (the rows + 2 padded input frames the
-    /// rows read), on this thread.
-    pub fn acc(&self, staged: &[f32], rows: usize, out: &mut [f32]) {
+    /// The conv of `staged` (the rows + 2 padded input frames the rows read) into out
+    /// (rows × cout), on this thread: written over out plus a bias, or added to it.
+    pub fn run(
+        &self,
+        staged: &[f32],
+        rows: usize,
+        out: &mut [f32],
+        start: Start,
+        scratch: &mut WinogradScratch,
+    ) {
         let (cin, cout) = (self.cin, self.cout);
         let pairs = rows / 2;
         if pairs > 0 {
-            self.acc_pairs(staged, pairs, out);
+            self.pairs(staged, pairs, out, start, scratch);
         }
         if rows % 2 == 1 {
             // The odd last frame: its pair with a zero frame after the window, and only
@@ -67,19 +75,36 @@ impl F23 {
             let mut window = vec![0f32; 4 * cin];
             window[..3 * cin].copy_from_slice(&staged[first * cin..(first + 3) * cin]);
             let mut y = vec![0f32; 2 * cout];
-            self.acc_pairs(&window, 1, &mut y);
-            for (o, v) in out[first * cout..rows * cout].iter_mut().zip(&y) {
-                *o += v;
+            self.pairs(&window, 1, &mut y, Start::Accumulate, scratch);
+            let out = &mut out[first * cout..rows * cout];
+            match start {
+                Start::Bias(bias) => {
+                    for ((o, v), b) in out.iter_mut().zip(&y).zip(bias) {
+                        *o = v + b;
+                    }
+                }
+                Start::Accumulate => {
+                    for (o, v) in out.iter_mut().zip(&y) {
+                        *o += v;
+                    }
+                }
             }
         }
     }
 
-    /// out (2 · pairs × cout) += the conv of `staged` (2 · pairs + 2 frames).
-    fn acc_pairs(&self, staged: &[f32], pairs: usize, out: &mut [f32]) {
+    /// `run` over 2 · pairs output frames (`staged`: 2 · pairs + 2 frames).
+    fn pairs(
+        &self,
+        staged: &[f32],
+        pairs: usize,
+        out: &mut [f32],
+        start: Start,
+        scratch: &mut WinogradScratch,
+    ) {
         let (cin, cout) = (self.cin, self.cout);
         let frame = |j: usize| &staged[j * cin..(j + 1) * cin];
         // The transformed inputs of every pair, one matrix each.
-        let mut d = vec![0f32; 4 * pairs * cin];
+        let d = reused(&mut scratch.inputs, 4 * pairs * cin);
         let (d1, rest) = d.split_at_mut(pairs * cin);
         let (d2, rest) = rest.split_at_mut(pairs * cin);
         let (d3, d4) = rest.split_at_mut(pairs * cin);
@@ -104,23 +129,44 @@ impl F23 {
                 *o4 = e - b;
             }
         }
-        // m1 into the even frames, m4 into the odd ones, m2 and m3 apart, then combined.
-        self.g0.acc_here(out, 2 * cout, d1, cin, pairs);
-        self.g2.acc_here(&mut out[cout..], 2 * cout, d4, cin, pairs);
-        let mut m = vec![0f32; 2 * pairs * cout];
+        // m1 into the even frames, m4 into the odd ones, m2 and m3 apart, then combined
+        // (with the bias, when out is written over).
+        let (bias, zeros);
+        match start {
+            Start::Bias(b) => {
+                self.g0.set_here(out, 2 * cout, d1, cin, pairs);
+                self.g2.set_here(&mut out[cout..], 2 * cout, d4, cin, pairs);
+                bias = b;
+            }
+            Start::Accumulate => {
+                self.g0.acc_here(out, 2 * cout, d1, cin, pairs);
+                self.g2.acc_here(&mut out[cout..], 2 * cout, d4, cin, pairs);
+                zeros = vec![0f32; cout];
+                bias = &zeros;
+            }
+        }
+        let m = reused(&mut scratch.products, 2 * pairs * cout);
         let (m2, m3) = m.split_at_mut(pairs * cout);
-        self.sum.acc_here(m2, cout, d2, cin, pairs);
-        self.diff.acc_here(m3, cout, d3, cin, pairs);
+        self.sum.set_here(m2, cout, d2, cin, pairs);
+        self.diff.set_here(m3, cout, d3, cin, pairs);
         for ((pair, m2), m3) in out
             .chunks_exact_mut(2 * cout)
             .zip(m2.chunks_exact(cout))
             .zip(m3.chunks_exact(cout))
         {
             let (even, odd) = pair.split_at_mut(cout);
-            for (((e, o), p), q) in even.iter_mut().zip(odd).zip(m2).zip(m3) {
-                *e += p + q;
-                *o += p - q;
+            for ((((e, o), p), q), b) in even.iter_mut().zip(odd).zip(m2).zip(m3).zip(bias) {
+                *e += p + q + b;
+                *o += p - q + b;
             }
         }
     }
+}
+
+/// How a product treats its output: written over, starting from a bias (a conv's own
+/// output), or added to what it holds.
+#[derive(Clone, Copy)]
+pub enum Start<'a> {
+    Bias(&'a [f32]),
+    Accumulate,
 }

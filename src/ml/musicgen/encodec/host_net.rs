@@ -3,6 +3,7 @@
 
 use candle_nn::VarBuilder;
 
+use super::buffers::Buffers;
 use super::conv::Conv;
 use super::lstm::Lstm;
 use super::plan::Plan;
@@ -19,6 +20,8 @@ pub struct HostNet {
     stages: Vec<(ConvTranspose, Vec<ResBlock>)>,
     /// ELU → conv down to the audio channels.
     last: Conv,
+    /// Signals between layers, reused (`buffers`).
+    buffers: Buffers,
 }
 
 impl HostNet {
@@ -42,19 +45,30 @@ impl HostNet {
             lstm,
             stages,
             last,
+            buffers: Buffers::default(),
         })
     }
 
     /// Embeddings (frames, hidden) → samples, time-major (mono: one per frame).
     pub fn forward(&self, emb: &Signal) -> Vec<f32> {
-        let mut x = self.first.forward(emb, false);
-        x = self.lstm.forward(&x);
+        let buffers = &self.buffers;
+        // Each layer writes into a kept buffer and hands its input's back.
+        let next = |x: Signal, layer: &dyn Fn(&Signal, Vec<f32>) -> Signal| {
+            let y = layer(&x, buffers.take());
+            buffers.give(x.data);
+            y
+        };
+        let mut x = self.first.forward(emb, false, buffers.take());
+        x = next(x, &|x, out| self.lstm.forward(x, out));
         for (up, blocks) in &self.stages {
-            x = up.forward(&x, true);
+            x = next(x, &|x, out| up.forward(x, true, out));
             for block in blocks {
-                x = block.forward(&x);
+                x = next(x, &|x, out| block.forward(x, out));
             }
         }
-        self.last.forward(&x, true).data
+        // The samples leave with the caller: a buffer of their own.
+        let samples = self.last.forward(&x, true, Vec::new()).data;
+        buffers.give(x.data);
+        samples
     }
 }

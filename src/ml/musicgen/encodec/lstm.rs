@@ -11,8 +11,9 @@
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use super::buffers::sized;
 use super::conv::host;
-use super::signal::{Signal, Weight};
+use super::signal::{fill_rows, Signal, Weight};
 use crate::ml::kernels::lstm_cell::{RecurrentPrecision, RecurrentWeight, UNITS};
 
 /// Blocks per task: a few per thread, so one slow thread does not hold the frame up.
@@ -62,23 +63,26 @@ impl Lstm {
         })
     }
 
-    pub fn forward(&self, x: &Signal) -> Signal {
+    /// The layers over `x`, plus `x`, written into `out` (any buffer: `buffers::sized`).
+    pub fn forward(&self, x: &Signal, out: Vec<f32>) -> Signal {
         assert_eq!(x.channels, self.hidden, "LSTM input channels");
         let (t_len, h_dim) = (x.frames, self.hidden);
+        // Each layer's input projections, made again for the next layer.
+        let mut xi = Signal::new(t_len, 4 * h_dim, vec![0f32; t_len * 4 * h_dim]);
         // Each layer's output, the next one's input (the first reads `x` itself).
         let mut seq: Option<Signal> = None;
         for layer in &self.layers {
             let input = seq.as_ref().unwrap_or(x);
             // The input projection for every frame at once.
-            let mut xi = Signal::filled(t_len, &layer.bias);
+            fill_rows(&mut xi.data, &layer.bias);
             layer
                 .w_ih_t
                 .acc(&mut xi.data, 4 * h_dim, &input.data, h_dim, t_len);
-            let mut out = vec![0f32; t_len * h_dim];
+            let mut hs = vec![0f32; t_len * h_dim];
             let mut c = vec![0f32; h_dim];
             let zeros = vec![0f32; h_dim];
             for t in 0..t_len {
-                let (done, rest) = out.split_at_mut(t * h_dim);
+                let (done, rest) = hs.split_at_mut(t * h_dim);
                 let h_prev = if t == 0 {
                     &zeros[..]
                 } else {
@@ -87,13 +91,14 @@ impl Lstm {
                 let h_next = &mut rest[..h_dim];
                 layer.step(h_prev, xi.row(t), &mut c, h_next);
             }
-            seq = Some(Signal::new(t_len, h_dim, out));
+            seq = Some(Signal::new(t_len, h_dim, hs));
         }
-        let mut seq = seq.unwrap_or_else(|| x.clone());
-        for (s, v) in seq.data.iter_mut().zip(&x.data) {
-            *s += v;
+        let mut out = sized(out, x.data.len());
+        let layers = seq.as_ref().unwrap_or(x);
+        for ((o, s), v) in out.iter_mut().zip(&layers.data).zip(&x.data) {
+            *o = s + v;
         }
-        seq
+        Signal::new(t_len, h_dim, out)
     }
 }
 
@@ -194,8 +199,11 @@ mod tests {
             let vb = VarBuilder::from_tensors(map.clone(), DType::F32, &dev);
             Lstm::load(vb, h, layers, recurrent).expect("load")
         };
-        close(&load(RecurrentPrecision::F32).forward(&x).data, &exact);
-        let half = load(RecurrentPrecision::F16).forward(&x).data;
+        close(
+            &load(RecurrentPrecision::F32).forward(&x, Vec::new()).data,
+            &exact,
+        );
+        let half = load(RecurrentPrecision::F16).forward(&x, Vec::new()).data;
         close(&half, &definition(|v| f16::from_f32(v).to_f32()));
         // And what the rounding costs against the exact weights.
         let worst = half

@@ -4,6 +4,7 @@
 //!
 //! Padding is trimmed exactly as transformers does, so F frames give F × hop samples.
 
+mod buffers;
 pub mod chunked;
 mod conv;
 mod conv_f23;

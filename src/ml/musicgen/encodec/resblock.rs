@@ -5,6 +5,7 @@
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use super::buffers::{reused, sized, WinogradScratch};
 use super::conv::{Conv, ConvShape};
 use super::signal::{chunk_bounds, chunk_frames, elu_in_place, fill_rows, split_rows, Signal};
 use super::EncodecConfig;
@@ -56,7 +57,8 @@ impl ResBlock {
         })
     }
 
-    pub fn forward(&self, x: &Signal) -> Signal {
+    /// The block's output, written into `out` (any buffer: `buffers::sized`).
+    pub fn forward(&self, x: &Signal, out: Vec<f32>) -> Signal {
         // Per frame: the staged input, the hidden frame, the output frame and conv1's
         // scratch.
         let c = x.channels;
@@ -66,34 +68,37 @@ impl ResBlock {
             .flatten()
             .map(Conv::weight_floats)
             .sum();
-        self.forward_in_chunks(x, chunk_frames(floats, weights))
+        self.forward_in_chunks(x, chunk_frames(floats, weights), out)
     }
 
     /// `forward`, `chunk` frames per task.
-    pub fn forward_in_chunks(&self, x: &Signal, chunk: usize) -> Signal {
+    pub fn forward_in_chunks(&self, x: &Signal, chunk: usize, out: Vec<f32>) -> Signal {
         let one = &self.conv1.shape;
         let (len, c, hidden) = (x.frames, x.channels, one.cout);
         assert_eq!(c, one.cin, "residual block channels");
         assert_eq!(one.out_frames(len), len, "residual conv keeps the length");
         let padding = one.padding(len);
-        let mut data = vec![0f32; len * c];
+        let mut data = sized(out, len * c);
         let bounds = chunk_bounds(len, chunk);
         split_rows(&mut data, c, &bounds)
             .into_par_iter()
             .zip(bounds.par_windows(2))
-            .for_each(|(out, b)| {
+            .for_each_init(Scratch::default, |scratch, (out, b)| {
                 let rows = b[1] - b[0];
-                let mut staged = Vec::new();
-                padding.stage(x, one.window(&(b[0]..b[1])), true, &mut staged);
-                let mut h = vec![0f32; rows * hidden];
-                fill_rows(&mut h, &self.conv1.bias);
-                self.conv1.acc_staged(&staged, rows, &mut h);
-                elu_in_place(&mut h);
+                let Scratch {
+                    staged,
+                    hidden: h,
+                    winograd,
+                } = scratch;
+                padding.stage(x, one.window(&(b[0]..b[1])), true, staged);
+                let h = reused(h, rows * hidden);
+                self.conv1.write_staged(staged, rows, h, winograd);
+                elu_in_place(h);
                 let own = &x.data[b[0] * c..b[1] * c];
                 match &self.shortcut {
                     Some(s) => {
                         fill_rows(out, &self.out_bias);
-                        s.acc_staged(own, rows, out);
+                        s.acc_staged(own, rows, out, winograd);
                     }
                     None => {
                         // Row by row (a `cycle()` over the bias compiled to a scalar loop).
@@ -104,10 +109,19 @@ impl ResBlock {
                         }
                     }
                 }
-                self.conv2.acc_staged(&h, rows, out);
+                self.conv2.acc_staged(h, rows, out, winograd);
             });
         Signal::new(len, c, data)
     }
+}
+
+/// What a task keeps from one chunk to the next (`for_each_init`), so chunks do not
+/// allocate: the staged input, the hidden signal and F(2, 3)'s buffers.
+#[derive(Default)]
+struct Scratch {
+    staged: Vec<f32>,
+    hidden: Vec<f32>,
+    winograd: WinogradScratch,
 }
 
 #[cfg(test)]
@@ -191,7 +205,7 @@ mod tests {
                 }
             }
             for chunk in [1000, 1, 2, 5] {
-                close(&block.forward_in_chunks(&x, chunk).data, &want);
+                close(&block.forward_in_chunks(&x, chunk, Vec::new()).data, &want);
             }
         }
     }

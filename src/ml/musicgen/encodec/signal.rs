@@ -30,13 +30,6 @@ impl Signal {
         }
     }
 
-    /// Every frame set to `row` (a bias, before products are accumulated onto it).
-    pub fn filled(frames: usize, row: &[f32]) -> Self {
-        let mut data = vec![0f32; frames * row.len()];
-        fill_rows(&mut data, row);
-        Self::new(frames, row.len(), data)
-    }
-
     pub fn row(&self, t: usize) -> &[f32] {
         &self.data[t * self.channels..(t + 1) * self.channels]
     }
@@ -133,18 +126,18 @@ impl Padding {
     /// `elu` is set: the one copy a chunk of a convolution makes of its input.
     pub fn stage(&self, x: &Signal, frames: Range<usize>, elu: bool, dst: &mut Vec<f32>) {
         let c = x.channels;
-        dst.clear();
+        // Every row is written below, so a reused buffer is not zeroed first.
         dst.resize(frames.len() * c, 0.0);
+        dst.truncate(frames.len() * c);
         for (i, row) in frames.zip(dst.chunks_exact_mut(c.max(1))) {
-            if let Some(src) = self.source(i) {
-                let src = x.row(src);
-                if elu {
-                    for (o, v) in row.iter_mut().zip(src) {
+            match self.source(i) {
+                Some(src) if elu => {
+                    for (o, v) in row.iter_mut().zip(x.row(src)) {
                         *o = elu1(*v);
                     }
-                } else {
-                    row.copy_from_slice(src);
                 }
+                Some(src) => row.copy_from_slice(x.row(src)),
+                None => row.fill(0.0),
             }
         }
     }
@@ -243,6 +236,19 @@ impl Weight {
         m: usize,
     ) {
         self.0.matmul_t_acc(lhs, lhs_stride, m, dst, dst_stride);
+    }
+
+    /// `dst[i] = lhs[i] · rhs`, overwriting dst's rows (n wide, `dst_stride` apart), on
+    /// this thread.
+    pub fn set_here(
+        &self,
+        dst: &mut [f32],
+        dst_stride: usize,
+        lhs: &[f32],
+        lhs_stride: usize,
+        m: usize,
+    ) {
+        self.0.matmul_t_into(lhs, lhs_stride, m, dst, dst_stride);
     }
 
     /// `acc` on this thread (callers run one time chunk per task).

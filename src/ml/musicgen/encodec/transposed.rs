@@ -15,6 +15,7 @@
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use super::buffers::{reused, sized, WinogradScratch};
 use super::conv::{host, weight_norm};
 use super::signal::{
     chunk_bounds, chunk_frames, fill_rows, split_rows, PadMode, Padding, Signal, Weight,
@@ -104,8 +105,9 @@ impl ConvTranspose {
         })
     }
 
-    /// convT(ELU(x) if `elu`, else x), trimmed, bias included.
-    pub fn forward(&self, x: &Signal, elu: bool) -> Signal {
+    /// convT(ELU(x) if `elu`, else x), trimmed, bias included, written into `out` (any
+    /// buffer: `buffers::sized`).
+    pub fn forward(&self, x: &Signal, elu: bool, out: Vec<f32>) -> Signal {
         // Per window: the staged frame, F(2, 2)'s three half-rate inputs, the row and
         // half a row of m2.
         let (cin, n) = (self.cin, self.stride * self.cout);
@@ -113,13 +115,13 @@ impl ConvTranspose {
         // Every matrix a chunk reads: one per window frame, and F(2, 2)'s sum when it has one.
         let matrices = self.blocks.len() + usize::from(self.sum.is_some());
         let weights = matrices * cin * n;
-        self.forward_in_chunks(x, elu, chunk_frames(floats, weights))
+        self.forward_in_chunks(x, elu, chunk_frames(floats, weights), out)
     }
 
     /// `forward`, `chunk` windows per task: each stages the (ELU'd) input frames its
     /// windows read, zero outside the signal, makes their rows in a buffer of its own and
     /// copies out the ones the trims keep.
-    pub fn forward_in_chunks(&self, x: &Signal, elu: bool, chunk: usize) -> Signal {
+    pub fn forward_in_chunks(&self, x: &Signal, elu: bool, chunk: usize, out: Vec<f32>) -> Signal {
         assert_eq!(x.channels, self.cin, "transposed conv input channels");
         let (s, w, cout) = (self.stride, self.window, self.cout);
         // Window u covers padded frames u .. u + w, i.e. input frames u − (w−1) .. u.
@@ -138,35 +140,35 @@ impl ConvTranspose {
             .iter()
             .map(|u| (u * s).clamp(tl, end) - tl)
             .collect();
-        let mut data = vec![0f32; frames * cout];
+        let mut data = sized(out, frames * cout);
         split_rows(&mut data, cout, &rows)
             .into_par_iter()
             .zip(windows.par_windows(2))
             .filter(|(out, _)| !out.is_empty())
-            .for_each(|(out, u)| {
+            .for_each_init(Scratch::default, |scratch, (out, u)| {
                 let (u_lo, u_hi) = (u[0], u[1]);
-                let mut staged = Vec::new();
-                padding.stage(x, u_lo..u_hi + w - 1, elu, &mut staged);
+                padding.stage(x, u_lo..u_hi + w - 1, elu, &mut scratch.staged);
                 let first = (u_lo * s).max(tl) - u_lo * s;
                 let full = (u_hi - u_lo) * s * cout;
+                let Scratch { staged, f22, rows } = scratch;
                 if first == 0 && out.len() == full {
                     // Nothing trimmed from this chunk: made in place.
-                    fill_rows(out, &self.bias);
-                    self.windows(&staged, u_hi - u_lo, out);
+                    self.windows(staged, u_hi - u_lo, out, f22);
                     return;
                 }
-                let mut y = vec![0f32; full];
-                fill_rows(&mut y, &self.bias);
-                self.windows(&staged, u_hi - u_lo, &mut y);
+                let y = reused(rows, full);
+                self.windows(staged, u_hi - u_lo, y, f22);
                 out.copy_from_slice(&y[first * cout..first * cout + out.len()]);
             });
         Signal::new(frames, cout, data)
     }
 
-    /// y (rows × s·cout) += the rows of `rows` windows over `staged` (rows + w − 1 frames).
-    fn windows(&self, staged: &[f32], rows: usize, y: &mut [f32]) {
+    /// y (rows × s·cout) = the bias plus the rows of `rows` windows over `staged`
+    /// (rows + w − 1 frames); what y held is overwritten.
+    fn windows(&self, staged: &[f32], rows: usize, y: &mut [f32], scratch: &mut WinogradScratch) {
         let (cin, n) = (self.cin, self.stride * self.cout);
         let Some(sum) = &self.sum else {
+            fill_rows(y, &self.bias);
             for (i, b) in self.blocks.iter().enumerate() {
                 b.acc_here(y, n, &staged[i * cin..], cin, rows);
             }
@@ -175,8 +177,10 @@ impl ConvTranspose {
         let frame = |j: usize| &staged[j * cin..(j + 1) * cin];
         let pairs = rows / 2;
         if pairs > 0 {
-            // The inputs of m1, m2 and m3 for every pair, then the three products.
-            let mut d = vec![0f32; 3 * pairs * cin];
+            // The inputs of m1, m2 and m3 for every pair, then the three products: m1
+            // and m3 written straight into the even and odd rows, m2 (plus the bias)
+            // added to both, so each row is written once and added to once.
+            let d = reused(&mut scratch.inputs, 3 * pairs * cin);
             let (d1, rest) = d.split_at_mut(pairs * cin);
             let (d2, d3) = rest.split_at_mut(pairs * cin);
             for i in 0..pairs {
@@ -193,26 +197,40 @@ impl ConvTranspose {
                     *o3 = c - b;
                 }
             }
-            self.blocks[0].acc_here(y, 2 * n, d1, cin, pairs);
-            self.blocks[1].acc_here(&mut y[n..], 2 * n, d3, cin, pairs);
-            let mut m2 = vec![0f32; pairs * n];
-            sum.acc_here(&mut m2, n, d2, cin, pairs);
+            self.blocks[0].set_here(y, 2 * n, d1, cin, pairs);
+            self.blocks[1].set_here(&mut y[n..], 2 * n, d3, cin, pairs);
+            let m2 = reused(&mut scratch.products, pairs * n);
+            sum.set_here(m2, n, d2, cin, pairs);
+            let cout = self.cout;
             for (pair, m) in y.chunks_exact_mut(2 * n).zip(m2.chunks_exact(n)) {
-                for (v, m) in pair[..n].iter_mut().zip(m) {
-                    *v += m;
-                }
-                for (v, m) in pair[n..].iter_mut().zip(m) {
-                    *v += m;
+                let (even, odd) = pair.split_at_mut(n);
+                let frames = even.chunks_exact_mut(cout).zip(odd.chunks_exact_mut(cout));
+                for ((even, odd), m) in frames.zip(m.chunks_exact(cout)) {
+                    for (((e, o), m), b) in even.iter_mut().zip(odd).zip(m).zip(&self.bias) {
+                        let v = m + b;
+                        *e += v;
+                        *o += v;
+                    }
                 }
             }
         }
         if rows % 2 == 1 {
             // The odd last window, directly.
             let (last, y) = (rows - 1, &mut y[(rows - 1) * n..]);
+            fill_rows(y, &self.bias);
             self.blocks[0].acc_here(y, n, frame(last), cin, 1);
             self.blocks[1].acc_here(y, n, frame(last + 1), cin, 1);
         }
     }
+}
+
+/// What a task keeps from one chunk to the next (`for_each_init`), so chunks do not
+/// allocate: the staged input, F(2, 2)'s buffers, and the rows of a chunk the trims cut.
+#[derive(Default)]
+struct Scratch {
+    staged: Vec<f32>,
+    f22: WinogradScratch,
+    rows: Vec<f32>,
 }
 
 #[cfg(test)]
@@ -248,7 +266,10 @@ mod tests {
             // One chunk, and chunks of 1–3 windows (the trims cut into the first and last;
             // odd chunks end F(2, 2)'s pairs with a single window).
             for chunk in [1000, 1, 2, 3] {
-                close(&up.forward_in_chunks(&x, false, chunk).data, keep);
+                close(
+                    &up.forward_in_chunks(&x, false, chunk, Vec::new()).data,
+                    keep,
+                );
             }
         }
     }
