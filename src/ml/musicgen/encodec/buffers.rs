@@ -10,6 +10,8 @@
 
 use std::sync::{Mutex, PoisonError};
 
+use rayon::prelude::*;
+
 /// Buffers kept: a layer's input and its output.
 const KEPT: usize = 2;
 
@@ -59,7 +61,11 @@ pub fn sized(mut buf: Vec<f32>, len: usize) -> Vec<f32> {
     } else if buf.len() >= len {
         buf.truncate(len);
     } else {
-        buf.resize(len, 0.0);
+        // The new part must hold something before it can be handed out: zeros, written
+        // by every thread. One thread alone zeroed up to 61 MB per layer while the other
+        // waited: 15 s decodes took 4-8 % longer (alternated runs, 2-core AMD EPYC).
+        let grow = len - buf.len();
+        buf.par_extend(rayon::iter::repeat_n(0f32, grow));
     }
     buf
 }
