@@ -208,12 +208,12 @@ impl Conv {
         })
     }
 
-    /// Output frames per chunk: per output frame, a chunk stages stride input frames,
-    /// writes one output frame and any scratch the product needs.
-    fn chunk(&self) -> usize {
+    /// Output frames per chunk of `frames`: per output frame, a chunk stages stride input
+    /// frames, writes one output frame and any scratch the product needs.
+    fn chunk(&self, frames: usize) -> usize {
         let s = &self.shape;
         let floats = s.cin * s.stride + s.cout + self.scratch_per_frame();
-        chunk_frames(floats, self.weight_floats())
+        chunk_frames(floats, self.weight_floats(), frames)
     }
 
     /// Floats of weights by the layer's definition (what a chunk reads).
@@ -233,7 +233,8 @@ impl Conv {
     /// conv(ELU(x) if `elu`, else x), bias included, written into `out` (any buffer:
     /// `buffers::sized`).
     pub fn forward(&self, x: &Signal, elu: bool, out: Vec<f32>) -> Signal {
-        self.forward_in_chunks(x, elu, self.chunk(), out)
+        let chunk = self.chunk(self.shape.out_frames(x.frames));
+        self.forward_in_chunks(x, elu, chunk, out)
     }
 
     /// `forward`, `chunk` output frames per task: each stages its window of the padded

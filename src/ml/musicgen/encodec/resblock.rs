@@ -68,7 +68,7 @@ impl ResBlock {
             .flatten()
             .map(Conv::weight_floats)
             .sum();
-        self.forward_in_chunks(x, chunk_frames(floats, weights), out)
+        self.forward_in_chunks(x, chunk_frames(floats, weights, x.frames), out)
     }
 
     /// `forward`, `chunk` frames per task.

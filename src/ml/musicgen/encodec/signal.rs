@@ -168,18 +168,21 @@ pub const CHUNK_FLOATS: usize = 1 << 17;
 pub const MIN_CHUNK_FRAMES: usize = 64;
 
 /// Weight floats a chunk's frame pays for, at most: a layer whose weights outgrow the
-/// caches (the first upsampling of musicgen's EnCodec: three 16 MB matrices) reads them
-/// from memory once per chunk, so its chunks grow with its weights (64 → 192 frames
-/// there took that layer from 61 to 51 ms on the AVX2 path; smaller layers were slower
-/// with taller chunks).
-pub const WEIGHT_FLOATS_PER_FRAME: usize = 1 << 16;
+/// core's L2 reads them from L3 or memory once per chunk, so its chunks grow with its
+/// weights. Of musicgen's EnCodec this makes the first two upsamplings' chunks taller
+/// (64 → 240 windows for the second's three 2.6 MB matrices; alone on one thread it went
+/// from 66 to 95 GFLOP/s on the AVX2 path); the first's are cut to one per thread.
+pub const WEIGHT_FLOATS_PER_FRAME: usize = 1 << 13;
 
-/// Frames per chunk for a layer whose chunk touches `floats_per_frame` per frame and
-/// whose weights hold `weight_floats`.
-pub fn chunk_frames(floats_per_frame: usize, weight_floats: usize) -> usize {
+/// Frames per chunk for a layer of `len` frames whose chunk touches `floats_per_frame`
+/// per frame and whose weights hold `weight_floats`; never so tall that a thread is left
+/// without a chunk.
+pub fn chunk_frames(floats_per_frame: usize, weight_floats: usize, len: usize) -> usize {
     (CHUNK_FLOATS / floats_per_frame.max(1))
         .max(MIN_CHUNK_FRAMES)
         .max(weight_floats / WEIGHT_FLOATS_PER_FRAME)
+        .min(len.div_ceil(rayon::current_num_threads()))
+        .max(1)
 }
 
 /// Every row of `out` (rows of `row.len()`) set to `row`: a chunk's output starts as

@@ -115,7 +115,8 @@ impl ConvTranspose {
         // Every matrix a chunk reads: one per window frame, and F(2, 2)'s sum when it has one.
         let matrices = self.blocks.len() + usize::from(self.sum.is_some());
         let weights = matrices * cin * n;
-        self.forward_in_chunks(x, elu, chunk_frames(floats, weights), out)
+        let windows = x.frames + self.window - 1;
+        self.forward_in_chunks(x, elu, chunk_frames(floats, weights, windows), out)
     }
 
     /// `forward`, `chunk` windows per task: each stages the (ELU'd) input frames its
