@@ -130,7 +130,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
     );
 
     let t2 = Instant::now();
-    let samples = model.decode(&codes)?;
+    let samples = model.decode_whole_song(&codes)?;
     eprintln!(
         "decoded {} samples in {:.2}s",
         samples.len(),

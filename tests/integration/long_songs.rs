@@ -223,6 +223,34 @@ fn assert_matches_whole(whole: &[f32], chunks: &[f32], min_snr: f64, max_rel: f3
 }
 
 #[test]
+fn a_whole_song_decoded_in_parts_matches_one_decode() {
+    // 30 s at 50 frames/s: two parts of the server's 15 s, and parts that end anywhere.
+    let root = tempfile::tempdir().unwrap();
+    tiny::write_tiny_musicgen(root.path(), 1).unwrap();
+    let m = load(root.path());
+    let codes = random_codes(4, 1500, 64, 5);
+    let whole = m.decode(&codes).unwrap();
+    let parts = m.decode_whole_song(&codes).unwrap();
+    assert_matches_whole(&whole, &parts, 100.0, 1e-5, "tiny, 30 s in 15 s parts");
+    let codec = m.codec();
+    let ctx = Context::for_frame_rate(m.frame_rate());
+    let odd = codec.decode_in_parts(&codes, 333, ctx).unwrap();
+    assert_matches_whole(
+        &whole,
+        &odd,
+        100.0,
+        1e-5,
+        "tiny, 30 s in parts of 333 frames",
+    );
+    // A song no longer than a part is one decode, to the bit.
+    let short: Vec<Vec<u32>> = codes.iter().map(|r| r[..400].to_vec()).collect();
+    assert_eq!(
+        codec.decode_in_parts(&short, 400, ctx).unwrap(),
+        m.decode(&short).unwrap()
+    );
+}
+
+#[test]
 fn chunks_decoded_as_frames_arrive_match_the_whole_song() {
     // The tiny model has musicgen-small's 50 frames/s: the server's own chunking.
     let root = tempfile::tempdir().unwrap();

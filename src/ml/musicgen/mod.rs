@@ -147,6 +147,12 @@ impl MusicGen {
     pub fn decode(&self, codes: &[Vec<u32>]) -> Result<Vec<f32>> {
         self.codec.decode(codes)
     }
+
+    /// `decode` in parts of bounded memory, for songs of any length
+    /// (`EncodecDecoder::decode_whole_song`).
+    pub fn decode_whole_song(&self, codes: &[Vec<u32>]) -> Result<Vec<f32>> {
+        self.codec.decode_whole_song(codes)
+    }
 }
 
 fn needs_projection(cfg: &MusicgenConfig) -> bool {

@@ -174,10 +174,11 @@ pub fn run(
     };
     let (codes, listening) = follow(shop, request, &job.prompt_codes, report, heard)?;
     report(Stage::Mixing, 0, 0);
-    // The files are the whole-song decode; the chunks were only for listening early.
+    // The files are the whole-song decode (in parts of bounded memory); the chunks were
+    // only for listening early.
     let sample_rate = listening.sample_rate;
     shop.pool.install(|| {
-        let samples = listening.codec.decode(&codes)?;
+        let samples = listening.codec.decode_whole_song(&codes)?;
         Ok(SongAudio {
             wav: wav::wav_bytes(&samples, sample_rate)?,
             mp3: mp3::mp3_bytes(&samples, sample_rate)?,

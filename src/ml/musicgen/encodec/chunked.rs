@@ -37,7 +37,41 @@ impl Context {
     }
 }
 
+/// Seconds in each part of a whole-song decode (`decode_in_parts`): with the context
+/// around it, its largest signals still fit the decoder's kept buffers (`buffers`), so a
+/// song of any length decodes in the same memory.
+pub const WHOLE_SONG_PART_SECONDS: f64 = 15.0;
+
 impl EncodecDecoder {
+    /// The whole song, decoded in parts of `part` frames with `ctx` context around each:
+    /// memory bounded by a part instead of the song (a three-minute song's two largest
+    /// signals are 1.5 GB each), the same samples to f32 rounding with enough context
+    /// (`DEFAULT_CONTEXT_SECONDS`). A song of at most `part` frames is decoded whole.
+    pub fn decode_in_parts(
+        &self,
+        codes: &[Vec<u32>],
+        part: usize,
+        ctx: Context,
+    ) -> Result<Vec<f32>> {
+        let frames = codes.first().map_or(0, Vec::len);
+        if frames <= part.max(1) {
+            return self.decode(codes);
+        }
+        let mut samples = Vec::with_capacity(frames * self.config().hop_length());
+        for start in (0..frames).step_by(part.max(1)) {
+            let end = (start + part).min(frames);
+            samples.extend(self.decode_range(codes, start, end, ctx)?);
+        }
+        Ok(samples)
+    }
+
+    /// `decode_in_parts` with the server's parts (`WHOLE_SONG_PART_SECONDS`) and context.
+    pub fn decode_whole_song(&self, codes: &[Vec<u32>]) -> Result<Vec<f32>> {
+        let rate = self.config().frame_rate();
+        let part = (WHOLE_SONG_PART_SECONDS * rate).round() as usize;
+        self.decode_in_parts(codes, part, Context::for_frame_rate(rate))
+    }
+
     /// The samples of frames `start..end` of `codes`, decoded with up to `ctx` frames of
     /// context either side (fewer at the song's ends).
     pub fn decode_range(
