@@ -53,12 +53,12 @@ impl EncodecDecoder {
         part: usize,
         ctx: Context,
     ) -> Result<Vec<f32>> {
-        let frames = codes.first().map_or(0, Vec::len);
-        if frames <= part.max(1) {
+        let (frames, part) = (codes.first().map_or(0, Vec::len), part.max(1));
+        if frames <= part {
             return self.decode(codes);
         }
         let mut samples = Vec::with_capacity(frames * self.config().hop_length());
-        for start in (0..frames).step_by(part.max(1)) {
+        for start in (0..frames).step_by(part) {
             let end = (start + part).min(frames);
             samples.extend(self.decode_range(codes, start, end, ctx)?);
         }

@@ -69,26 +69,16 @@ impl F23 {
             self.pairs(staged, pairs, out, start, scratch);
         }
         if rows % 2 == 1 {
-            // The odd last frame: its pair with a zero frame after the window, and only
-            // the first of the two outputs kept.
+            // The odd last frame: its pair with a zero frame after the window, made in a
+            // pair of rows that starts as the frame's own, and only the first kept.
             let first = rows - 1;
             let mut window = vec![0f32; 4 * cin];
             window[..3 * cin].copy_from_slice(&staged[first * cin..(first + 3) * cin]);
-            let mut y = vec![0f32; 2 * cout];
-            self.pairs(&window, 1, &mut y, Start::Accumulate, scratch);
             let out = &mut out[first * cout..rows * cout];
-            match start {
-                Start::Bias(bias) => {
-                    for ((o, v), b) in out.iter_mut().zip(&y).zip(bias) {
-                        *o = v + b;
-                    }
-                }
-                Start::Accumulate => {
-                    for (o, v) in out.iter_mut().zip(&y) {
-                        *o += v;
-                    }
-                }
-            }
+            let mut y = vec![0f32; 2 * cout];
+            y[..cout].copy_from_slice(out);
+            self.pairs(&window, 1, &mut y, start, scratch);
+            out.copy_from_slice(&y[..cout]);
         }
     }
 

@@ -169,11 +169,7 @@ impl ConvTranspose {
     fn windows(&self, staged: &[f32], rows: usize, y: &mut [f32], scratch: &mut WinogradScratch) {
         let (cin, n) = (self.cin, self.stride * self.cout);
         let Some(sum) = &self.sum else {
-            fill_rows(y, &self.bias);
-            for (i, b) in self.blocks.iter().enumerate() {
-                b.acc_here(y, n, &staged[i * cin..], cin, rows);
-            }
-            return;
+            return self.direct(staged, rows, y);
         };
         let frame = |j: usize| &staged[j * cin..(j + 1) * cin];
         let pairs = rows / 2;
@@ -217,10 +213,17 @@ impl ConvTranspose {
         }
         if rows % 2 == 1 {
             // The odd last window, directly.
-            let (last, y) = (rows - 1, &mut y[(rows - 1) * n..]);
-            fill_rows(y, &self.bias);
-            self.blocks[0].acc_here(y, n, frame(last), cin, 1);
-            self.blocks[1].acc_here(y, n, frame(last + 1), cin, 1);
+            let last = rows - 1;
+            self.direct(&staged[last * cin..], 1, &mut y[last * n..]);
+        }
+    }
+
+    /// `windows` without Winograd: the bias, then one product per window frame.
+    fn direct(&self, staged: &[f32], rows: usize, y: &mut [f32]) {
+        let (cin, n) = (self.cin, self.stride * self.cout);
+        fill_rows(y, &self.bias);
+        for (i, b) in self.blocks.iter().enumerate() {
+            b.acc_here(y, n, &staged[i * cin..], cin, rows);
         }
     }
 }
