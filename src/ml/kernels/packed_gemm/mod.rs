@@ -19,8 +19,9 @@ use tile::Tile;
 /// Columns per panel: four 16-lane vectors.
 pub const NR: usize = 64;
 /// Rows per micro-kernel call: 6 × 4 accumulators, 4 weight vectors and a broadcast fit
-/// the 32 AVX-512 registers.
-const MR: usize = 6;
+/// the 32 AVX-512 registers. A product of m rows runs m mod MR of them in a narrower,
+/// slower tile, so callers that pick m (EnCodec's chunks) pick multiples of it.
+pub const MR: usize = 6;
 /// Depth of one k-block: NR·KC floats of panel (128 KB) stay in L2 while rows pass.
 const KC: usize = 512;
 /// Rows one task takes through a panel (a multiple of MR).

@@ -70,12 +70,15 @@ pub fn sized(mut buf: Vec<f32>, len: usize) -> Vec<f32> {
     buf
 }
 
-/// What Winograd's products keep from one chunk to the next: the transformed inputs and
-/// the partial products that are combined into the output.
+/// What Winograd's products keep from one chunk to the next: the transformed inputs,
+/// the partial products that are combined into the output, and the zero-extended
+/// window and rows of a chunk's last, partial group.
 #[derive(Default)]
 pub struct WinogradScratch {
     pub inputs: Vec<f32>,
     pub products: Vec<f32>,
+    pub window: Vec<f32>,
+    pub rows: Vec<f32>,
 }
 
 /// The first `len` floats of a task's scratch buffer, grown if it is shorter, for a

@@ -10,14 +10,14 @@ use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
 use super::buffers::{sized, WinogradScratch};
-use super::conv_f23::{Start, F23};
+use super::conv_winograd::{Start, Winograd, OUTPUTS_PER_GROUP};
 use super::signal::{
     chunk_bounds, chunk_frames, fill_rows, split_rows, PadMode, Padding, Signal, Weight,
 };
 use super::EncodecConfig;
 use crate::ml::kernels::host_matmul::dot;
 use crate::ml::kernels::isa;
-use crate::ml::kernels::packed_gemm::columns_per_pass;
+use crate::ml::kernels::packed_gemm::{columns_per_pass, MR};
 
 /// A tensor's values on the host, as f32, in row-major order.
 pub(super) fn host(t: &Tensor) -> candle_core::Result<Vec<f32>> {
@@ -70,8 +70,8 @@ enum ConvWeight {
     /// Dilated: the taps are not adjacent frames, so one product per tap, (cin, cout).
     Taps(Vec<Weight>),
     /// Three adjacent taps, stride 1, outputs as wide as the GEMM multiplies at a time:
-    /// Winograd's F(2, 3), a third fewer multiply-adds (`conv_f23`).
-    F23(F23),
+    /// Winograd's F(m, 3) (`conv_winograd`), half the multiply-adds at m = 4.
+    Winograd(Winograd),
 }
 
 /// A convolution's geometry: channels, taps, stride, dilation and transformers' padding.
@@ -179,7 +179,8 @@ impl Conv {
         let weight = if cout == 1 && dilation == 1 {
             ConvWeight::Mono(weight)
         } else if taps == 3 && stride == 1 && dilation == 1 && cout >= width {
-            ConvWeight::F23(F23::new(&weight, cin, cout))
+            let taps: Vec<&[f32]> = weight.chunks_exact(cin * cout).collect();
+            ConvWeight::Winograd(Winograd::new(&taps, cin, cout, OUTPUTS_PER_GROUP))
         } else if dilation == 1 {
             let frames = if stride == 1 {
                 (width / cout).max(1)
@@ -213,7 +214,21 @@ impl Conv {
     fn chunk(&self, frames: usize) -> usize {
         let s = &self.shape;
         let floats = s.cin * s.stride + s.cout + self.scratch_per_frame();
-        chunk_frames(floats, self.weight_floats(), frames)
+        chunk_frames(
+            floats,
+            self.weight_floats(),
+            frames,
+            MR * self.frames_per_row(),
+        )
+    }
+
+    /// Output frames one row of the product makes: a GEMM tile makes MR of these rows.
+    pub fn frames_per_row(&self) -> usize {
+        match &self.weight {
+            ConvWeight::Winograd(f) => f.frames_per_row(),
+            ConvWeight::Windows { frames, .. } => *frames,
+            ConvWeight::Mono(_) | ConvWeight::Taps(_) => 1,
+        }
     }
 
     /// Floats of weights by the layer's definition (what a chunk reads).
@@ -222,10 +237,10 @@ impl Conv {
         s.taps * s.cin * s.cout
     }
 
-    /// Floats of scratch the product needs per output frame (F(2, 3)'s transforms).
+    /// Floats of scratch the product needs per output frame (Winograd's transforms).
     pub fn scratch_per_frame(&self) -> usize {
         match &self.weight {
-            ConvWeight::F23(f) => f.scratch_per_frame(),
+            ConvWeight::Winograd(f) => f.scratch_per_frame(),
             _ => 0,
         }
     }
@@ -267,8 +282,8 @@ impl Conv {
         scratch: &mut WinogradScratch,
     ) {
         match &self.weight {
-            // F(2, 3) adds the bias where it combines its products: one pass less.
-            ConvWeight::F23(f) => f.run(staged, rows, out, Start::Bias(&self.bias), scratch),
+            // Winograd adds the bias where it combines its products: one pass less.
+            ConvWeight::Winograd(f) => f.run(staged, rows, out, Start::Bias(&self.bias), scratch),
             _ => {
                 fill_rows(out, &self.bias);
                 self.acc_staged(staged, rows, out, scratch);
@@ -321,7 +336,7 @@ impl Conv {
                     }
                 }
             }
-            ConvWeight::F23(f) => f.run(staged, rows, out, Start::Accumulate, scratch),
+            ConvWeight::Winograd(f) => f.run(staged, rows, out, Start::Accumulate, scratch),
             ConvWeight::Taps(taps) => {
                 for (tap, w) in taps.iter().enumerate() {
                     let from = &staged[tap * dilation * cin..];
@@ -333,7 +348,7 @@ impl Conv {
 }
 
 /// What a task keeps from one chunk to the next (`for_each_init`), so chunks do not
-/// allocate: the staged input and F(2, 3)'s buffers.
+/// allocate: the staged input and Winograd's buffers.
 #[derive(Default)]
 struct Scratch {
     staged: Vec<f32>,
@@ -354,7 +369,7 @@ mod tests {
             (3, 4, 2, 3, false, 13),
             (3, 4, 1, 1, true, 2),
             (3, 4, 1, 1, false, 17),
-            // Outputs as wide as the GEMM's pass: F(2, 3), odd and even lengths.
+            // Outputs as wide as the GEMM's pass: Winograd, whole groups and not.
             (5, 64, 1, 1, false, 13),
             (5, 64, 1, 1, true, 12),
             (5, 64, 1, 1, false, 1),
@@ -380,7 +395,7 @@ mod tests {
                 }
             }
             // One chunk, and chunks that cut the signal anywhere (edges included).
-            for chunk in [1000, 1, 2, 3] {
+            for chunk in [1000, 1, 2, 3, 5, 8] {
                 close(
                     &conv.forward_in_chunks(&x, true, chunk, Vec::new()).data,
                     &want,
@@ -392,7 +407,7 @@ mod tests {
     #[test]
     fn adding_a_conv_matches_writing_it() {
         // `acc_staged` (onto what out holds) and `write_staged` (over it, from the bias)
-        // agree, F(2, 3) (64 outputs, odd and even lengths) and the plain product alike.
+        // agree, Winograd (64 outputs, whole groups and not) and the plain product alike.
         for (cout, rows) in [(4, 9), (64, 13), (64, 12)] {
             let (cin, taps) = (5, 3);
             let (vb, _, _) = weights((cout, cin, taps), cout, 7);

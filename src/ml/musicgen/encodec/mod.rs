@@ -7,7 +7,7 @@
 mod buffers;
 pub mod chunked;
 mod conv;
-mod conv_f23;
+mod conv_winograd;
 mod host_net;
 mod lstm;
 mod plan;
@@ -17,6 +17,7 @@ mod tensor_net;
 #[cfg(test)]
 mod testing;
 mod transposed;
+mod winograd;
 
 use anyhow::{bail, Result};
 use candle_core::{DType, Device};

@@ -9,6 +9,7 @@ use super::buffers::{reused, sized, WinogradScratch};
 use super::conv::{Conv, ConvShape};
 use super::signal::{chunk_bounds, chunk_frames, elu_in_place, fill_rows, split_rows, Signal};
 use super::EncodecConfig;
+use crate::ml::kernels::packed_gemm::MR;
 
 /// A block's three convs: conv1 (k, dilated, down to dim / compress), conv2 (1×1, back
 /// up to dim) and the 1×1 shortcut.
@@ -68,7 +69,9 @@ impl ResBlock {
             .flatten()
             .map(Conv::weight_floats)
             .sum();
-        self.forward_in_chunks(x, chunk_frames(floats, weights, x.frames), out)
+        let multiple = MR * self.conv1.frames_per_row();
+        let chunk = chunk_frames(floats, weights, x.frames, multiple);
+        self.forward_in_chunks(x, chunk, out)
     }
 
     /// `forward`, `chunk` frames per task.
@@ -116,7 +119,7 @@ impl ResBlock {
 }
 
 /// What a task keeps from one chunk to the next (`for_each_init`), so chunks do not
-/// allocate: the staged input, the hidden signal and F(2, 3)'s buffers.
+/// allocate: the staged input, the hidden signal and Winograd's buffers.
 #[derive(Default)]
 struct Scratch {
     staged: Vec<f32>,
@@ -158,8 +161,16 @@ mod tests {
 
     #[test]
     fn residual_block_matches_the_definition() {
-        let (dim, frames, k) = (4, 13, 3);
-        for (shortcut, dilation) in [(false, 1), (true, 1), (false, 2), (true, 2)] {
+        let (frames, k) = (13, 3);
+        // 128 channels: a hidden signal as wide as the GEMM's pass, so conv1 is Winograd.
+        for (dim, shortcut, dilation) in [
+            (4, false, 1),
+            (4, true, 1),
+            (4, false, 2),
+            (4, true, 2),
+            (128, false, 1),
+            (128, true, 1),
+        ] {
             let mut cfg = config(false);
             cfg.use_conv_shortcut = shortcut;
             let hidden = dim / cfg.compress;
@@ -204,7 +215,7 @@ mod tests {
                     want.push(acc);
                 }
             }
-            for chunk in [1000, 1, 2, 5] {
+            for chunk in [1000, 1, 2, 5, 6] {
                 close(&block.forward_in_chunks(&x, chunk, Vec::new()).data, &want);
             }
         }

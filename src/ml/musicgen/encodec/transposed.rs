@@ -6,21 +6,23 @@
 //! s·cout values, Y_u = Σ_i X_{u−(w−1)+i} · B_i with B_i a (cin, s·cout) matrix. So the
 //! whole layer is w products with k = cin and n = s·cout, and no strided output.
 //!
-//! EnCodec's layers have taps = 2s (w = 2), and two neighbouring windows share a frame:
-//! Winograd's F(2, 2) makes the pair (Y_u, Y_{u+1}) from three products instead of four,
-//!   m1 = (X_u − X_{u+1}) B_0,  m2 = X_{u+1} (B_0 + B_1),  m3 = (X_{u+2} − X_{u+1}) B_1,
-//!   Y_u = m1 + m2,  Y_{u+1} = m2 + m3,
-//! a quarter fewer multiply-adds for the cost of a few subtractions per input frame.
+//! Two neighbouring windows share w − 1 frames, so the windows are a correlation of w
+//! taps B_i over the input frames: with w ≥ 2 they run on Winograd's F(m, w)
+//! (`conv_winograd`), m + w − 1 products for m windows instead of m · w. EnCodec's layers
+//! have taps = 2s (w = 2): F(4, 2) makes four windows from five products, three eighths
+//! fewer multiply-adds than one product per window frame.
 
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
 use super::buffers::{reused, sized, WinogradScratch};
 use super::conv::{host, weight_norm};
+use super::conv_winograd::{Start, Winograd, OUTPUTS_PER_GROUP};
 use super::signal::{
     chunk_bounds, chunk_frames, fill_rows, split_rows, PadMode, Padding, Signal, Weight,
 };
 use super::EncodecConfig;
+use crate::ml::kernels::packed_gemm::MR;
 
 /// Frames cut from the start and the end of the full output ((len − 1)·stride + taps
 /// frames), as transformers does, so len input frames give len·stride.
@@ -35,11 +37,8 @@ pub fn trims(cfg: &EncodecConfig, taps: usize, stride: usize) -> (usize, usize) 
 }
 
 pub struct ConvTranspose {
-    /// B_i for each of the w frames of a window, (cin, s·cout): column p·cout + o holds
-    /// tap p + (w−1−i)·s (zero past the last tap).
-    blocks: Vec<Weight>,
-    /// B_0 + B_1 when w = 2 (the F(2, 2) path), else None.
-    sum: Option<Weight>,
+    product: Product,
+    /// The bias of each output frame, s times over: the bias of a window's row.
     bias: Vec<f32>,
     cin: usize,
     cout: usize,
@@ -81,20 +80,16 @@ impl ConvTranspose {
                 m
             })
             .collect();
-        let sum = (window == 2).then(|| {
-            let both: Vec<f32> = matrices[0]
-                .iter()
-                .zip(&matrices[1])
-                .map(|(a, b)| a + b)
-                .collect();
-            Weight::new(&both, cin, n)
-        });
-        let blocks = matrices.iter().map(|m| Weight::new(m, cin, n)).collect();
+        let product = if window >= 2 {
+            let taps: Vec<&[f32]> = matrices.iter().map(Vec::as_slice).collect();
+            Product::Winograd(Winograd::new(&taps, cin, n, OUTPUTS_PER_GROUP))
+        } else {
+            Product::Direct(matrices.iter().map(|m| Weight::new(m, cin, n)).collect())
+        };
         let (trim_left, trim_right) = trims(cfg, taps, stride);
         Ok(Self {
-            blocks,
-            sum,
-            bias,
+            product,
+            bias: bias.repeat(stride),
             cin,
             cout,
             taps,
@@ -108,15 +103,17 @@ impl ConvTranspose {
     /// convT(ELU(x) if `elu`, else x), trimmed, bias included, written into `out` (any
     /// buffer: `buffers::sized`).
     pub fn forward(&self, x: &Signal, elu: bool, out: Vec<f32>) -> Signal {
-        // Per window: the staged frame, F(2, 2)'s three half-rate inputs, the row and
-        // half a row of m2.
+        // Per window: the staged frame, its row and Winograd's scratch; every matrix is
+        // read by every chunk.
         let (cin, n) = (self.cin, self.stride * self.cout);
-        let floats = cin + 3 * cin / 2 + n + n / 2;
-        // Every matrix a chunk reads: one per window frame, and F(2, 2)'s sum when it has one.
-        let matrices = self.blocks.len() + usize::from(self.sum.is_some());
-        let weights = matrices * cin * n;
+        let (scratch, weights, per_row) = match &self.product {
+            Product::Winograd(f) => (f.scratch_per_frame(), f.weight_floats(), f.frames_per_row()),
+            Product::Direct(blocks) => (0, blocks.len() * cin * n, 1),
+        };
+        let floats = cin + n + scratch;
         let windows = x.frames + self.window - 1;
-        self.forward_in_chunks(x, elu, chunk_frames(floats, weights, windows), out)
+        let chunk = chunk_frames(floats, weights, windows, MR * per_row);
+        self.forward_in_chunks(x, elu, chunk, out)
     }
 
     /// `forward`, `chunk` windows per task: each stages the (ELU'd) input frames its
@@ -151,14 +148,18 @@ impl ConvTranspose {
                 padding.stage(x, u_lo..u_hi + w - 1, elu, &mut scratch.staged);
                 let first = (u_lo * s).max(tl) - u_lo * s;
                 let full = (u_hi - u_lo) * s * cout;
-                let Scratch { staged, f22, rows } = scratch;
+                let Scratch {
+                    staged,
+                    winograd,
+                    rows,
+                } = scratch;
                 if first == 0 && out.len() == full {
                     // Nothing trimmed from this chunk: made in place.
-                    self.windows(staged, u_hi - u_lo, out, f22);
+                    self.windows(staged, u_hi - u_lo, out, winograd);
                     return;
                 }
                 let y = reused(rows, full);
-                self.windows(staged, u_hi - u_lo, y, f22);
+                self.windows(staged, u_hi - u_lo, y, winograd);
                 out.copy_from_slice(&y[first * cout..first * cout + out.len()]);
             });
         Signal::new(frames, cout, data)
@@ -167,73 +168,33 @@ impl ConvTranspose {
     /// y (rows × s·cout) = the bias plus the rows of `rows` windows over `staged`
     /// (rows + w − 1 frames); what y held is overwritten.
     fn windows(&self, staged: &[f32], rows: usize, y: &mut [f32], scratch: &mut WinogradScratch) {
-        let (cin, n) = (self.cin, self.stride * self.cout);
-        let Some(sum) = &self.sum else {
-            return self.direct(staged, rows, y);
-        };
-        let frame = |j: usize| &staged[j * cin..(j + 1) * cin];
-        let pairs = rows / 2;
-        if pairs > 0 {
-            // The inputs of m1, m2 and m3 for every pair, then the three products: m1
-            // and m3 written straight into the even and odd rows, m2 (plus the bias)
-            // added to both, so each row is written once and added to once.
-            let d = reused(&mut scratch.inputs, 3 * pairs * cin);
-            let (d1, rest) = d.split_at_mut(pairs * cin);
-            let (d2, d3) = rest.split_at_mut(pairs * cin);
-            for i in 0..pairs {
-                let (a, b, c) = (frame(2 * i), frame(2 * i + 1), frame(2 * i + 2));
-                let at = i * cin..(i + 1) * cin;
-                for (((o1, o2), o3), ((a, b), c)) in d1[at.clone()]
-                    .iter_mut()
-                    .zip(&mut d2[at.clone()])
-                    .zip(&mut d3[at])
-                    .zip(a.iter().zip(b).zip(c))
-                {
-                    *o1 = a - b;
-                    *o2 = *b;
-                    *o3 = c - b;
+        match &self.product {
+            Product::Winograd(f) => f.run(staged, rows, y, Start::Bias(&self.bias), scratch),
+            Product::Direct(blocks) => {
+                let (cin, n) = (self.cin, self.stride * self.cout);
+                fill_rows(y, &self.bias);
+                for (i, b) in blocks.iter().enumerate() {
+                    b.acc_here(y, n, &staged[i * cin..], cin, rows);
                 }
             }
-            self.blocks[0].set_here(y, 2 * n, d1, cin, pairs);
-            self.blocks[1].set_here(&mut y[n..], 2 * n, d3, cin, pairs);
-            let m2 = reused(&mut scratch.products, pairs * n);
-            sum.set_here(m2, n, d2, cin, pairs);
-            let cout = self.cout;
-            for (pair, m) in y.chunks_exact_mut(2 * n).zip(m2.chunks_exact(n)) {
-                let (even, odd) = pair.split_at_mut(n);
-                let frames = even.chunks_exact_mut(cout).zip(odd.chunks_exact_mut(cout));
-                for ((even, odd), m) in frames.zip(m.chunks_exact(cout)) {
-                    for (((e, o), m), b) in even.iter_mut().zip(odd).zip(m).zip(&self.bias) {
-                        let v = m + b;
-                        *e += v;
-                        *o += v;
-                    }
-                }
-            }
-        }
-        if rows % 2 == 1 {
-            // The odd last window, directly.
-            let last = rows - 1;
-            self.direct(&staged[last * cin..], 1, &mut y[last * n..]);
-        }
-    }
-
-    /// `windows` without Winograd: the bias, then one product per window frame.
-    fn direct(&self, staged: &[f32], rows: usize, y: &mut [f32]) {
-        let (cin, n) = (self.cin, self.stride * self.cout);
-        fill_rows(y, &self.bias);
-        for (i, b) in self.blocks.iter().enumerate() {
-            b.acc_here(y, n, &staged[i * cin..], cin, rows);
         }
     }
 }
 
+/// How a window's row is made from its w frames.
+enum Product {
+    /// w ≥ 2: Winograd over the windows.
+    Winograd(Winograd),
+    /// One frame a window (taps ≤ stride): B_0 alone.
+    Direct(Vec<Weight>),
+}
+
 /// What a task keeps from one chunk to the next (`for_each_init`), so chunks do not
-/// allocate: the staged input, F(2, 2)'s buffers, and the rows of a chunk the trims cut.
+/// allocate: the staged input, Winograd's buffers, and the rows of a chunk the trims cut.
 #[derive(Default)]
 struct Scratch {
     staged: Vec<f32>,
-    f22: WinogradScratch,
+    winograd: WinogradScratch,
     rows: Vec<f32>,
 }
 
@@ -249,7 +210,7 @@ mod tests {
             let (vb, w, b) = weights((cin, cout, taps), cout, 11);
             let up =
                 ConvTranspose::load(vb, &config(causal), cin, cout, taps, stride).expect("load");
-            let frames = 7;
+            let frames = 10;
             let x = Signal::new(frames, cin, noise(frames * cin, 5));
             let full = (frames - 1) * stride + taps;
             let mut want = vec![0f32; full * cout];
@@ -267,9 +228,9 @@ mod tests {
                 row.iter_mut().zip(&b).for_each(|(v, b)| *v += b);
             }
             let keep = &want[up.trim_left * cout..(full - up.trim_right) * cout];
-            // One chunk, and chunks of 1–3 windows (the trims cut into the first and last;
-            // odd chunks end F(2, 2)'s pairs with a single window).
-            for chunk in [1000, 1, 2, 3] {
+            // One chunk, and chunks of 1–5 windows (the trims cut into the first and last;
+            // chunks that are not whole groups end Winograd's with a partial one).
+            for chunk in [1000, 1, 2, 3, 5] {
                 close(
                     &up.forward_in_chunks(&x, false, chunk, Vec::new()).data,
                     keep,

@@ -1,0 +1,268 @@
+//! A stride-1, undilated correlation of r taps over a chunk's staged frames by Winograd's
+//! F(m, r) (`winograd`): each group of m output frames from n = m + r − 1 products
+//! instead of m · r. Each residual block's first conv (3 taps) and each transposed conv
+//! (2 taps of s·cout columns: `transposed`) run on it.
+//!
+//! For a chunk of `groups` groups: the n transformed inputs of every group, as n
+//! (groups, cin) matrices; n products with the transformed weights (k = cin, n = cols,
+//! one GEMM each over every group of the chunk); then each output frame combined from
+//! the n products of its group, with the bias or added to what the output holds. So
+//! this pays only where the output fills the GEMM's columns
+//! (`packed_gemm::columns_per_pass`), and the transforms are a few adds per channel.
+
+use super::buffers::{reused, WinogradScratch};
+use super::signal::Weight;
+use super::winograd::Transform;
+
+/// Output frames per group: F(4, r). Against F(2, r) it cut the 15 s decode's multiply-
+/// adds by 13 % (the transposed convs' by a sixth, the blocks' 3-tap convs' by a
+/// quarter) and the decode by 3–6 % on the AVX2 path; F(6, r) gained nothing more (its
+/// transforms grow, and so do the weights every chunk reads).
+pub const OUTPUTS_PER_GROUP: usize = 4;
+
+/// A row of a transform without its zeros: (column, coefficient).
+type Sparse = Vec<(usize, f32)>;
+
+/// The transformed weights of F(m, r) and the transforms of inputs and outputs.
+pub struct Winograd {
+    m: usize,
+    r: usize,
+    /// One (cin, cols) matrix per point.
+    weights: Vec<Weight>,
+    /// Bᵀ's rows: each point's input from the group's n input frames.
+    input: Vec<Sparse>,
+    /// Aᵀ's rows: each output frame from the group's n products.
+    output: Vec<Sparse>,
+    cin: usize,
+    cols: usize,
+}
+
+impl Winograd {
+    /// F(m, r) over `taps`, r row-major (cin, cols) matrices: tap k weighs input frame
+    /// t + k of output frame t.
+    pub fn new(taps: &[&[f32]], cin: usize, cols: usize, m: usize) -> Self {
+        let r = taps.len();
+        assert!(
+            taps.iter().all(|t| t.len() == cin * cols),
+            "Winograd taps are not (cin, cols)"
+        );
+        let t = Transform::new(m, r);
+        let n = t.points();
+        let weights = (0..n)
+            .map(|j| {
+                let g = &t.weight[j * r..(j + 1) * r];
+                let w: Vec<f32> = (0..cin * cols)
+                    .map(|e| {
+                        let v: f64 = g.iter().zip(taps).map(|(c, tap)| c * tap[e] as f64).sum();
+                        v as f32
+                    })
+                    .collect();
+                Weight::new(&w, cin, cols)
+            })
+            .collect();
+        let sparse = |rows: &[f64]| -> Vec<Sparse> {
+            rows.chunks_exact(n)
+                .map(|row| {
+                    let nonzero = row.iter().enumerate().filter(|(_, c)| **c != 0.0);
+                    nonzero.map(|(i, c)| (i, *c as f32)).collect()
+                })
+                .collect()
+        };
+        Self {
+            m,
+            r,
+            weights,
+            input: sparse(&t.input),
+            output: sparse(&t.output),
+            cin,
+            cols,
+        }
+    }
+
+    /// Floats of scratch per output frame: the transformed inputs and the products.
+    pub fn scratch_per_frame(&self) -> usize {
+        (self.m + self.r - 1) * (self.cin + self.cols) / self.m
+    }
+
+    /// Output frames one row of the products makes (a group's).
+    pub fn frames_per_row(&self) -> usize {
+        self.m
+    }
+
+    /// Floats of the transformed weights (what a chunk reads).
+    pub fn weight_floats(&self) -> usize {
+        self.weights.len() * self.cin * self.cols
+    }
+
+    /// The correlation of `staged` (the rows + r − 1 input frames the rows read) into
+    /// out (rows × cols), on this thread: written over out plus a bias, or added to it.
+    pub fn run(
+        &self,
+        staged: &[f32],
+        rows: usize,
+        out: &mut [f32],
+        start: Start,
+        scratch: &mut WinogradScratch,
+    ) {
+        let (m, cin, cols) = (self.m, self.cin, self.cols);
+        let groups = rows / m;
+        if groups > 0 {
+            self.groups(
+                staged,
+                groups,
+                &mut out[..groups * m * cols],
+                start,
+                scratch,
+            );
+        }
+        let tail = rows - groups * m;
+        if tail > 0 {
+            // The last frames: a whole group over a copy of their window, zero past the
+            // input, made in rows that start as the frames' own; only theirs are kept.
+            let first = groups * m;
+            let have = (tail + self.r - 1) * cin;
+            let mut window = std::mem::take(&mut scratch.window);
+            window.clear();
+            window.extend_from_slice(&staged[first * cin..first * cin + have]);
+            window.resize((m + self.r - 1) * cin, 0.0);
+            let mut y = std::mem::take(&mut scratch.rows);
+            let out = &mut out[first * cols..rows * cols];
+            y.clear();
+            y.extend_from_slice(out);
+            y.resize(m * cols, 0.0);
+            self.groups(&window, 1, &mut y, start, scratch);
+            out.copy_from_slice(&y[..tail * cols]);
+            (scratch.window, scratch.rows) = (window, y);
+        }
+    }
+
+    /// `run` over groups · m output frames (`staged`: groups · m + r − 1 frames).
+    fn groups(
+        &self,
+        staged: &[f32],
+        groups: usize,
+        out: &mut [f32],
+        start: Start,
+        scratch: &mut WinogradScratch,
+    ) {
+        let (m, cin, cols) = (self.m, self.cin, self.cols);
+        let n = self.weights.len();
+        // Point j's input for group g at d[(j · groups + g) · cin ..].
+        let d = reused(&mut scratch.inputs, n * groups * cin);
+        for g in 0..groups {
+            let frame = |i: usize| &staged[(g * m + i) * cin..(g * m + i + 1) * cin];
+            for (j, row) in self.input.iter().enumerate() {
+                let at = (j * groups + g) * cin;
+                combine(&mut d[at..at + cin], row, frame, None);
+            }
+        }
+        let p = reused(&mut scratch.products, n * groups * cols);
+        for (j, (w, p)) in self
+            .weights
+            .iter()
+            .zip(p.chunks_exact_mut(groups * cols))
+            .enumerate()
+        {
+            w.set_here(p, cols, &d[j * groups * cin..], cin, groups);
+        }
+        let p: &[f32] = p;
+        for (g, rows) in out.chunks_exact_mut(m * cols).enumerate() {
+            let product = |j: usize| &p[(j * groups + g) * cols..(j * groups + g + 1) * cols];
+            for (row, y) in self.output.iter().zip(rows.chunks_exact_mut(cols)) {
+                combine(y, row, product, Some(start));
+            }
+        }
+    }
+}
+
+/// Columns combined at a time: the sum stays in registers while every term is added.
+const LANES: usize = 16;
+
+/// dst = Σ c · part(i) over a sparse row's (i, c), written over dst plus a bias, or added
+/// to it (`start`); None writes the sum alone. A block of LANES columns at a time, so
+/// each term costs one load and dst is written once.
+fn combine<'a>(
+    dst: &mut [f32],
+    row: &[(usize, f32)],
+    part: impl Fn(usize) -> &'a [f32],
+    start: Option<Start>,
+) {
+    let block = |at: usize, dst: &mut [f32]| {
+        let mut acc = [0f32; LANES];
+        let acc = &mut acc[..dst.len()];
+        match start {
+            Some(Start::Accumulate) => acc.copy_from_slice(dst),
+            Some(Start::Bias(bias)) => acc.copy_from_slice(&bias[at..at + dst.len()]),
+            None => {}
+        }
+        for &(i, c) in row {
+            let src = &part(i)[at..at + dst.len()];
+            for (a, v) in acc.iter_mut().zip(src) {
+                *a += c * v;
+            }
+        }
+        dst.copy_from_slice(acc);
+    };
+    let whole = dst.len() / LANES * LANES;
+    let (head, tail) = dst.split_at_mut(whole);
+    for (b, dst) in head.chunks_exact_mut(LANES).enumerate() {
+        block(b * LANES, dst);
+    }
+    if !tail.is_empty() {
+        block(whole, tail);
+    }
+}
+
+/// How a product treats its output: written over, starting from a bias (a conv's own
+/// output), or added to what it holds.
+#[derive(Clone, Copy)]
+pub enum Start<'a> {
+    Bias(&'a [f32]),
+    Accumulate,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::noise;
+    use super::*;
+
+    /// The correlation by its definition: bias (or what out held) plus Σ_k x_{t+k} · g_k.
+    fn direct(taps: &[Vec<f32>], x: &[f32], cin: usize, cols: usize, out: &mut [f32]) {
+        for (t, y) in out.chunks_exact_mut(cols).enumerate() {
+            for (k, g) in taps.iter().enumerate() {
+                for c in 0..cin {
+                    let v = x[(t + k) * cin + c];
+                    for (o, w) in y.iter_mut().zip(&g[c * cols..(c + 1) * cols]) {
+                        *o += v * w;
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_length_matches_the_correlation_in_both_modes() {
+        // Columns that are not a whole block of LANES, groups of 2 and 4, every tail.
+        for (r, m, cin, cols) in [(2, 4, 5, 19), (3, 4, 7, 33), (3, 2, 4, 16), (2, 2, 3, 8)] {
+            let taps: Vec<Vec<f32>> = (0..r).map(|k| noise(cin * cols, 10 + k as u64)).collect();
+            let slices: Vec<&[f32]> = taps.iter().map(Vec::as_slice).collect();
+            let f = Winograd::new(&slices, cin, cols, m);
+            let bias = noise(cols, 3);
+            let mut scratch = WinogradScratch::default();
+            for rows in 1..=13 {
+                let x = noise((rows + r - 1) * cin, rows as u64);
+                let mut want: Vec<f32> = bias.repeat(rows);
+                direct(&taps, &x, cin, cols, &mut want);
+                let mut written = vec![f32::NAN; rows * cols];
+                f.run(&x, rows, &mut written, Start::Bias(&bias), &mut scratch);
+                let mut added = bias.repeat(rows);
+                f.run(&x, rows, &mut added, Start::Accumulate, &mut scratch);
+                for got in [&written, &added] {
+                    for (a, b) in got.iter().zip(&want) {
+                        assert!((a - b).abs() < 1e-4, "F({m}, {r}), {rows} rows: {a} vs {b}");
+                    }
+                }
+            }
+        }
+    }
+}
