@@ -56,8 +56,16 @@ impl fmt::Display for Isa {
     }
 }
 
-/// The best path the CPU supports.
+/// The best path the CPU supports. Read once: kernels assert it on every call, some
+/// hundreds of thousands of times a decode (six feature tests each cost more than a
+/// short row's work).
 pub fn detect() -> Isa {
+    static BEST: OnceLock<Isa> = OnceLock::new();
+    *BEST.get_or_init(probe)
+}
+
+/// What `detect` reads from the CPU.
+fn probe() -> Isa {
     #[cfg(target_arch = "x86_64")]
     {
         let avx2 = is_x86_feature_detected!("avx2")

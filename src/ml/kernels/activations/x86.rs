@@ -4,38 +4,39 @@
 use super::{Activation, ERF_A, ERF_P, QUICK_GELU_SLOPE};
 use crate::ml::kernels::lanes::{Avx2, Avx512, Lanes};
 
-/// dst = act(src) with AVX2.
+/// dst = act(src) with AVX2, `len` values.
 ///
 /// # Safety
-/// The CPU has AVX2 and FMA; `src` and `dst` are equally long.
+/// The CPU has AVX2 and FMA; `src` is readable and `dst` writable for `len` values, the
+/// same values or apart.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn apply_avx2(act: Activation, src: &[f32], dst: &mut [f32]) {
-    apply_with::<Avx2>(act, src, dst)
+pub unsafe fn apply_avx2(act: Activation, src: *const f32, dst: *mut f32, len: usize) {
+    apply_with::<Avx2>(act, src, dst, len)
 }
 
 /// The same with AVX-512.
 ///
 /// # Safety
-/// The CPU has AVX-512 F; lengths as above.
+/// The CPU has AVX-512 F; pointers as above.
 #[target_feature(enable = "avx2,fma,avx512f")]
-pub unsafe fn apply_avx512(act: Activation, src: &[f32], dst: &mut [f32]) {
-    apply_with::<Avx512>(act, src, dst)
+pub unsafe fn apply_avx512(act: Activation, src: *const f32, dst: *mut f32, len: usize) {
+    apply_with::<Avx512>(act, src, dst, len)
 }
 
 #[inline(always)]
-unsafe fn apply_with<L: Lanes>(act: Activation, src: &[f32], dst: &mut [f32]) {
-    let whole = src.len() - src.len() % L::N;
-    let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
+unsafe fn apply_with<L: Lanes>(act: Activation, s: *const f32, d: *mut f32, len: usize) {
+    let whole = len - len % L::N;
     for i in (0..whole).step_by(L::N) {
         let x = L::load(s.add(i));
         let y = match act {
             Activation::GeluErf => gelu::<L>(x),
             Activation::QuickGelu => quick_gelu::<L>(x),
+            Activation::Elu => elu::<L>(x),
         };
         L::store(d.add(i), y);
     }
-    for (d, s) in dst[whole..].iter_mut().zip(&src[whole..]) {
-        *d = act.scalar(*s);
+    for i in whole..len {
+        *d.add(i) = act.scalar(*s.add(i));
     }
 }
 
@@ -53,6 +54,13 @@ unsafe fn gelu<L: Lanes>(x: L::V) -> L::V {
     let gauss = L::exp(L::sub(L::zero(), L::mul(z, z)));
     let erf = L::copy_sign(L::fnma(poly, gauss, one), x);
     L::mul(L::mul(L::splat(0.5), x), L::add(one, erf))
+}
+
+/// x above zero, else e^x − 1.
+#[inline(always)]
+unsafe fn elu<L: Lanes>(x: L::V) -> L::V {
+    let below = L::sub(L::exp(L::min(x, L::zero())), L::splat(1.0));
+    L::max(x, below)
 }
 
 /// x / (1 + e^(−1.702 x)).

@@ -1,7 +1,6 @@
 //! The CPU building blocks of EnCodec decoding: a time-major signal, padding staged a
 //! chunk at a time (with the ELU that always precedes a conv fused into the same copy),
-//! how signals are cut into chunks, a vectorisable ELU, and a packed weight for strided
-//! matrix products.
+//! how signals are cut into chunks, and a packed weight for strided matrix products.
 //!
 //! Why time-major (frames, channels): the k taps of a stride-1 conv at frame t read rows
 //! t..t+k, which are contiguous in memory, so the whole conv is one GEMM over an
@@ -10,6 +9,8 @@
 
 use std::ops::Range;
 
+use crate::ml::kernels::activations::Activation;
+use crate::ml::kernels::isa;
 use crate::ml::kernels::packed_gemm::PackedF32;
 
 /// A (frames, channels) signal stored row by row.
@@ -44,45 +45,10 @@ pub enum PadMode {
     Zero,
 }
 
-/// 1.5 · 2²³: adding it to a float of magnitude below 2²² rounds it to an integer, which
-/// then sits in the low bits of the sum's mantissa.
-const ROUND_MAGIC: f32 = 12_582_912.0;
-
-/// `x.exp()` to ~1e-7 relative, written so LLVM vectorises it (std's `exp` is a libm call
-/// per element, which made the ELUs a large share of decoding). n = round(x·log2 e) comes
-/// from `ROUND_MAGIC`, not `round()` and `as i32`: Rust's saturating float-to-int cast
-/// was compiled a lane at a time, a tenth of a decode on the AVX2 path.
-#[inline(always)]
-fn exp_approx(x: f32) -> f32 {
-    let x = x.clamp(-87.0, 88.0);
-    let shifted = x * std::f32::consts::LOG2_E + ROUND_MAGIC;
-    let n = shifted - ROUND_MAGIC;
-    // x − n·ln2 in two parts so the reduction stays exact.
-    let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    // 2ⁿ: n (within −126..=127 after the clamp) + 127 in the exponent field.
-    let n_bits = shifted.to_bits().wrapping_sub(ROUND_MAGIC.to_bits());
-    p * f32::from_bits(n_bits.wrapping_add(127) << 23)
-}
-
-/// torch's ELU with alpha 1.
-#[inline(always)]
-fn elu1(v: f32) -> f32 {
-    if v > 0.0 {
-        v
-    } else {
-        exp_approx(v) - 1.0
-    }
-}
-
-/// ELU in place (one chunk's worth: callers parallelise over chunks).
+/// ELU in place (one chunk's worth: callers parallelise over chunks), on the kernel path
+/// this CPU runs.
 pub fn elu_in_place(data: &mut [f32]) {
-    for v in data {
-        *v = elu1(*v);
-    }
+    Activation::Elu.apply_in_place_on(isa::active(), data);
 }
 
 /// A signal of `len` frames padded along time (`left`/`right` frames) as torch's `F.pad`
@@ -126,16 +92,13 @@ impl Padding {
     /// `elu` is set: the one copy a chunk of a convolution makes of its input.
     pub fn stage(&self, x: &Signal, frames: Range<usize>, elu: bool, dst: &mut Vec<f32>) {
         let c = x.channels;
+        let isa = isa::active();
         // Every row is written below, so a reused buffer is not zeroed first.
         dst.resize(frames.len() * c, 0.0);
         dst.truncate(frames.len() * c);
         for (i, row) in frames.zip(dst.chunks_exact_mut(c.max(1))) {
             match self.source(i) {
-                Some(src) if elu => {
-                    for (o, v) in row.iter_mut().zip(x.row(src)) {
-                        *o = elu1(*v);
-                    }
-                }
+                Some(src) if elu => Activation::Elu.apply_on(isa, x.row(src), row),
                 Some(src) => row.copy_from_slice(x.row(src)),
                 None => row.fill(0.0),
             }
@@ -279,20 +242,6 @@ impl Weight {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exp_approx_matches_std() {
-        let mut worst = 0f32;
-        let mut x = -30.0f32;
-        while x < 10.0 {
-            let rel = (exp_approx(x) - x.exp()).abs() / x.exp();
-            worst = worst.max(rel);
-            x += 0.0137;
-        }
-        assert!(worst < 5e-7, "worst relative error {worst}");
-        assert_eq!(elu1(-200.0), -1.0);
-        assert_eq!(elu1(2.5), 2.5);
-    }
 
     #[test]
     fn reflect_pad_matches_torch() {
