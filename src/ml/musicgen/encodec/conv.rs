@@ -231,7 +231,9 @@ impl Conv {
         }
     }
 
-    /// Floats of weights by the layer's definition (what a chunk reads).
+    /// Floats of weights by the layer's definition: what sizes a chunk. A Winograd conv
+    /// reads twice as many (six transformed matrices for three taps); the residual
+    /// blocks' chunk heights were measured with this figure, not that one.
     pub fn weight_floats(&self) -> usize {
         let s = &self.shape;
         s.taps * s.cin * s.cout
