@@ -17,7 +17,7 @@ use super::signal::{
 use super::EncodecConfig;
 use crate::ml::kernels::host_matmul::dot;
 use crate::ml::kernels::isa;
-use crate::ml::kernels::packed_gemm::{columns_per_pass, MR};
+use crate::ml::kernels::packed_gemm::columns_per_pass;
 
 /// A tensor's values on the host, as f32, in row-major order.
 pub(super) fn host(t: &Tensor) -> candle_core::Result<Vec<f32>> {
@@ -214,15 +214,10 @@ impl Conv {
     fn chunk(&self, frames: usize) -> usize {
         let s = &self.shape;
         let floats = s.cin * s.stride + s.cout + self.scratch_per_frame();
-        chunk_frames(
-            floats,
-            self.weight_floats(),
-            frames,
-            MR * self.frames_per_row(),
-        )
+        chunk_frames(floats, self.weight_floats(), frames, self.frames_per_row())
     }
 
-    /// Output frames one row of the product makes: a GEMM tile makes MR of these rows.
+    /// Output frames one row of the product makes (`chunk_frames` cuts whole tiles).
     pub fn frames_per_row(&self) -> usize {
         match &self.weight {
             ConvWeight::Winograd(f) => f.frames_per_row(),

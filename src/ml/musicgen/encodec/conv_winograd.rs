@@ -107,13 +107,11 @@ impl Winograd {
         let (m, cin, cols) = (self.m, self.cin, self.cols);
         let groups = rows / m;
         if groups > 0 {
-            self.groups(
-                staged,
-                groups,
-                &mut out[..groups * m * cols],
-                start,
-                scratch,
-            );
+            let WinogradScratch {
+                inputs, products, ..
+            } = scratch;
+            let out = &mut out[..groups * m * cols];
+            self.groups(staged, groups, out, start, inputs, products);
         }
         let tail = rows - groups * m;
         if tail > 0 {
@@ -121,18 +119,21 @@ impl Winograd {
             // input, made in rows that start as the frames' own; only theirs are kept.
             let first = groups * m;
             let have = (tail + self.r - 1) * cin;
-            let mut window = std::mem::take(&mut scratch.window);
+            let WinogradScratch {
+                inputs,
+                products,
+                window,
+                rows: y,
+            } = scratch;
             window.clear();
             window.extend_from_slice(&staged[first * cin..first * cin + have]);
             window.resize((m + self.r - 1) * cin, 0.0);
-            let mut y = std::mem::take(&mut scratch.rows);
             let out = &mut out[first * cols..rows * cols];
             y.clear();
             y.extend_from_slice(out);
             y.resize(m * cols, 0.0);
-            self.groups(&window, 1, &mut y, start, scratch);
+            self.groups(window, 1, y, start, inputs, products);
             out.copy_from_slice(&y[..tail * cols]);
-            (scratch.window, scratch.rows) = (window, y);
         }
     }
 
@@ -143,12 +144,13 @@ impl Winograd {
         groups: usize,
         out: &mut [f32],
         start: Start,
-        scratch: &mut WinogradScratch,
+        inputs: &mut Vec<f32>,
+        products: &mut Vec<f32>,
     ) {
         let (m, cin, cols) = (self.m, self.cin, self.cols);
         let n = self.weights.len();
         // Point j's input for group g at d[(j · groups + g) · cin ..].
-        let d = reused(&mut scratch.inputs, n * groups * cin);
+        let d = reused(inputs, n * groups * cin);
         for g in 0..groups {
             let frame = |i: usize| &staged[(g * m + i) * cin..(g * m + i + 1) * cin];
             for (j, row) in self.input.iter().enumerate() {
@@ -156,7 +158,7 @@ impl Winograd {
                 combine(&mut d[at..at + cin], row, frame, None);
             }
         }
-        let p = reused(&mut scratch.products, n * groups * cols);
+        let p = reused(products, n * groups * cols);
         for (j, (w, p)) in self
             .weights
             .iter()

@@ -9,7 +9,6 @@ use super::buffers::{reused, sized, WinogradScratch};
 use super::conv::{Conv, ConvShape};
 use super::signal::{chunk_bounds, chunk_frames, elu_in_place, fill_rows, split_rows, Signal};
 use super::EncodecConfig;
-use crate::ml::kernels::packed_gemm::MR;
 
 /// A block's three convs: conv1 (k, dilated, down to dim / compress), conv2 (1×1, back
 /// up to dim) and the 1×1 shortcut.
@@ -69,8 +68,7 @@ impl ResBlock {
             .flatten()
             .map(Conv::weight_floats)
             .sum();
-        let multiple = MR * self.conv1.frames_per_row();
-        let chunk = chunk_frames(floats, weights, x.frames, multiple);
+        let chunk = chunk_frames(floats, weights, x.frames, self.conv1.frames_per_row());
         self.forward_in_chunks(x, chunk, out)
     }
 

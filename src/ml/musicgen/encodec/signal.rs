@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use crate::ml::kernels::activations::Activation;
 use crate::ml::kernels::isa;
-use crate::ml::kernels::packed_gemm::PackedF32;
+use crate::ml::kernels::packed_gemm::{PackedF32, MR};
 
 /// A (frames, channels) signal stored row by row.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,19 +139,19 @@ pub const WEIGHT_FLOATS_PER_FRAME: usize = 1 << 13;
 
 /// Frames per chunk for a layer of `len` frames whose chunk touches `floats_per_frame`
 /// per frame and whose weights hold `weight_floats`; never so tall that a thread is left
-/// without a chunk. A multiple of `multiple` (the frames of a GEMM tile's rows): each
-/// chunk but the last then fills every tile.
+/// without a chunk. A whole number of GEMM tiles (MR product rows of `frames_per_row`
+/// frames each): each chunk but the last then fills every tile.
 pub fn chunk_frames(
     floats_per_frame: usize,
     weight_floats: usize,
     len: usize,
-    multiple: usize,
+    frames_per_row: usize,
 ) -> usize {
     (CHUNK_FLOATS / floats_per_frame.max(1))
         .max(MIN_CHUNK_FRAMES)
         .max(weight_floats / WEIGHT_FLOATS_PER_FRAME)
         .min(len.div_ceil(rayon::current_num_threads()))
-        .next_multiple_of(multiple.max(1))
+        .next_multiple_of((MR * frames_per_row).max(1))
         .min(len)
         .max(1)
 }

@@ -22,7 +22,6 @@ use super::signal::{
     chunk_bounds, chunk_frames, fill_rows, split_rows, PadMode, Padding, Signal, Weight,
 };
 use super::EncodecConfig;
-use crate::ml::kernels::packed_gemm::MR;
 
 /// Frames cut from the start and the end of the full output ((len − 1)·stride + taps
 /// frames), as transformers does, so len input frames give len·stride.
@@ -112,7 +111,7 @@ impl ConvTranspose {
         };
         let floats = cin + n + scratch;
         let windows = x.frames + self.window - 1;
-        let chunk = chunk_frames(floats, weights, windows, MR * per_row);
+        let chunk = chunk_frames(floats, weights, windows, per_row);
         self.forward_in_chunks(x, elu, chunk, out)
     }
 
