@@ -1,89 +1,140 @@
 //! A block's frame with AVX2 (+F16C) or AVX-512: the weights (f32, or f16 widened as they
-//! are read) times broadcast h values into whole vectors of gate sums, then the cell a
-//! vector of units at a time.
+//! are read) times broadcast h values into whole vectors of gate sums, for each sequence
+//! stepped in lockstep, then the cell a vector of units at a time.
 
-use super::{Block, Stored, GATES, UNITS};
+use super::{weight_at, Block, Stored, GATES, UNITS};
 use crate::ml::kernels::lanes::{Avx2, Avx512, Elem, Lanes};
 
 /// # Safety
 /// The CPU has AVX2, FMA and F16C; the block is as `RecurrentWeight::step_block_on`
 /// checks.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn step_avx2<E: Stored>(block: &Block<E>, c: &mut [f32], h_out: &mut [f32]) {
-    step_with::<Avx2, E>(block, c, h_out)
+pub unsafe fn step_avx2<E: Stored, const S: usize>(
+    block: &Block<E, S>,
+    c: &mut [f32],
+    h_out: &mut [f32],
+) {
+    step_with::<Avx2, E, S>(block, c, h_out)
 }
 
 /// # Safety
 /// The CPU has AVX-512 F; the block as above.
 #[target_feature(enable = "avx2,fma,f16c,avx512f")]
-pub unsafe fn step_avx512<E: Stored>(block: &Block<E>, c: &mut [f32], h_out: &mut [f32]) {
-    step_with::<Avx512, E>(block, c, h_out)
+pub unsafe fn step_avx512<E: Stored, const S: usize>(
+    block: &Block<E, S>,
+    c: &mut [f32],
+    h_out: &mut [f32],
+) {
+    step_with::<Avx512, E, S>(block, c, h_out)
 }
 
-/// The gate sums, then (a whole block) the cells and hidden values a vector at a time,
-/// or (a partial last block) the scalar cell.
+/// The gate sums, then per sequence (a whole block) the cells and hidden values a vector
+/// at a time, or (a partial last block) the scalar cell.
 #[inline(always)]
-unsafe fn step_with<L: Lanes, E: Stored>(block: &Block<E>, c: &mut [f32], h_out: &mut [f32]) {
-    let mut g = [0f32; GATES];
-    gate_sums_with::<L, E>(block.w, block.h_prev, &mut g);
-    if c.len() < UNITS {
-        return block.cell(&g, c, h_out);
-    }
-    let (hidden, first) = (block.h_prev.len(), block.first);
-    // Gate q of units v.. : its sum plus the input projection's (torch's order i, f, g, o).
-    let gate = |q: usize, v: usize| {
-        let xi = block.xi.as_ptr().add(q * hidden + first + v);
-        L::add(L::load(g.as_ptr().add(q * UNITS + v)), L::load(xi))
-    };
+unsafe fn step_with<L: Lanes, E: Stored, const S: usize>(
+    block: &Block<E, S>,
+    c: &mut [f32],
+    h_out: &mut [f32],
+) {
+    let mut g = [[0f32; GATES]; S];
+    gate_sums_with::<L, E, S>(block.w, &block.h_prev, &mut g);
+    let units = c.len() / S;
+    let (hidden, first) = (block.h_prev[0].len(), block.first);
     let one = L::splat(1.0);
     let sigmoid = |x: L::V| L::div(one, L::add(one, L::exp(L::sub(L::zero(), x))));
     // tanh(x) = 2σ(2x) − 1: within ~1e-7 absolute, like the scalar path's rounding.
     let tanh = |x: L::V| L::sub(L::mul(L::splat(2.0), sigmoid(L::add(x, x))), one);
-    for v in (0..UNITS).step_by(L::N) {
-        let (i, f) = (sigmoid(gate(0, v)), sigmoid(gate(1, v)));
-        let (cand, o) = (tanh(gate(2, v)), sigmoid(gate(3, v)));
-        let cell = L::fma(f, L::load(c.as_ptr().add(v)), L::mul(i, cand));
-        L::store(c.as_mut_ptr().add(v), cell);
-        L::store(h_out.as_mut_ptr().add(v), L::mul(o, tanh(cell)));
+    for (s, g) in g.iter().enumerate() {
+        let c = &mut c[s * units..(s + 1) * units];
+        let h_out = &mut h_out[s * units..(s + 1) * units];
+        if units < UNITS {
+            block.cell(s, g, c, h_out);
+            continue;
+        }
+        // Gate q of units v.. : its sum plus the input projection's (torch's order i, f,
+        // g, o).
+        let xi = block.xi[s];
+        let gate = |q: usize, v: usize| {
+            let xi = xi.as_ptr().add(q * hidden + first + v);
+            L::add(L::load(g.as_ptr().add(q * UNITS + v)), L::load(xi))
+        };
+        for v in (0..UNITS).step_by(L::N) {
+            let (i, f) = (sigmoid(gate(0, v)), sigmoid(gate(1, v)));
+            let (cand, o) = (tanh(gate(2, v)), sigmoid(gate(3, v)));
+            let cell = L::fma(f, L::load(c.as_ptr().add(v)), L::mul(i, cand));
+            L::store(c.as_mut_ptr().add(v), cell);
+            L::store(h_out.as_mut_ptr().add(v), L::mul(o, tanh(cell)));
+        }
     }
 }
 
-/// Accumulators: all GATES sums once per input for AVX2 (8 vectors), twice for AVX-512
-/// (2 × 4, even and odd inputs), so 8 independent FMA chains hide the FMA's latency.
-const ACC: usize = 8;
+/// Accumulator registers the gate sums may take: 12 of AVX2's 16 (a weight vector and
+/// the broadcast h values need the rest), 16 of AVX-512's 32.
+const fn accumulators(lanes: usize) -> usize {
+    if lanes == 8 {
+        12
+    } else {
+        16
+    }
+}
 
-/// g = the block's gate sums, Σ_k h[k] · w[k] (w: rows of GATES).
+/// Independent FMA chains that hide the FMA's latency (4 cycles, 2 a cycle).
+const CHAINS: usize = 8;
+
+/// g[s] = sequence s's gate sums of the block, Σ_k h[s][k] · w[k] (w: GATES per input,
+/// laid out by `weight_at`).
+///
+/// A row's GATES weights are `vecs` vectors; a pass sums `per_pass` of them for every
+/// sequence (all its sums in registers), so each weight vector is widened once and
+/// multiplied S times. With too few sums for `CHAINS` (one sequence on AVX-512), inputs
+/// alternate between `sets` of accumulators, summed at the end.
 #[inline(always)]
-unsafe fn gate_sums_with<L: Lanes, E: Elem>(w: &[E], h: &[f32], g: &mut [f32; GATES]) {
-    assert!(w.len() >= h.len() * GATES);
+unsafe fn gate_sums_with<L: Lanes, E: Elem, const S: usize>(
+    w: &[E],
+    h: &[&[f32]; S],
+    g: &mut [[f32; GATES]; S],
+) {
+    let hidden = h[0].len();
+    assert!(w.len() >= hidden * GATES && h.iter().all(|h| h.len() == hidden));
     let vecs = GATES / L::N;
-    let sets = ACC / vecs;
-    let mut acc = [L::zero(); ACC];
+    let mut per_pass = vecs;
+    while per_pass * S > accumulators(L::N) {
+        per_pass /= 2;
+    }
+    let sums = per_pass * S;
+    let sets = (CHAINS / sums).max(1);
     let wp = w.as_ptr();
-    // Input k into set k mod `sets`; the sets are summed at the end.
-    let fold = |acc: &mut [L::V], k: usize| {
-        let b = L::splat(*h.get_unchecked(k));
-        let row = wp.add(k * GATES);
-        for (v, a) in acc.iter_mut().enumerate() {
-            *a = L::fma(b, E::widen::<L>(row.add(v * L::N)), *a);
+    for pass in 0..vecs / per_pass {
+        let col = pass * per_pass * L::N;
+        let mut acc = [L::zero(); 16];
+        // Input k into the sums `acc` (sequence s's vector v at s · per_pass + v).
+        let fold = |acc: &mut [L::V], k: usize| {
+            let b: [L::V; S] = std::array::from_fn(|s| L::splat(*h[s].get_unchecked(k)));
+            for v in 0..per_pass {
+                let wv = E::widen::<L>(wp.add(weight_at(hidden, k, col + v * L::N)));
+                for (s, b) in b.iter().enumerate() {
+                    acc[s * per_pass + v] = L::fma(*b, wv, acc[s * per_pass + v]);
+                }
+            }
+        };
+        let whole = hidden - hidden % sets;
+        for k in (0..whole).step_by(sets) {
+            for set in 0..sets {
+                fold(&mut acc[set * sums..], k + set);
+            }
         }
-    };
-    let whole = h.len() - h.len() % sets;
-    for k in (0..whole).step_by(sets) {
-        for (s, set) in acc.chunks_exact_mut(vecs).enumerate() {
-            fold(set, k + s);
+        for k in whole..hidden {
+            fold(&mut acc[..], k);
         }
-    }
-    let (sum, others) = acc.split_at_mut(vecs);
-    for k in whole..h.len() {
-        fold(sum, k);
-    }
-    for set in others.chunks_exact(vecs) {
-        for (a, b) in sum.iter_mut().zip(set) {
-            *a = L::add(*a, *b);
+        for set in 1..sets {
+            for i in 0..sums {
+                acc[i] = L::add(acc[i], acc[set * sums + i]);
+            }
         }
-    }
-    for (v, a) in sum.iter().enumerate() {
-        L::store(g.as_mut_ptr().add(v * L::N), *a);
+        for (s, g) in g.iter_mut().enumerate() {
+            for v in 0..per_pass {
+                L::store(g.as_mut_ptr().add(col + v * L::N), acc[s * per_pass + v]);
+            }
+        }
     }
 }
