@@ -47,11 +47,10 @@ unsafe fn step_with<L: Lanes, E: Stored, const S: usize>(
             block.cell(s, g, c, h_out);
             continue;
         }
-        // Gate q of units v.. : its sum plus the input projection's (torch's order i, f,
-        // g, o).
         let xi = block.xi[s].as_ptr().add(first);
         for v in (0..UNITS).step_by(L::N) {
-            // Gate q of units v.. : its sum plus the input projection's.
+            // Gate q of units v.. : its sum plus the input projection's (torch's order i,
+            // f, g, o).
             let (gp, xp) = (g.as_ptr().add(v), xi.add(v));
             let i = sigmoid::<L>(L::add(L::load(gp), L::load(xp)));
             let f = sigmoid::<L>(L::add(L::load(gp.add(UNITS)), L::load(xp.add(hidden))));

@@ -17,8 +17,8 @@ pub struct Context {
 
 /// 0.5 s before, 0.2 s after (25 and 10 frames at 50 frames/s). Measured on full-size
 /// random weights (`scripts/bench/long-songs`): no context gives 24 dB, 10 + 5 frames
-/// 82 dB, 25 + 10 frames 124 dB (max |Δ| 1.5e-7: the whole decode, to f32 rounding); more
-/// changes nothing.
+/// 83 dB, 25 + 10 frames 120 dB (max |Δ| 2e-7: the whole decode, itself in warmed-up LSTM
+/// segments, to f32 rounding); more changes nothing.
 pub const DEFAULT_CONTEXT_SECONDS: (f64, f64) = (0.5, 0.2);
 
 /// Seconds in the first chunk of a song heard while it is made (small: the first sound
