@@ -232,9 +232,15 @@ mod tests {
         (map, raw)
     }
 
-    fn lstm_f32(map: &HashMap<String, Tensor>, h: usize, layers: usize) -> Lstm {
+    /// The LSTM `lstm_weights` made, loaded through `Lstm::load`.
+    fn load(
+        map: &HashMap<String, Tensor>,
+        h: usize,
+        layers: usize,
+        recurrent: RecurrentPrecision,
+    ) -> Lstm {
         let vb = VarBuilder::from_tensors(map.clone(), DType::F32, &Device::Cpu);
-        Lstm::load(vb, h, layers, RecurrentPrecision::F32).expect("load")
+        Lstm::load(vb, h, layers, recurrent).expect("load")
     }
 
     #[test]
@@ -243,7 +249,7 @@ mod tests {
         // gives (a partial block of units: 20).
         let (h, frames) = (20, 61);
         let (map, _) = lstm_weights(h, 1, 1.0);
-        let lstm = lstm_f32(&map, h, 1);
+        let lstm = load(&map, h, 1, RecurrentPrecision::F32);
         let layer = &lstm.layers[0];
         let xi = Signal::new(frames, 4 * h, noise(frames * 4 * h, 9));
         let segs = segments(frames, 3, 7);
@@ -267,7 +273,7 @@ mod tests {
         // they do not (here the difference shrinks ~30× per 10 frames of warm-up).
         let (h, frames, layers) = (20, 120, 2);
         let (map, _) = lstm_weights(h, layers, 0.3);
-        let lstm = lstm_f32(&map, h, layers);
+        let lstm = load(&map, h, layers, RecurrentPrecision::F32);
         let x = Signal::new(frames, h, noise(frames * h, 5));
         let whole = lstm.forward_in_segments(&x, &segments(frames, 1, 0), Vec::new());
         let worst = |warmup| {
@@ -289,7 +295,6 @@ mod tests {
     fn lstm_matches_the_definition() {
         // 20 units: one whole block of UNITS and a partial one.
         let (h, frames, layers) = (20, 9, 2);
-        let dev = Device::Cpu;
         let (map, raw) = lstm_weights(h, layers, 1.0);
         let x = Signal::new(frames, h, noise(frames * h, 3));
         // torch's definition, with W_hh through `round` (f16 keeps it rounded so).
@@ -324,15 +329,15 @@ mod tests {
             seq
         };
         let exact = definition(|v| v);
-        let load = |recurrent| {
-            let vb = VarBuilder::from_tensors(map.clone(), DType::F32, &dev);
-            Lstm::load(vb, h, layers, recurrent).expect("load")
-        };
         close(
-            &load(RecurrentPrecision::F32).forward(&x, Vec::new()).data,
+            &load(&map, h, layers, RecurrentPrecision::F32)
+                .forward(&x, Vec::new())
+                .data,
             &exact,
         );
-        let half = load(RecurrentPrecision::F16).forward(&x, Vec::new()).data;
+        let half = load(&map, h, layers, RecurrentPrecision::F16)
+            .forward(&x, Vec::new())
+            .data;
         close(&half, &definition(|v| f16::from_f32(v).to_f32()));
         // And what the rounding costs against the exact weights.
         let worst = half
