@@ -1,7 +1,7 @@
 //! The activations a vector at a time, written once over the shared vector ops for
 //! AVX2 and AVX-512; the last few values of a slice by the scalar formula.
 
-use super::{Activation, ERF_A, ERF_P, QUICK_GELU_SLOPE};
+use super::{Activation, ELU_FLOOR, ELU_POLY, ERF_A, ERF_P, QUICK_GELU_SLOPE};
 use crate::ml::kernels::lanes::{Avx2, Avx512, Lanes};
 
 /// dst = act(src) with AVX2, `len` values.
@@ -56,11 +56,25 @@ unsafe fn gelu<L: Lanes>(x: L::V) -> L::V {
     L::mul(L::mul(L::splat(0.5), x), L::add(one, erf))
 }
 
-/// x above zero, else e^x − 1.
+/// x above zero, else e^x − 1, by an e^x of its own. Its argument t = min(x, 0) is
+/// never positive and never below `ELU_FLOOR`, so it needs neither `exp`'s clamps nor its
+/// mask; ln 2 is one constant (n times its rounding, 2e-9 · |n|, stays under 1e-9 once
+/// scaled by 2ⁿ); and the polynomial is `ELU_POLY`, not degree-7 Taylor. That is 16
+/// operations a vector where ELU through `exp` took 22, over ~140 M values a 15 s decode
+/// (5 ms less of one on the AVX2 path). e^x − 1 ≥ x, so the max picks x exactly where
+/// x > 0 (there t = 0 and e^t − 1 = 0).
 #[inline(always)]
 unsafe fn elu<L: Lanes>(x: L::V) -> L::V {
-    let below = L::sub(L::exp(L::min(x, L::zero())), L::splat(1.0));
-    L::max(x, below)
+    let t = L::max(L::min(x, L::zero()), L::splat(ELU_FLOOR));
+    let n = L::round(L::mul(t, L::splat(std::f32::consts::LOG2_E)));
+    let r = L::fnma(n, L::splat(std::f32::consts::LN_2), t);
+    let one = L::splat(1.0);
+    let mut p = L::splat(ELU_POLY[4]);
+    for c in ELU_POLY[..4].iter().rev() {
+        p = L::fma(p, r, L::splat(*c));
+    }
+    let p = L::fma(p, r, one);
+    L::max(x, L::sub(L::scale2(p, n), one))
 }
 
 /// x / (1 + e^(−1.702 x)).
