@@ -1,11 +1,12 @@
 //! The packed GEMM's micro-kernels: M rows of x times a k-block of one 64-column panel,
 //! in registers, for AVX-512, AVX2 and portable code.
 
-use super::NR;
+use super::{NR, SLICE};
 use crate::ml::kernels::isa::Isa;
 
 /// One micro-kernel call: M rows of x (from `x`, stride `ldx`) times a k-block of one
-/// panel, written to `cols` columns of y, or added to them when `accumulate`.
+/// panel (`kc` rows of each `SLICE` of columns, slice after slice), written to `cols`
+/// columns of y, or added to them when `accumulate`.
 pub(super) struct Tile<'a> {
     pub(super) x: &'a [f32],
     pub(super) ldx: usize,
@@ -39,13 +40,14 @@ impl Tile<'_> {
         use std::arch::x86_64::*;
         let mut acc = [[_mm512_setzero_ps(); 4]; M];
         let (x, w) = (self.x.as_ptr(), self.w.as_ptr());
+        let slice = self.kc * SLICE;
         for kk in 0..self.kc {
-            let wp = w.add(kk * NR);
+            let wp = w.add(kk * SLICE);
             let wv = [
                 _mm512_loadu_ps(wp),
-                _mm512_loadu_ps(wp.add(16)),
-                _mm512_loadu_ps(wp.add(32)),
-                _mm512_loadu_ps(wp.add(48)),
+                _mm512_loadu_ps(wp.add(slice)),
+                _mm512_loadu_ps(wp.add(2 * slice)),
+                _mm512_loadu_ps(wp.add(3 * slice)),
             ];
             for (r, row) in acc.iter_mut().enumerate() {
                 let b = _mm512_set1_ps(*x.add(r * self.ldx + kk));
@@ -79,14 +81,15 @@ impl Tile<'_> {
     unsafe fn run_avx2<const M: usize>(&self) {
         use std::arch::x86_64::*;
         let (x, w) = (self.x.as_ptr(), self.w.as_ptr());
-        for slice in 0..NR / 16 {
-            let c0 = slice * 16;
+        for slice in 0..NR / SLICE {
+            let c0 = slice * SLICE;
             if c0 >= self.cols {
                 break;
             }
             let mut acc = [[_mm256_setzero_ps(); 2]; M];
+            let ws = w.add(slice * self.kc * SLICE);
             for kk in 0..self.kc {
-                let wp = w.add(kk * NR + c0);
+                let wp = ws.add(kk * SLICE);
                 let (w0, w1) = (_mm256_loadu_ps(wp), _mm256_loadu_ps(wp.add(8)));
                 for (r, row) in acc.iter_mut().enumerate() {
                     let b = _mm256_broadcast_ss(&*x.add(r * self.ldx + kk));
@@ -129,11 +132,13 @@ impl Tile<'_> {
     fn run_portable<const M: usize>(&self) {
         let mut acc = [[0f32; NR]; M];
         for kk in 0..self.kc {
-            let wv = &self.w[kk * NR..(kk + 1) * NR];
-            for (r, row) in acc.iter_mut().enumerate() {
-                let b = self.x[r * self.ldx + kk];
-                for (a, w) in row.iter_mut().zip(wv) {
-                    *a += b * w;
+            for (s, ws) in self.w.chunks_exact(self.kc * SLICE).enumerate() {
+                let wv = &ws[kk * SLICE..(kk + 1) * SLICE];
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let b = self.x[r * self.ldx + kk];
+                    for (a, w) in row[s * SLICE..(s + 1) * SLICE].iter_mut().zip(wv) {
+                        *a += b * w;
+                    }
                 }
             }
         }
