@@ -8,20 +8,19 @@
 //! one GEMM each over every group of the chunk); then each output frame combined from
 //! the n products of its group, with the bias or added to what the output holds. So
 //! this pays only where the output fills the GEMM's columns
-//! (`packed_gemm::columns_per_pass`), and the transforms are a few adds per channel.
+//! (`packed_gemm::columns_per_pass`), and the transforms are a few multiply-adds per
+//! channel (`kernels::row_combinations`).
 
 use super::buffers::{reused, WinogradScratch};
 use super::signal::Weight;
 use super::winograd::Transform;
+use crate::ml::kernels::row_combinations::{self as rows, Layout, Terms};
 
 /// Output frames per group: F(4, r). Against F(2, r) it cut the 15 s decode's multiply-
 /// adds by 13 % (the transposed convs' by a sixth, the blocks' 3-tap convs' by a
 /// quarter) and the decode by 3–6 % on the AVX2 path; F(6, r) gained nothing more (its
 /// transforms grow, and so do the weights every chunk reads).
 pub const OUTPUTS_PER_GROUP: usize = 4;
-
-/// A row of a transform without its zeros: (column, coefficient).
-type Sparse = Vec<(usize, f32)>;
 
 /// The transformed weights of F(m, r) and the transforms of inputs and outputs.
 pub struct Winograd {
@@ -30,9 +29,9 @@ pub struct Winograd {
     /// One (cin, cols) matrix per point.
     weights: Vec<Weight>,
     /// Bᵀ's rows: each point's input from the group's n input frames.
-    input: Vec<Sparse>,
+    input: Vec<Terms>,
     /// Aᵀ's rows: each output frame from the group's n products.
-    output: Vec<Sparse>,
+    output: Vec<Terms>,
     cin: usize,
     cols: usize,
 }
@@ -60,7 +59,7 @@ impl Winograd {
                 Weight::new(&w, cin, cols)
             })
             .collect();
-        let sparse = |rows: &[f64]| -> Vec<Sparse> {
+        let sparse = |rows: &[f64]| -> Vec<Terms> {
             rows.chunks_exact(n)
                 .map(|row| {
                     let nonzero = row.iter().enumerate().filter(|(_, c)| **c != 0.0);
@@ -149,15 +148,27 @@ impl Winograd {
     ) {
         let (m, cin, cols) = (self.m, self.cin, self.cols);
         let n = self.weights.len();
-        // Point j's input for group g at d[(j · groups + g) · cin ..].
+        // Point j's input for group g at d[(j · groups + g) · cin ..], from the group's
+        // frames g · m + i.
         let d = reused(inputs, n * groups * cin);
-        for g in 0..groups {
-            let frame = |i: usize| &staged[(g * m + i) * cin..(g * m + i + 1) * cin];
-            for (j, row) in self.input.iter().enumerate() {
-                let at = (j * groups + g) * cin;
-                combine(&mut d[at..at + cin], row, frame, None);
-            }
-        }
+        let frames = Layout {
+            row: cin,
+            group: m * cin,
+        };
+        let points = Layout {
+            row: groups * cin,
+            group: cin,
+        };
+        rows::combine(
+            &self.input,
+            staged,
+            frames,
+            d,
+            points,
+            groups,
+            cin,
+            rows::Start::Zero,
+        );
         let p = reused(products, n * groups * cols);
         for (j, (w, p)) in self
             .weights
@@ -167,51 +178,19 @@ impl Winograd {
         {
             w.set_here(p, cols, &d[j * groups * cin..], cin, groups);
         }
-        let p: &[f32] = p;
-        for (g, rows) in out.chunks_exact_mut(m * cols).enumerate() {
-            let product = |j: usize| &p[(j * groups + g) * cols..(j * groups + g + 1) * cols];
-            for (row, y) in self.output.iter().zip(rows.chunks_exact_mut(cols)) {
-                combine(y, row, product, Some(start));
-            }
-        }
-    }
-}
-
-/// Columns combined at a time: the sum stays in registers while every term is added.
-const LANES: usize = 16;
-
-/// dst = Σ c · part(i) over a sparse row's (i, c), written over dst plus a bias, or added
-/// to it (`start`); None writes the sum alone. A block of LANES columns at a time, so
-/// each term costs one load and dst is written once.
-fn combine<'a>(
-    dst: &mut [f32],
-    row: &[(usize, f32)],
-    part: impl Fn(usize) -> &'a [f32],
-    start: Option<Start>,
-) {
-    let block = |at: usize, dst: &mut [f32]| {
-        let mut acc = [0f32; LANES];
-        let acc = &mut acc[..dst.len()];
-        match start {
-            Some(Start::Accumulate) => acc.copy_from_slice(dst),
-            Some(Start::Bias(bias)) => acc.copy_from_slice(&bias[at..at + dst.len()]),
-            None => {}
-        }
-        for &(i, c) in row {
-            let src = &part(i)[at..at + dst.len()];
-            for (a, v) in acc.iter_mut().zip(src) {
-                *a += c * v;
-            }
-        }
-        dst.copy_from_slice(acc);
-    };
-    let whole = dst.len() / LANES * LANES;
-    let (head, tail) = dst.split_at_mut(whole);
-    for (b, dst) in head.chunks_exact_mut(LANES).enumerate() {
-        block(b * LANES, dst);
-    }
-    if !tail.is_empty() {
-        block(whole, tail);
+        let products = Layout {
+            row: groups * cols,
+            group: cols,
+        };
+        let outputs = Layout {
+            row: cols,
+            group: m * cols,
+        };
+        let start = match start {
+            Start::Bias(bias) => rows::Start::Row(bias),
+            Start::Accumulate => rows::Start::Accumulate,
+        };
+        rows::combine(&self.output, p, products, out, outputs, groups, cols, start);
     }
 }
 

@@ -1,0 +1,154 @@
+//! The row combinations a vector of columns at a time, written once over the shared
+//! vector ops for AVX2 and AVX-512. An output row at a time over every group, so its
+//! coefficients are broadcast into registers once; `T`, the row's term count, is a
+//! constant in each body, so the terms' loop unrolls and the coefficients stay there.
+
+use super::{Layout, Start, Terms, MAX_TERMS};
+use crate::ml::kernels::lanes::{Avx2, Avx512, Lanes};
+
+/// `combine_on` with AVX2.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; every source row (`from`, `width` floats) of every group is
+/// readable at `src`, every output row (`to`) writable at `dst`, and the two do not
+/// overlap.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn combine_avx2(
+    matrix: &[Terms],
+    src: *const f32,
+    from: Layout,
+    dst: *mut f32,
+    to: Layout,
+    groups: usize,
+    width: usize,
+    start: Start,
+) {
+    combine_with::<Avx2>(matrix, src, from, dst, to, groups, width, start)
+}
+
+/// The same with AVX-512.
+///
+/// # Safety
+/// The CPU has AVX-512 F; pointers as above.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,avx512f")]
+pub unsafe fn combine_avx512(
+    matrix: &[Terms],
+    src: *const f32,
+    from: Layout,
+    dst: *mut f32,
+    to: Layout,
+    groups: usize,
+    width: usize,
+    start: Start,
+) {
+    combine_with::<Avx512>(matrix, src, from, dst, to, groups, width, start)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn combine_with<L: Lanes>(
+    matrix: &[Terms],
+    src: *const f32,
+    from: Layout,
+    dst: *mut f32,
+    to: Layout,
+    groups: usize,
+    width: usize,
+    start: Start,
+) {
+    for (j, terms) in matrix.iter().enumerate() {
+        let mut rows = Rows {
+            src,
+            from,
+            dst: dst.add(to.row * j),
+            group: to.group,
+            groups,
+            width,
+            start,
+        };
+        if terms.is_empty() {
+            row::<L, 0>(&[], rows);
+        }
+        for part in terms.chunks(MAX_TERMS) {
+            match part.len() {
+                1 => row::<L, 1>(part, rows),
+                2 => row::<L, 2>(part, rows),
+                3 => row::<L, 3>(part, rows),
+                4 => row::<L, 4>(part, rows),
+                5 => row::<L, 5>(part, rows),
+                _ => row::<L, MAX_TERMS>(part, rows),
+            }
+            // A row of more than MAX_TERMS: the next pass adds to this one's sums.
+            rows.start = Start::Accumulate;
+        }
+    }
+}
+
+/// One output row of every group: the sources, and where the row lies in each group.
+#[derive(Clone, Copy)]
+struct Rows<'a> {
+    src: *const f32,
+    from: Layout,
+    /// The row in group 0; group g's is `group` · g floats on.
+    dst: *mut f32,
+    group: usize,
+    groups: usize,
+    width: usize,
+    start: Start<'a>,
+}
+
+/// `rows` from `terms` (exactly T of them).
+#[inline(always)]
+unsafe fn row<L: Lanes, const T: usize>(terms: &[(usize, f32)], rows: Rows) {
+    let Rows {
+        src,
+        from,
+        dst,
+        group,
+        groups,
+        width,
+        start,
+    } = rows;
+    let mut coefficient = [L::zero(); T];
+    let mut scalar = [0f32; T];
+    let mut offset = [0usize; T];
+    for t in 0..T {
+        coefficient[t] = L::splat(terms[t].1);
+        scalar[t] = terms[t].1;
+        offset[t] = from.row * terms[t].0;
+    }
+    let whole = width - width % L::N;
+    for g in 0..groups {
+        let y = dst.add(group * g);
+        let x = src.add(from.group * g);
+        let base: Option<*const f32> = match start {
+            Start::Zero => None,
+            Start::Row(r) => Some(r.as_ptr()),
+            Start::Accumulate => Some(y),
+        };
+        let mut col = 0;
+        while col < whole {
+            let mut acc = match base {
+                Some(b) => L::load(b.add(col)),
+                None => L::zero(),
+            };
+            for t in 0..T {
+                acc = L::fma(coefficient[t], L::load(x.add(offset[t] + col)), acc);
+            }
+            L::store(y.add(col), acc);
+            col += L::N;
+        }
+        for col in whole..width {
+            let mut acc = match base {
+                Some(b) => *b.add(col),
+                None => 0.0,
+            };
+            for t in 0..T {
+                acc += scalar[t] * *x.add(offset[t] + col);
+            }
+            *y.add(col) = acc;
+        }
+    }
+}
