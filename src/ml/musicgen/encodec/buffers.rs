@@ -12,7 +12,7 @@ use std::sync::{Mutex, PoisonError};
 
 use rayon::prelude::*;
 
-/// Buffers kept: a layer's input and its output.
+/// Buffers a decoder keeps: a layer's input and its output.
 const KEPT: usize = 2;
 
 /// Largest buffer kept, in floats (128 MB: the last stage of a 15 s decode at 32 kHz and
@@ -20,13 +20,28 @@ const KEPT: usize = 2;
 /// hold gigabytes after a three-minute song.
 const KEPT_MAX_FLOATS: usize = 1 << 25;
 
-#[derive(Default)]
 pub struct Buffers {
     /// Free buffers, smallest first.
     free: Mutex<Vec<Vec<f32>>>,
+    /// How many of the largest are kept.
+    kept: usize,
+}
+
+impl Default for Buffers {
+    fn default() -> Self {
+        Self::keeping(KEPT)
+    }
 }
 
 impl Buffers {
+    /// A pool that keeps the `kept` largest buffers given back.
+    pub fn keeping(kept: usize) -> Self {
+        Self {
+            free: Mutex::default(),
+            kept,
+        }
+    }
+
     /// The largest free buffer (empty when none is): for `sized`.
     pub fn take(&self) -> Vec<f32> {
         // A panic elsewhere while the lock was held leaves a list of whole buffers.
@@ -34,7 +49,7 @@ impl Buffers {
         free.pop().unwrap_or_default()
     }
 
-    /// A buffer no longer needed, kept if it is among the `KEPT` largest.
+    /// A buffer no longer needed, kept if it is among the `kept` largest.
     pub fn give(&self, buf: Vec<f32>) {
         if buf.capacity() == 0 || buf.capacity() > KEPT_MAX_FLOATS {
             return;
@@ -42,7 +57,7 @@ impl Buffers {
         let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
         let at = free.partition_point(|b| b.capacity() <= buf.capacity());
         free.insert(at, buf);
-        if free.len() > KEPT {
+        if free.len() > self.kept {
             free.remove(0);
         }
     }

@@ -23,7 +23,7 @@ mod segments;
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use super::buffers::sized;
+use super::buffers::{sized, Buffers};
 use super::conv::host;
 use super::signal::{fill_rows, Signal, Weight};
 use crate::ml::kernels::lstm_cell::{RecurrentPrecision, RecurrentWeight, UNITS};
@@ -32,10 +32,18 @@ use segments::{segments, Segment, MIN_SEGMENT_FRAMES, WARMUP_FRAMES};
 /// Blocks per task: a few per thread, so one slow thread does not hold the frame up.
 const BLOCKS_PER_TASK: usize = 4;
 
+/// Buffers a decode of the LSTM holds at once: the input projections and two layers'
+/// hidden states (`Lstm::scratch`).
+const SCRATCH_BUFFERS: usize = 3;
+
 /// `EncodecLSTM`: a stacked LSTM over time with a residual connection around it.
 pub struct Lstm {
     layers: Vec<LstmLayer>,
     hidden: usize,
+    /// The input projections (12 MB for 15 s of musicgen's) and the layers' hidden
+    /// states, kept from one decode to the next: made fresh, their pages were faulted in
+    /// and zeroed by the kernel on every decode.
+    scratch: Buffers,
 }
 
 struct LstmLayer {
@@ -73,6 +81,7 @@ impl Lstm {
         Ok(Self {
             layers,
             hidden: dim,
+            scratch: Buffers::keeping(SCRATCH_BUFFERS),
         })
     }
 
@@ -87,8 +96,10 @@ impl Lstm {
     fn forward_in_segments(&self, x: &Signal, segments: &[Segment], out: Vec<f32>) -> Signal {
         assert_eq!(x.channels, self.hidden, "LSTM input channels");
         let (t_len, h_dim) = (x.frames, self.hidden);
+        let scratch = &self.scratch;
         // Each layer's input projections, made again for the next layer.
-        let mut xi = Signal::new(t_len, 4 * h_dim, vec![0f32; t_len * 4 * h_dim]);
+        let xi = sized(scratch.take(), t_len * 4 * h_dim);
+        let mut xi = Signal::new(t_len, 4 * h_dim, xi);
         // Each layer's output, the next one's input (the first reads `x` itself).
         let mut seq: Option<Signal> = None;
         for layer in &self.layers {
@@ -98,12 +109,19 @@ impl Lstm {
             layer
                 .w_ih_t
                 .acc(&mut xi.data, 4 * h_dim, &input.data, h_dim, t_len);
-            seq = Some(layer.recurrence(&xi, segments));
+            let hs = layer.recurrence(&xi, segments, scratch.take());
+            if let Some(done) = seq.replace(hs) {
+                scratch.give(done.data);
+            }
         }
         let mut out = sized(out, x.data.len());
         let layers = seq.as_ref().unwrap_or(x);
         for ((o, s), v) in out.iter_mut().zip(&layers.data).zip(&x.data) {
             *o = s + v;
+        }
+        scratch.give(xi.data);
+        if let Some(done) = seq {
+            scratch.give(done.data);
         }
         Signal::new(t_len, h_dim, out)
     }
@@ -111,11 +129,12 @@ impl Lstm {
 
 impl LstmLayer {
     /// The hidden states of every frame, given each frame's input projection plus biases
-    /// `xi` (frames, 4H), the segments stepped in lockstep.
-    fn recurrence(&self, xi: &Signal, segments: &[Segment]) -> Signal {
+    /// `xi` (frames, 4H), the segments stepped in lockstep; written into `hs` (any
+    /// buffer: `buffers::sized`).
+    fn recurrence(&self, xi: &Signal, segments: &[Segment], hs: Vec<f32>) -> Signal {
         let (frames, hidden) = (xi.frames, xi.channels / 4);
         let count = segments.len();
-        let mut hs = vec![0f32; frames * hidden];
+        let mut hs = sized(hs, frames * hidden);
         // Each segment's previous hidden state, one after another.
         let mut prev = vec![0f32; count * hidden];
         // Cells and new hidden values block by block, a block's segments side by side
@@ -253,11 +272,11 @@ mod tests {
         let layer = &lstm.layers[0];
         let xi = Signal::new(frames, 4 * h, noise(frames * 4 * h, 9));
         let segs = segments(frames, 3, 7);
-        let together = layer.recurrence(&xi, &segs);
+        let together = layer.recurrence(&xi, &segs, Vec::new());
         for s in &segs {
             let part = &xi.data[s.run.start * 4 * h..s.run.end * 4 * h];
             let part = Signal::new(s.run.len(), 4 * h, part.to_vec());
-            let alone = layer.recurrence(&part, &segments(s.run.len(), 1, 0));
+            let alone = layer.recurrence(&part, &segments(s.run.len(), 1, 0), Vec::new());
             let skip = s.own - s.run.start;
             close(
                 &together.data[s.own * h..s.run.end * h],
