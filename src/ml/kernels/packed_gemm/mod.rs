@@ -36,12 +36,12 @@ const SLICE: usize = 16;
 const ROWS_PER_TASK: usize = 16 * MR;
 
 /// Columns a micro-kernel on `isa` multiplies at a time: a panel costs the columns up to
-/// the next multiple of this past its last real one. The AVX2 kernel walks a panel in
-/// slices of 16 and stops after the last real one; the others multiply all NR.
+/// the next multiple of this past its last real one. The AVX2 and AVX-512 kernels stop
+/// after the last `SLICE` holding a real column; the portable one multiplies all NR.
 pub fn columns_per_pass(isa: Isa) -> usize {
     match isa {
-        Isa::Avx2 => 16,
-        Isa::Avx512 | Isa::Portable => NR,
+        Isa::Avx2 | Isa::Avx512 => SLICE,
+        Isa::Portable => NR,
     }
 }
 

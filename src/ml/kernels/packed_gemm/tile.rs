@@ -33,22 +33,32 @@ impl Tile<'_> {
         }
     }
 
-    /// M rows × 64 columns in 4·M accumulators of 16 lanes.
+    /// M rows × the panel's first V vectors of 16 columns (those holding real columns:
+    /// a narrow product multiplies no zero vectors), in V·M accumulators.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     unsafe fn run_avx512<const M: usize>(&self) {
+        match self.cols.div_ceil(SLICE) {
+            1 => self.run_avx512_vectors::<M, 1>(),
+            2 => self.run_avx512_vectors::<M, 2>(),
+            3 => self.run_avx512_vectors::<M, 3>(),
+            _ => self.run_avx512_vectors::<M, 4>(),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run_avx512_vectors<const M: usize, const V: usize>(&self) {
         use std::arch::x86_64::*;
-        let mut acc = [[_mm512_setzero_ps(); 4]; M];
+        let mut acc = [[_mm512_setzero_ps(); V]; M];
         let (x, w) = (self.x.as_ptr(), self.w.as_ptr());
         let slice = self.kc * SLICE;
         for kk in 0..self.kc {
             let wp = w.add(kk * SLICE);
-            let wv = [
-                _mm512_loadu_ps(wp),
-                _mm512_loadu_ps(wp.add(slice)),
-                _mm512_loadu_ps(wp.add(2 * slice)),
-                _mm512_loadu_ps(wp.add(3 * slice)),
-            ];
+            let mut wv = [_mm512_setzero_ps(); V];
+            for (v, wv) in wv.iter_mut().enumerate() {
+                *wv = _mm512_loadu_ps(wp.add(v * slice));
+            }
             for (r, row) in acc.iter_mut().enumerate() {
                 let b = _mm512_set1_ps(*x.add(r * self.ldx + kk));
                 for (a, wv) in row.iter_mut().zip(wv) {
