@@ -278,6 +278,11 @@ fn chunks_decoded_as_frames_arrive_match_the_whole_song() {
             7,
             13,
         );
-        assert_matches_whole(&whole, &stitched(&m, &codes, live), 100.0, 1e-5, name);
+        // 2e-5 of the peak, not 1e-5: the whole decode (400 frames) runs its LSTM in two
+        // warmed-up segments (`encodec/lstm/segments.rs`), and noproj_oldnorm's LSTM still
+        // remembers ~1e-5 of where a segment started after the 50-frame warm-up: max |Δ|
+        // 1.6–1.75e-5 of the peak by kernel path, 1.1e-6 with the whole decode's LSTM as
+        // one sequence (150 frames of context instead of 100 change nothing).
+        assert_matches_whole(&whole, &stitched(&m, &codes, live), 100.0, 2e-5, name);
     }
 }
