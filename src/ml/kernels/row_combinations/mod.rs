@@ -45,119 +45,95 @@ pub enum Start<'a> {
     Accumulate,
 }
 
-/// For every group g < `groups` and every output row j: dst row (j, g) = start +
-/// Σ c · src row (i, g) over `matrix[j]`'s (i, c), `width` floats a row, on a kernel path
-/// (tests run every path the CPU has).
-#[allow(clippy::too_many_arguments)]
-pub fn combine_on(
-    isa: Isa,
-    matrix: &[Terms],
-    src: &[f32],
-    from: Layout,
-    dst: &mut [f32],
-    to: Layout,
-    groups: usize,
-    width: usize,
-    start: Start,
-) {
-    if groups == 0 || matrix.is_empty() || width == 0 {
-        return;
-    }
-    assert!(isa <= isa::detect(), "{isa} asked for on a CPU without it");
-    let sources = matrix
-        .iter()
-        .flatten()
-        .map(|t| t.0)
-        .max()
-        .map_or(0, |i| i + 1);
-    let last = groups - 1;
-    assert!(
-        sources == 0 || from.at(sources - 1, last) + width <= src.len(),
-        "source rows out of bounds"
-    );
-    assert!(
-        to.at(matrix.len() - 1, last) + width <= dst.len(),
-        "output rows out of bounds"
-    );
-    if let Start::Row(row) = start {
-        assert!(row.len() >= width, "start row shorter than the rows");
-    }
-    // SAFETY: every row read or written lies inside its slice (asserted above: the
-    // layouts grow with i and g, so the last row of the last group is the farthest);
-    // `dst` is borrowed mutably and `src` shared, so they do not overlap.
-    #[cfg(target_arch = "x86_64")]
-    match isa {
-        Isa::Avx512 => {
-            return unsafe {
-                x86::combine_avx512(
-                    matrix,
-                    src.as_ptr(),
-                    from,
-                    dst.as_mut_ptr(),
-                    to,
-                    groups,
-                    width,
-                    start,
-                )
-            }
-        }
-        Isa::Avx2 => {
-            return unsafe {
-                x86::combine_avx2(
-                    matrix,
-                    src.as_ptr(),
-                    from,
-                    dst.as_mut_ptr(),
-                    to,
-                    groups,
-                    width,
-                    start,
-                )
-            }
-        }
-        Isa::Portable => {}
-    }
-    for g in 0..groups {
-        for (j, terms) in matrix.iter().enumerate() {
-            let out = to.at(j, g);
-            for col in 0..width {
-                let mut acc = match start {
-                    Start::Zero => 0.0,
-                    Start::Row(row) => row[col],
-                    Start::Accumulate => dst[out + col],
-                };
-                for &(i, c) in terms {
-                    acc += c * src[from.at(i, g) + col];
-                }
-                dst[out + col] = acc;
-            }
-        }
-    }
+/// One transform over a run of groups: for every group g < `groups` and every output row
+/// j, output row (j, g) = start + Σ c · source row (i, g) over `matrix[j]`'s (i, c), rows
+/// of `width` floats.
+#[derive(Clone, Copy)]
+pub struct Combination<'a> {
+    pub matrix: &'a [Terms],
+    /// Where the source rows lie.
+    pub from: Layout,
+    /// Where the output rows lie.
+    pub to: Layout,
+    pub groups: usize,
+    pub width: usize,
+    pub start: Start<'a>,
 }
 
-/// `combine_on` on the path this CPU runs.
-#[allow(clippy::too_many_arguments)]
-pub fn combine(
-    matrix: &[Terms],
-    src: &[f32],
-    from: Layout,
-    dst: &mut [f32],
-    to: Layout,
-    groups: usize,
-    width: usize,
-    start: Start,
-) {
-    combine_on(
-        isa::active(),
-        matrix,
-        src,
-        from,
-        dst,
-        to,
-        groups,
-        width,
-        start,
-    )
+impl Combination<'_> {
+    /// `src` to `dst` on a kernel path (tests run every path the CPU has).
+    pub fn run_on(&self, isa: Isa, src: &[f32], dst: &mut [f32]) {
+        let Combination {
+            matrix,
+            from,
+            to,
+            groups,
+            width,
+            start,
+        } = *self;
+        if groups == 0 || matrix.is_empty() || width == 0 {
+            return;
+        }
+        assert!(isa <= isa::detect(), "{isa} asked for on a CPU without it");
+        let sources = matrix
+            .iter()
+            .flatten()
+            .map(|t| t.0)
+            .max()
+            .map_or(0, |i| i + 1);
+        let last = groups - 1;
+        assert!(
+            sources == 0 || from.at(sources - 1, last) + width <= src.len(),
+            "source rows out of bounds"
+        );
+        assert!(
+            to.at(matrix.len() - 1, last) + width <= dst.len(),
+            "output rows out of bounds"
+        );
+        if let Start::Row(row) = start {
+            assert!(row.len() >= width, "start row shorter than the rows");
+        }
+        let (src, dst) = (src.as_ptr(), dst.as_mut_ptr());
+        // SAFETY: every row read or written lies inside its slice (asserted above: the
+        // layouts grow with i and g, so the last row of the last group is the farthest);
+        // `dst` is borrowed mutably and `src` shared, so they do not overlap.
+        unsafe {
+            #[cfg(target_arch = "x86_64")]
+            match isa {
+                Isa::Avx512 => return x86::combine_avx512(self, src, dst),
+                Isa::Avx2 => return x86::combine_avx2(self, src, dst),
+                Isa::Portable => {}
+            }
+            self.portable(src, dst)
+        }
+    }
+
+    /// `src` to `dst` on the path this CPU runs.
+    pub fn run(&self, src: &[f32], dst: &mut [f32]) {
+        self.run_on(isa::active(), src, dst)
+    }
+
+    /// # Safety
+    /// As `x86::combine_avx2`, without its CPU features.
+    unsafe fn portable(&self, src: *const f32, dst: *mut f32) {
+        let (from, to) = (self.from, self.to);
+        for g in 0..self.groups {
+            for (j, terms) in self.matrix.iter().enumerate() {
+                let out = dst.add(to.at(j, g));
+                for col in 0..self.width {
+                    let mut acc = match self.start {
+                        Start::Zero => 0.0,
+                        Start::Row(row) => row[col],
+                        Start::Accumulate => *out.add(col),
+                    };
+                    for &(i, c) in terms {
+                        acc += c * *src.add(from.at(i, g) + col);
+                    }
+                    *out.add(col) = acc;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -211,18 +187,16 @@ mod tests {
                 let bias = values(width, 2);
                 let before = values(to.at(4, groups - 1) + width, 3);
                 for start in [Start::Zero, Start::Row(&bias), Start::Accumulate] {
-                    let mut want = before.clone();
-                    combine_on(
-                        Isa::Portable,
-                        &matrix,
-                        &src,
+                    let c = Combination {
+                        matrix: &matrix,
                         from,
-                        &mut want,
                         to,
                         groups,
                         width,
                         start,
-                    );
+                    };
+                    let mut want = before.clone();
+                    c.run_on(Isa::Portable, &src, &mut want);
                     for g in 0..groups {
                         for (j, terms) in matrix.iter().enumerate() {
                             for col in 0..width {
@@ -245,7 +219,7 @@ mod tests {
                     }
                     for isa in Isa::available() {
                         let mut got = before.clone();
-                        combine_on(isa, &matrix, &src, from, &mut got, to, groups, width, start);
+                        c.run_on(isa, &src, &mut got);
                         for (a, b) in got.iter().zip(&want) {
                             assert!((a - b).abs() < 1e-5, "{isa}, width {width}: {a} vs {b}");
                         }

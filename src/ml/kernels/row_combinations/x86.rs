@@ -3,70 +3,40 @@
 //! coefficients are broadcast into registers once; `T`, the row's term count, is a
 //! constant in each body, so the terms' loop unrolls and the coefficients stay there.
 
-use super::{Layout, Start, Terms, MAX_TERMS};
+use super::{Combination, Layout, Start, MAX_TERMS};
 use crate::ml::kernels::lanes::{Avx2, Avx512, Lanes};
 
-/// `combine_on` with AVX2.
+/// `Combination::run_on` with AVX2.
 ///
 /// # Safety
 /// The CPU has AVX2 and FMA; every source row (`from`, `width` floats) of every group is
 /// readable at `src`, every output row (`to`) writable at `dst`, and the two do not
 /// overlap.
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn combine_avx2(
-    matrix: &[Terms],
-    src: *const f32,
-    from: Layout,
-    dst: *mut f32,
-    to: Layout,
-    groups: usize,
-    width: usize,
-    start: Start,
-) {
-    combine_with::<Avx2>(matrix, src, from, dst, to, groups, width, start)
+pub unsafe fn combine_avx2(c: &Combination, src: *const f32, dst: *mut f32) {
+    combine_with::<Avx2>(c, src, dst)
 }
 
 /// The same with AVX-512.
 ///
 /// # Safety
 /// The CPU has AVX-512 F; pointers as above.
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,avx512f")]
-pub unsafe fn combine_avx512(
-    matrix: &[Terms],
-    src: *const f32,
-    from: Layout,
-    dst: *mut f32,
-    to: Layout,
-    groups: usize,
-    width: usize,
-    start: Start,
-) {
-    combine_with::<Avx512>(matrix, src, from, dst, to, groups, width, start)
+pub unsafe fn combine_avx512(c: &Combination, src: *const f32, dst: *mut f32) {
+    combine_with::<Avx512>(c, src, dst)
 }
 
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn combine_with<L: Lanes>(
-    matrix: &[Terms],
-    src: *const f32,
-    from: Layout,
-    dst: *mut f32,
-    to: Layout,
-    groups: usize,
-    width: usize,
-    start: Start,
-) {
-    for (j, terms) in matrix.iter().enumerate() {
+unsafe fn combine_with<L: Lanes>(c: &Combination, src: *const f32, dst: *mut f32) {
+    for (j, terms) in c.matrix.iter().enumerate() {
         let mut rows = Rows {
             src,
-            from,
-            dst: dst.add(to.row * j),
-            group: to.group,
-            groups,
-            width,
-            start,
+            from: c.from,
+            dst: dst.add(c.to.row * j),
+            group: c.to.group,
+            groups: c.groups,
+            width: c.width,
+            start: c.start,
         };
         if terms.is_empty() {
             row::<L, 0>(&[], rows);

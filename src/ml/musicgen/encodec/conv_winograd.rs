@@ -14,7 +14,7 @@
 use super::buffers::{reused, WinogradScratch};
 use super::signal::Weight;
 use super::winograd::Transform;
-use crate::ml::kernels::row_combinations::{self as rows, Layout, Terms};
+use crate::ml::kernels::row_combinations::{self as rows, Combination, Layout, Terms};
 
 /// Output frames per group: F(4, r). Against F(2, r) it cut the 15 s decode's multiply-
 /// adds by 13 % (the transposed convs' by a sixth, the blocks' 3-tap convs' by a
@@ -159,16 +159,15 @@ impl Winograd {
             row: groups * cin,
             group: cin,
         };
-        rows::combine(
-            &self.input,
-            staged,
-            frames,
-            d,
-            points,
+        let transform = Combination {
+            matrix: &self.input,
+            from: frames,
+            to: points,
             groups,
-            cin,
-            rows::Start::Zero,
-        );
+            width: cin,
+            start: rows::Start::Zero,
+        };
+        transform.run(staged, d);
         let p = reused(products, n * groups * cols);
         for (j, (w, p)) in self
             .weights
@@ -190,7 +189,15 @@ impl Winograd {
             Start::Bias(bias) => rows::Start::Row(bias),
             Start::Accumulate => rows::Start::Accumulate,
         };
-        rows::combine(&self.output, p, products, out, outputs, groups, cols, start);
+        let transform = Combination {
+            matrix: &self.output,
+            from: products,
+            to: outputs,
+            groups,
+            width: cols,
+            start,
+        };
+        transform.run(p, out);
     }
 }
 
