@@ -308,9 +308,13 @@ mod tests {
 
     #[test]
     fn matches_the_naive_product_at_every_edge() {
-        // Row counts around MR and the task size, columns around NR, depths across KC.
+        // Row counts around MR and the task size, columns around NR and every count of
+        // 16-column vectors in a last panel (1–4: AVX-512 multiplies only those), depths
+        // across KC.
         for (rows, k, n) in [
             (1, 3, 1),
+            (3, 40, 40),
+            (8, 100, 96),
             (2, 7, 65),
             (5, 513, 64),
             (6, 512, 63),
