@@ -82,11 +82,9 @@ unsafe fn row<L: Lanes, const T: usize>(terms: &[(usize, f32)], rows: Rows) {
         start,
     } = rows;
     let mut coefficient = [L::zero(); T];
-    let mut scalar = [0f32; T];
     let mut offset = [0usize; T];
     for t in 0..T {
         coefficient[t] = L::splat(terms[t].1);
-        scalar[t] = terms[t].1;
         offset[t] = from.row * terms[t].0;
     }
     let whole = width - width % L::N;
@@ -116,7 +114,7 @@ unsafe fn row<L: Lanes, const T: usize>(terms: &[(usize, f32)], rows: Rows) {
                 None => 0.0,
             };
             for t in 0..T {
-                acc += scalar[t] * *x.add(offset[t] + col);
+                acc += terms[t].1 * *x.add(offset[t] + col);
             }
             *y.add(col) = acc;
         }
