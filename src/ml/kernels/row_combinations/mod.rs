@@ -1,6 +1,6 @@
 //! Rows made as fixed linear combinations of other rows, group after group: Winograd's
 //! input and output transforms (`encodec::conv_winograd`), where each of a group's n
-//! transformed rows is a sum of 2 to 5 of its n frames times small constants.
+//! transformed rows is a sum of 1 to 7 of its n frames times small constants.
 //!
 //! Why a kernel: the transforms are ~750 M multiply-adds a 15 s decode. Summed a block
 //! of columns at a time in an array of accumulators whose length was only known at run
@@ -16,9 +16,10 @@ mod x86;
 /// A sparse row of a transform: (source row, coefficient) for each nonzero.
 pub type Terms = Vec<(usize, f32)>;
 
-/// Most terms one pass sums in registers: every row of F(4, 2) and F(4, 3) fits; a longer
-/// row goes in several passes, each adding to what the one before wrote.
-pub const MAX_TERMS: usize = 6;
+/// Most terms one pass sums in registers (a coefficient each, beside the sum and a
+/// load): every row of F(m, 2) and F(m, 3) up to m = 6 fits; a longer row goes in
+/// several passes, each adding to what the one before wrote.
+pub const MAX_TERMS: usize = 8;
 
 /// Where the rows of a group lie in a buffer: row i of group g starts at
 /// `row · i + group · g` floats.
@@ -150,11 +151,11 @@ mod tests {
 
     #[test]
     fn every_path_sums_each_rows_terms_at_every_width() {
-        // Rows of 0 to 8 terms (longer than MAX_TERMS too), widths around both vector
+        // Rows of 0 to 10 terms (longer than MAX_TERMS too), widths around both vector
         // widths, groups interleaved (row-major) and apart (group-major), every start.
         let matrix: Vec<Terms> = (0..5)
             .map(|j| {
-                (0..[2, 0, 8, 1, 5][j])
+                (0..[2, 0, 10, 1, 7][j])
                     .map(|t| ((t * 3 + j) % 8, 0.5 + t as f32 - j as f32))
                     .collect()
             })

@@ -48,6 +48,8 @@ unsafe fn combine_with<L: Lanes>(c: &Combination, src: *const f32, dst: *mut f32
                 3 => row::<L, 3>(part, rows),
                 4 => row::<L, 4>(part, rows),
                 5 => row::<L, 5>(part, rows),
+                6 => row::<L, 6>(part, rows),
+                7 => row::<L, 7>(part, rows),
                 _ => row::<L, MAX_TERMS>(part, rows),
             }
             // A row of more than MAX_TERMS: the next pass adds to this one's sums.

@@ -10,7 +10,7 @@ use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
 use super::buffers::{sized, WinogradScratch};
-use super::conv_winograd::{Start, Winograd, OUTPUTS_PER_GROUP};
+use super::conv_winograd::{outputs_per_group, Start, Winograd};
 use super::signal::{
     chunk_bounds, chunk_frames, fill_rows, split_rows, PadMode, Padding, Signal, Weight,
 };
@@ -180,7 +180,12 @@ impl Conv {
             ConvWeight::Mono(weight)
         } else if taps == 3 && stride == 1 && dilation == 1 && cout >= width {
             let taps: Vec<&[f32]> = weight.chunks_exact(cin * cout).collect();
-            ConvWeight::Winograd(Winograd::new(&taps, cin, cout, OUTPUTS_PER_GROUP))
+            ConvWeight::Winograd(Winograd::new(
+                &taps,
+                cin,
+                cout,
+                outputs_per_group(cin, cout),
+            ))
         } else if dilation == 1 {
             let frames = if stride == 1 {
                 (width / cout).max(1)

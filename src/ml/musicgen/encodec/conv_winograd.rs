@@ -16,11 +16,28 @@ use super::signal::Weight;
 use super::winograd::Transform;
 use crate::ml::kernels::row_combinations::{self as rows, Combination, Layout, Terms};
 
-/// Output frames per group: F(4, r). Against F(2, r) it cut the 15 s decode's multiply-
-/// adds by 13 % (the transposed convs' by a sixth, the blocks' 3-tap convs' by a
-/// quarter) and the decode by 3–6 % on the AVX2 path; F(6, r) gained nothing more (its
-/// transforms grow, and so do the weights every chunk reads).
-pub const OUTPUTS_PER_GROUP: usize = 4;
+/// Output frames per group: F(6, r). Against F(4, r) it cuts the products' multiply-adds
+/// by 7 % (the transposed convs') and 11 % (the blocks' 3-tap convs'); with the
+/// transforms on their vector kernel that made the 15 s decode ~10 ms faster on the AVX2
+/// path, while the transforms' share grew by 2 ms. (Against F(2, r), F(4, r) had cut
+/// the multiply-adds by 13 %.)
+const OUTPUTS_PER_GROUP: usize = 6;
+/// Output frames per group where one point's matrix is over `STREAMED_POINT_FLOATS`.
+const STREAMED_OUTPUTS_PER_GROUP: usize = 4;
+/// A point's (cin, cols) matrix larger than this (8 MB) is read from memory by every
+/// chunk, and the product is bound by that read: more points cost more than their
+/// fewer multiply-adds save. EnCodec's first upsampling (16 MB a point) took as long
+/// with F(6, 2) as with F(4, 2), and its weights grew from 84 to 117 MB.
+const STREAMED_POINT_FLOATS: usize = 1 << 21;
+
+/// m of the F(m, r) for a correlation of `cin` input and `cols` output channels.
+pub fn outputs_per_group(cin: usize, cols: usize) -> usize {
+    if cin * cols > STREAMED_POINT_FLOATS {
+        STREAMED_OUTPUTS_PER_GROUP
+    } else {
+        OUTPUTS_PER_GROUP
+    }
+}
 
 /// The transformed weights of F(m, r) and the transforms of inputs and outputs.
 pub struct Winograd {
@@ -230,8 +247,15 @@ mod tests {
 
     #[test]
     fn every_length_matches_the_correlation_in_both_modes() {
-        // Columns that are not a whole block of LANES, groups of 2 and 4, every tail.
-        for (r, m, cin, cols) in [(2, 4, 5, 19), (3, 4, 7, 33), (3, 2, 4, 16), (2, 2, 3, 8)] {
+        // Columns that are not a whole vector, groups of 2, 4 and 6, every tail.
+        for (r, m, cin, cols) in [
+            (2, 6, 5, 19),
+            (3, 6, 7, 33),
+            (2, 4, 5, 19),
+            (3, 4, 7, 33),
+            (3, 2, 4, 16),
+            (2, 2, 3, 8),
+        ] {
             let taps: Vec<Vec<f32>> = (0..r).map(|k| noise(cin * cols, 10 + k as u64)).collect();
             let slices: Vec<&[f32]> = taps.iter().map(Vec::as_slice).collect();
             let f = Winograd::new(&slices, cin, cols, m);

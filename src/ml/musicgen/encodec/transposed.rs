@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 use super::buffers::{reused, sized, WinogradScratch};
 use super::conv::{host, weight_norm};
-use super::conv_winograd::{Start, Winograd, OUTPUTS_PER_GROUP};
+use super::conv_winograd::{outputs_per_group, Start, Winograd};
 use super::signal::{
     chunk_bounds, chunk_frames, fill_rows, split_rows, PadMode, Padding, Signal, Weight,
 };
@@ -81,7 +81,7 @@ impl ConvTranspose {
             .collect();
         let product = if window >= 2 {
             let taps: Vec<&[f32]> = matrices.iter().map(Vec::as_slice).collect();
-            Product::Winograd(Winograd::new(&taps, cin, n, OUTPUTS_PER_GROUP))
+            Product::Winograd(Winograd::new(&taps, cin, n, outputs_per_group(cin, n)))
         } else {
             Product::Direct(matrices.iter().map(|m| Weight::new(m, cin, n)).collect())
         };
