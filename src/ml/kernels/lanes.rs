@@ -82,6 +82,9 @@ pub(crate) trait Lanes {
     /// `N` i8 values widened to f32.
     unsafe fn load_i8(p: *const i8) -> Self::V;
     unsafe fn store(p: *mut f32, v: Self::V);
+    /// A store past the caches, to `p` aligned to a whole vector. Weakly ordered: the
+    /// writer fences (`_mm_sfence`) before another thread may read what it wrote.
+    unsafe fn stream(p: *mut f32, v: Self::V);
     /// a · b + c
     unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
@@ -153,6 +156,10 @@ impl Lanes for Avx2 {
     #[inline(always)]
     unsafe fn store(p: *mut f32, v: __m256) {
         _mm256_storeu_ps(p, v)
+    }
+    #[inline(always)]
+    unsafe fn stream(p: *mut f32, v: __m256) {
+        _mm256_stream_ps(p, v)
     }
     #[inline(always)]
     unsafe fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {
@@ -245,6 +252,10 @@ impl Lanes for Avx512 {
     #[inline(always)]
     unsafe fn store(p: *mut f32, v: __m512) {
         _mm512_storeu_ps(p, v)
+    }
+    #[inline(always)]
+    unsafe fn stream(p: *mut f32, v: __m512) {
+        _mm512_stream_ps(p, v)
     }
     #[inline(always)]
     unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {

@@ -59,6 +59,11 @@ pub struct Combination<'a> {
     pub groups: usize,
     pub width: usize,
     pub start: Start<'a>,
+    /// The output rows go to memory and nobody reads them soon (a layer's output larger
+    /// than the caches): whole vectors at aligned addresses are stored past the caches,
+    /// which saves reading each line in before it is written over. Fenced before the
+    /// call returns.
+    pub stream: bool,
 }
 
 impl Combination<'_> {
@@ -71,6 +76,7 @@ impl Combination<'_> {
             groups,
             width,
             start,
+            ..
         } = *self;
         if groups == 0 || matrix.is_empty() || width == 0 {
             return;
@@ -152,7 +158,8 @@ mod tests {
     #[test]
     fn every_path_sums_each_rows_terms_at_every_width() {
         // Rows of 0 to 10 terms (longer than MAX_TERMS too), widths around both vector
-        // widths, groups interleaved (row-major) and apart (group-major), every start.
+        // widths, groups interleaved (row-major) and apart (group-major), every start,
+        // stored and streamed.
         let matrix: Vec<Terms> = (0..5)
             .map(|j| {
                 (0..[2, 0, 10, 1, 7][j])
@@ -187,7 +194,8 @@ mod tests {
                 let src = values(from.at(7, groups - 1) + width, 1);
                 let bias = values(width, 2);
                 let before = values(to.at(4, groups - 1) + width, 3);
-                for start in [Start::Zero, Start::Row(&bias), Start::Accumulate] {
+                let starts = [Start::Zero, Start::Row(&bias), Start::Accumulate];
+                for (start, stream) in starts.into_iter().flat_map(|s| [(s, false), (s, true)]) {
                     let c = Combination {
                         matrix: &matrix,
                         from,
@@ -195,6 +203,7 @@ mod tests {
                         groups,
                         width,
                         start,
+                        stream,
                     };
                     let mut want = before.clone();
                     c.run_on(Isa::Portable, &src, &mut want);
@@ -219,8 +228,13 @@ mod tests {
                         }
                     }
                     for isa in Isa::available() {
-                        let mut got = before.clone();
-                        c.run_on(isa, &src, &mut got);
+                        // The output starts on a whole AVX-512 vector, so rows of a whole
+                        // number of vectors are streamed when asked.
+                        let mut buffer = vec![0f32; before.len() + 16];
+                        let at = buffer.as_ptr().align_offset(64);
+                        let got = &mut buffer[at..at + before.len()];
+                        got.copy_from_slice(&before);
+                        c.run_on(isa, &src, got);
                         for (a, b) in got.iter().zip(&want) {
                             assert!((a - b).abs() < 1e-5, "{isa}, width {width}: {a} vs {b}");
                         }

@@ -28,6 +28,12 @@ pub unsafe fn combine_avx512(c: &Combination, src: *const f32, dst: *mut f32) {
 
 #[inline(always)]
 unsafe fn combine_with<L: Lanes>(c: &Combination, src: *const f32, dst: *mut f32) {
+    // Streamed only if every row starts on a whole vector: then so does each of its
+    // vectors (rows and groups lie whole multiples of the vector apart).
+    let aligned = (dst as usize).is_multiple_of(L::N * std::mem::size_of::<f32>())
+        && c.to.row.is_multiple_of(L::N)
+        && c.to.group.is_multiple_of(L::N);
+    let stream = c.stream && aligned;
     for (j, terms) in c.matrix.iter().enumerate() {
         let mut rows = Rows {
             src,
@@ -37,11 +43,16 @@ unsafe fn combine_with<L: Lanes>(c: &Combination, src: *const f32, dst: *mut f32
             groups: c.groups,
             width: c.width,
             start: c.start,
+            stream,
         };
         if terms.is_empty() {
             row::<L, 0>(&[], rows);
         }
-        for part in terms.chunks(MAX_TERMS) {
+        let passes = terms.len().div_ceil(MAX_TERMS);
+        for (pass, part) in terms.chunks(MAX_TERMS).enumerate() {
+            // A row of more than MAX_TERMS streams only its last pass: the ones before
+            // are read back.
+            rows.stream = stream && pass + 1 == passes;
             match part.len() {
                 1 => row::<L, 1>(part, rows),
                 2 => row::<L, 2>(part, rows),
@@ -56,6 +67,10 @@ unsafe fn combine_with<L: Lanes>(c: &Combination, src: *const f32, dst: *mut f32
             rows.start = Start::Accumulate;
         }
     }
+    if stream {
+        // Streamed stores are weakly ordered: done before the caller hands the rows on.
+        std::arch::x86_64::_mm_sfence();
+    }
 }
 
 /// One output row of every group: the sources, and where the row lies in each group.
@@ -69,6 +84,8 @@ struct Rows<'a> {
     groups: usize,
     width: usize,
     start: Start<'a>,
+    /// Whole vectors stored past the caches (`Combination::stream`; aligned).
+    stream: bool,
 }
 
 /// `rows` from `terms` (exactly T of them).
@@ -82,6 +99,7 @@ unsafe fn row<L: Lanes, const T: usize>(terms: &[(usize, f32)], rows: Rows) {
         groups,
         width,
         start,
+        stream,
     } = rows;
     let mut coefficient = [L::zero(); T];
     let mut offset = [0usize; T];
@@ -107,7 +125,11 @@ unsafe fn row<L: Lanes, const T: usize>(terms: &[(usize, f32)], rows: Rows) {
             for t in 0..T {
                 acc = L::fma(coefficient[t], L::load(x.add(offset[t] + col)), acc);
             }
-            L::store(y.add(col), acc);
+            if stream {
+                L::stream(y.add(col), acc);
+            } else {
+                L::store(y.add(col), acc);
+            }
             col += L::N;
         }
         for col in whole..width {

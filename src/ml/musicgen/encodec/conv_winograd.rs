@@ -148,7 +148,8 @@ impl Winograd {
             y.clear();
             y.extend_from_slice(out);
             y.resize(m * cols, 0.0);
-            self.groups(window, 1, y, start, inputs, products);
+            // Read back at once: not streamed.
+            self.groups(window, 1, y, start.cached(), inputs, products);
             out.copy_from_slice(&y[..tail * cols]);
         }
     }
@@ -183,6 +184,7 @@ impl Winograd {
             groups,
             width: cin,
             start: rows::Start::Zero,
+            stream: false,
         };
         transform.run(staged, d);
         let p = reused(products, n * groups * cols);
@@ -202,9 +204,10 @@ impl Winograd {
             row: cols,
             group: m * cols,
         };
-        let start = match start {
-            Start::Bias(bias) => rows::Start::Row(bias),
-            Start::Accumulate => rows::Start::Accumulate,
+        let (start, stream) = match start {
+            Start::Bias(bias) => (rows::Start::Row(bias), false),
+            Start::StreamedBias(bias) => (rows::Start::Row(bias), true),
+            Start::Accumulate => (rows::Start::Accumulate, false),
         };
         let transform = Combination {
             matrix: &self.output,
@@ -213,6 +216,7 @@ impl Winograd {
             groups,
             width: cols,
             start,
+            stream,
         };
         transform.run(p, out);
     }
@@ -223,7 +227,20 @@ impl Winograd {
 #[derive(Clone, Copy)]
 pub enum Start<'a> {
     Bias(&'a [f32]),
+    /// `Bias`, stored past the caches (`row_combinations::Combination::stream`): a
+    /// layer's output larger than the caches, which the next layer reads from memory.
+    StreamedBias(&'a [f32]),
     Accumulate,
+}
+
+impl Start<'_> {
+    /// The same start, stored through the caches.
+    fn cached(self) -> Self {
+        match self {
+            Start::StreamedBias(bias) => Start::Bias(bias),
+            other => other,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -246,7 +263,7 @@ mod tests {
     }
 
     #[test]
-    fn every_length_matches_the_correlation_in_both_modes() {
+    fn every_length_matches_the_correlation_in_every_mode() {
         // Columns that are not a whole vector, groups of 2, 4 and 6, every tail.
         for (r, m, cin, cols) in [
             (2, 6, 5, 19),
@@ -269,7 +286,15 @@ mod tests {
                 f.run(&x, rows, &mut written, Start::Bias(&bias), &mut scratch);
                 let mut added = bias.repeat(rows);
                 f.run(&x, rows, &mut added, Start::Accumulate, &mut scratch);
-                for got in [&written, &added] {
+                let mut streamed = vec![f32::NAN; rows * cols];
+                f.run(
+                    &x,
+                    rows,
+                    &mut streamed,
+                    Start::StreamedBias(&bias),
+                    &mut scratch,
+                );
+                for got in [&written, &added, &streamed] {
                     for (a, b) in got.iter().zip(&want) {
                         assert!((a - b).abs() < 1e-4, "F({m}, {r}), {rows} rows: {a} vs {b}");
                     }

@@ -20,6 +20,7 @@ use super::conv::{host, weight_norm};
 use super::conv_winograd::{outputs_per_group, Start, Winograd};
 use super::signal::{
     chunk_bounds, chunk_frames, fill_rows, split_rows, PadMode, Padding, Signal, Weight,
+    STREAMED_SIGNAL_FLOATS,
 };
 use super::EncodecConfig;
 
@@ -112,13 +113,22 @@ impl ConvTranspose {
         let floats = cin + n + scratch;
         let windows = x.frames + self.window - 1;
         let chunk = chunk_frames(floats, weights, windows, per_row);
-        self.forward_in_chunks(x, elu, chunk, out)
+        let stream = x.frames * self.stride * self.cout > STREAMED_SIGNAL_FLOATS;
+        self.forward_in_chunks(x, elu, chunk, stream, out)
     }
 
     /// `forward`, `chunk` windows per task: each stages the (ELU'd) input frames its
     /// windows read, zero outside the signal, makes their rows in a buffer of its own and
-    /// copies out the ones the trims keep.
-    pub fn forward_in_chunks(&self, x: &Signal, elu: bool, chunk: usize, out: Vec<f32>) -> Signal {
+    /// copies out the ones the trims keep. With `stream`, the chunks the trims do not cut
+    /// are stored past the caches (`STREAMED_SIGNAL_FLOATS`).
+    pub fn forward_in_chunks(
+        &self,
+        x: &Signal,
+        elu: bool,
+        chunk: usize,
+        stream: bool,
+        out: Vec<f32>,
+    ) -> Signal {
         assert_eq!(x.channels, self.cin, "transposed conv input channels");
         let (s, w, cout) = (self.stride, self.window, self.cout);
         // Window u covers padded frames u .. u + w, i.e. input frames u − (w−1) .. u.
@@ -154,21 +164,35 @@ impl ConvTranspose {
                 } = scratch;
                 if first == 0 && out.len() == full {
                     // Nothing trimmed from this chunk: made in place.
-                    self.windows(staged, u_hi - u_lo, out, winograd);
+                    self.windows(staged, u_hi - u_lo, out, stream, winograd);
                     return;
                 }
                 let y = reused(rows, full);
-                self.windows(staged, u_hi - u_lo, y, winograd);
+                self.windows(staged, u_hi - u_lo, y, false, winograd);
                 out.copy_from_slice(&y[first * cout..first * cout + out.len()]);
             });
         Signal::new(frames, cout, data)
     }
 
     /// y (rows × s·cout) = the bias plus the rows of `rows` windows over `staged`
-    /// (rows + w − 1 frames); what y held is overwritten.
-    fn windows(&self, staged: &[f32], rows: usize, y: &mut [f32], scratch: &mut WinogradScratch) {
+    /// (rows + w − 1 frames); what y held is overwritten, past the caches if `stream`.
+    fn windows(
+        &self,
+        staged: &[f32],
+        rows: usize,
+        y: &mut [f32],
+        stream: bool,
+        scratch: &mut WinogradScratch,
+    ) {
         match &self.product {
-            Product::Winograd(f) => f.run(staged, rows, y, Start::Bias(&self.bias), scratch),
+            Product::Winograd(f) => {
+                let start = if stream {
+                    Start::StreamedBias(&self.bias)
+                } else {
+                    Start::Bias(&self.bias)
+                };
+                f.run(staged, rows, y, start, scratch)
+            }
             Product::Direct(blocks) => {
                 let (cin, n) = (self.cin, self.stride * self.cout);
                 fill_rows(y, &self.bias);
@@ -204,7 +228,8 @@ mod tests {
 
     #[test]
     fn transposed_conv_matches_the_definition() {
-        let (cin, cout) = (3, 2);
+        // 16 columns (s·cout), so that the output rows are whole vectors and can stream.
+        let (cin, cout) = (3, 4);
         for (taps, stride, causal) in [(8, 4, false), (5, 2, true), (5, 2, false), (4, 4, true)] {
             let (vb, w, b) = weights((cin, cout, taps), cout, 11);
             let up =
@@ -230,10 +255,10 @@ mod tests {
             // One chunk, and chunks of 1–5 windows (the trims cut into the first and last;
             // chunks that are not whole groups end Winograd's with a partial one).
             for chunk in [1000, 1, 2, 3, 5] {
-                close(
-                    &up.forward_in_chunks(&x, false, chunk, Vec::new()).data,
-                    keep,
-                );
+                for stream in [false, true] {
+                    let y = up.forward_in_chunks(&x, false, chunk, stream, Vec::new());
+                    close(&y.data, keep);
+                }
             }
         }
     }
