@@ -167,8 +167,10 @@ mod tests {
                     .collect()
             })
             .collect();
-        for width in [1, 7, 8, 9, 16, 17, 33, 64] {
-            let groups = 3;
+        // The widest take enough groups that the vector paths go a block of groups at
+        // a time (`x86::L1_SOURCE_BYTES`), the last block partial.
+        let cases = [1, 7, 8, 9, 16, 17, 33, 64].map(|w| (w, if w >= 33 { 40 } else { 3 }));
+        for (width, groups) in cases {
             for (from, to) in [
                 (
                     Layout {
