@@ -82,12 +82,7 @@ impl Combination<'_> {
             return;
         }
         assert!(isa <= isa::detect(), "{isa} asked for on a CPU without it");
-        let sources = matrix
-            .iter()
-            .flatten()
-            .map(|t| t.0)
-            .max()
-            .map_or(0, |i| i + 1);
+        let sources = self.sources();
         let last = groups - 1;
         assert!(
             sources == 0 || from.at(sources - 1, last) + width <= src.len(),
@@ -113,6 +108,16 @@ impl Combination<'_> {
             }
             self.portable(src, dst)
         }
+    }
+
+    /// Source rows a group has: one past the highest any term reads.
+    fn sources(&self) -> usize {
+        self.matrix
+            .iter()
+            .flatten()
+            .map(|t| t.0 + 1)
+            .max()
+            .unwrap_or(0)
     }
 
     /// `src` to `dst` on the path this CPU runs.

@@ -44,14 +44,8 @@ unsafe fn combine_with<L: Lanes>(c: &Combination, src: *const f32, dst: *mut f32
     let stream = c.stream && aligned;
     // A block of groups at a time, every output row over the block before the next one,
     // so the block's source rows stay in L1 while each output row reads them.
-    let sources = c
-        .matrix
-        .iter()
-        .flatten()
-        .map(|t| t.0 + 1)
-        .max()
-        .unwrap_or(0);
-    let block = (L1_SOURCE_BYTES / (sources * c.width * 4).max(1)).max(1);
+    let group_bytes = c.sources() * c.width * std::mem::size_of::<f32>();
+    let block = (L1_SOURCE_BYTES / group_bytes.max(1)).max(1);
     for first in (0..c.groups).step_by(block) {
         let groups = block.min(c.groups - first);
         let (src, dst) = (src.add(c.from.group * first), dst.add(c.to.group * first));
