@@ -4,12 +4,16 @@
 
 use super::isa::Isa;
 #[cfg(target_arch = "x86_64")]
-use super::x86::{self, CacheHead, Elem};
+use super::x86::{self, CacheHead, Elem, Place};
 use super::Heads;
 #[cfg(target_arch = "x86_64")]
 use super::Values;
 #[cfg(target_arch = "x86_64")]
 use half::f16;
+
+// The cache's key tiles are the vector key pass's blocks.
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(super::cpu_cache::KEY_TILE_BYTES == x86::block::<u8>());
 
 /// How one head is computed: over f32 rows gathered (and widened) into scratch, or, for
 /// an f16 or 8-bit cache on AVX2 or AVX-512, by the vector kernels that widen in
@@ -34,16 +38,16 @@ impl<'a> Path<'a> {
     ) -> Self {
         #[cfg(target_arch = "x86_64")]
         if isa >= Isa::Avx2 {
-            let (ko, vo) = (keys.start(b, h), values.start(b, h));
-            let (ks, vs) = (keys.st, values.st);
             match (&keys.data, &values.data) {
                 (Values::F16(k), Values::F16(v)) => {
-                    if let Some(head) = CacheHead::new(k, ko, ks, v, vo, vs, t, dh) {
+                    let (k, v) = (place(keys, b, h, k), place(values, b, h, v));
+                    if let Some(head) = CacheHead::new(k, v, t, dh) {
                         return Path::F16(isa, head);
                     }
                 }
                 (Values::I8(k), Values::I8(v)) => {
-                    if let Some(head) = CacheHead::new(k, ko, ks, v, vo, vs, t, dh) {
+                    let (k, v) = (place(keys, b, h, k), place(values, b, h, v));
+                    if let Some(head) = CacheHead::new(k, v, t, dh) {
                         return Path::I8(isa, head);
                     }
                 }
@@ -111,6 +115,17 @@ impl<'a> Path<'a> {
                 }
             }
         }
+    }
+}
+
+/// Where head (b, h) of `heads` lies in its buffer `data`.
+#[cfg(target_arch = "x86_64")]
+fn place<'a, E>(heads: &Heads, b: usize, h: usize, data: &'a [E]) -> Place<'a, E> {
+    Place {
+        data,
+        offset: heads.start(b, h),
+        stride: heads.st,
+        tiles: heads.tiles.map(|t| (t.positions, t.stride)),
     }
 }
 

@@ -1,13 +1,13 @@
 //! Attention for one new token per sequence (a decoding step) on the CPU: for each batch
 //! row and head, softmax(q·kᵀ · scale + mask) · v over the cached keys and values, read
 //! in place from the cache's buffers whatever their strides, in f32, f16 or 8 bits with
-//! a scale per position (`q8_cache`: a smaller cache is less to read late in a song, when
-//! the cache outweighs 8-bit weights). Keys come transposed, (B, H, Dh, T): the scores
-//! are then Dh passes of a·x + y along T, which vectorise, instead of T short dot
-//! products with a horizontal sum each (those made attention the largest cost late in a
-//! 30 s song). An f16 or 8-bit cache on AVX2 or AVX-512 is read by vector kernels that
-//! widen it in registers (`x86.rs`); the portable path widens each head into an f32
-//! scratch block first.
+//! a scale per position (`cpu_cache`, the decoder's cache on the CPU: a smaller cache is
+//! less to read late in a song, when the cache outweighs 8-bit weights). Keys come
+//! transposed, (B, H, Dh, T): a block of positions' scores is then a sum over Dh of a·x,
+//! vectors along T held in registers, instead of T short dot products with a horizontal
+//! sum each (those made attention the largest cost late in a 30 s song). An f16 or 8-bit
+//! cache on AVX2 or AVX-512 is read by vector kernels that widen it in registers
+//! (`x86.rs`); the portable path widens each head into an f32 scratch block first.
 //!
 //! Why not candle's ops: for one query row its matmul costs more in set-up than in
 //! arithmetic — it packs both operands, and reads /proc/cpuinfo to count cores on every
@@ -21,12 +21,12 @@ use rayon::prelude::*;
 
 use super::isa::{self, Isa};
 
+mod cpu_cache;
 mod head;
-mod q8_cache;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-pub use q8_cache::Q8KvCache;
+pub use cpu_cache::{CpuKvCache, KvElement};
 
 pub(crate) use head::exp_weights;
 use head::Path;
@@ -51,15 +51,27 @@ struct Scales<'a> {
 }
 
 /// (B, H, T, Dh) values on the CPU, read in place: the head at (b, h) starts at
-/// `offset + b·sb + h·sh`, its rows `st` apart.
+/// `offset + b·sb + h·sh`, its rows `st` apart; or keys (B, H, Dh, T), rows along T,
+/// and those maybe in `tiles`.
 struct Heads<'a> {
     data: Values<'a>,
     offset: usize,
     sb: usize,
     sh: usize,
     st: usize,
+    /// For keys kept in tiles of positions; None when each row lies whole.
+    tiles: Option<Tiles>,
     /// Each position's scale, for 8-bit values; None for floats.
     scales: Option<Scales<'a>>,
+}
+
+/// Keys (Dh rows along T) kept in tiles of `positions`: a tile holds those positions of
+/// every row (rows `st` apart within it), tiles `stride` apart. The key pass then reads
+/// a head as one stream through memory, not as Dh streams at once.
+#[derive(Debug, Clone, Copy)]
+struct Tiles {
+    positions: usize,
+    stride: usize,
 }
 
 impl Heads<'_> {
@@ -75,7 +87,7 @@ impl Heads<'_> {
         scratch: &'s mut Vec<f32>,
     ) -> &'s [f32] {
         let start = self.start(b, h);
-        let packed = self.st == len;
+        let packed = self.st == len && self.tiles.is_none();
         if let (Values::F32(v), true) = (&self.data, packed) {
             return &v[start..start + n * len];
         }
@@ -84,16 +96,29 @@ impl Heads<'_> {
             // The whole head at once: one conversion call, not one per row.
             Values::F16(v) if packed => v[start..start + n * len].convert_to_f32_slice(scratch),
             data => {
-                for (j, dst) in scratch.chunks_exact_mut(len).enumerate() {
-                    let at = start + j * self.st;
-                    match data {
-                        Values::F32(v) => dst.copy_from_slice(&v[at..at + len]),
-                        Values::F16(v) => v[at..at + len].convert_to_f32_slice(dst),
-                        Values::I8(v) => {
-                            for (d, q) in dst.iter_mut().zip(&v[at..at + len]) {
-                                *d = *q as f32;
+                for (j, row) in scratch.chunks_exact_mut(len).enumerate() {
+                    // A row whole, or a tile's part of it at a time.
+                    let mut c = 0;
+                    while c < len {
+                        let (at, run) = match self.tiles {
+                            Some(t) => {
+                                let (tile, within) = (c / t.positions, c % t.positions);
+                                let at = start + tile * t.stride + j * self.st + within;
+                                (at, (t.positions - within).min(len - c))
+                            }
+                            None => (start + j * self.st + c, len - c),
+                        };
+                        let dst = &mut row[c..c + run];
+                        match data {
+                            Values::F32(v) => dst.copy_from_slice(&v[at..at + run]),
+                            Values::F16(v) => v[at..at + run].convert_to_f32_slice(dst),
+                            Values::I8(v) => {
+                                for (d, q) in dst.iter_mut().zip(&v[at..at + run]) {
+                                    *d = *q as f32;
+                                }
                             }
                         }
+                        c += run;
                     }
                 }
             }
@@ -130,6 +155,7 @@ fn with_heads<R>(x: &Tensor, f: impl FnOnce(Heads) -> R) -> Option<R> {
             sb: *sb,
             sh: *sh,
             st: *st,
+            tiles: None,
             scales: None,
         })),
         _ => None,
@@ -308,42 +334,72 @@ mod tests {
     #[test]
     fn every_path_agrees_on_an_f16_cache_at_every_edge() {
         let dev = Device::Cpu;
-        // Lengths around the vector widths (8, 16) and the 4-row key passes; head sizes
-        // with and without a partial register, and past the 4 registers held per chunk.
+        // Lengths around the vector widths (8, 16) and the key pass's blocks (a line of
+        // f16: 32 positions), tails of several vectors and of part of one; head sizes
+        // with and without a partial register, past the registers held per chunk, and
+        // not a multiple of the key pass's interleaved row sets (2 or 4).
         for (t, dh, heads) in [
-            (1, 64, 2),
+            (1usize, 64, 2),
             (7, 8, 1),
+            (8, 3, 1),
             (17, 20, 3),
             (40, 64, 2),
+            (70, 6, 1),
+            (96, 7, 2),
             (131, 80, 1),
         ] {
-            let (b, max) = (2, t + 3);
-            let half = |x: Tensor| x.to_dtype(candle_core::DType::F16).expect("f16");
-            let kbuf = half(
-                Tensor::from_vec(data(b * heads * dh * max, 8), (b, heads, dh, max), &dev)
-                    .expect("kt"),
-            );
-            let vbuf = half(
-                Tensor::from_vec(data(b * heads * max * dh, 9), (b, heads, max, dh), &dev)
-                    .expect("v"),
-            );
-            let (kt, v) = (
-                kbuf.narrow(3, 0, t).expect("kt"),
-                vbuf.narrow(2, 0, t).expect("v"),
-            );
-            let q =
-                Tensor::from_vec(data(b * heads * dh, 10), (b, 1, heads * dh), &dev).expect("q");
-            let plain = attend_one_on(Isa::Portable, &q, &kt, &v, None, 0.3)
-                .expect("runs")
-                .expect("takes f16");
-            for isa in Isa::available() {
-                let got = attend_one_on(isa, &q, &kt, &v, None, 0.3)
+            // A buffer the vector key pass reads to the end of each line (32 positions of
+            // f16), and one it may not (the last head's last row ends at `t`): that head
+            // falls back.
+            for (max, vector) in [(t.next_multiple_of(32) + 3, true), (t, false)] {
+                let b = 2;
+                let half = |x: Tensor| x.to_dtype(candle_core::DType::F16).expect("f16");
+                let kbuf = half(
+                    Tensor::from_vec(data(b * heads * dh * max, 8), (b, heads, dh, max), &dev)
+                        .expect("kt"),
+                );
+                let vbuf = half(
+                    Tensor::from_vec(data(b * heads * max * dh, 9), (b, heads, max, dh), &dev)
+                        .expect("v"),
+                );
+                let (kt, v) = (
+                    kbuf.narrow(3, 0, t).expect("kt"),
+                    vbuf.narrow(2, 0, t).expect("v"),
+                );
+                let q = Tensor::from_vec(data(b * heads * dh, 10), (b, 1, heads * dh), &dev)
+                    .expect("q");
+                let plain = attend_one_on(Isa::Portable, &q, &kt, &v, None, 0.3)
                     .expect("runs")
                     .expect("takes f16");
-                let diff = max_abs_diff(&got, &plain);
-                assert!(diff < 1e-5, "{isa} (t {t}, dh {dh}): max |Δ| {diff}");
+                for isa in Isa::available() {
+                    let got = attend_one_on(isa, &q, &kt, &v, None, 0.3)
+                        .expect("runs")
+                        .expect("takes f16");
+                    let diff = max_abs_diff(&got, &plain);
+                    assert!(diff < 1e-5, "{isa} (t {t}, dh {dh}): max |Δ| {diff}");
+                    if vector && isa >= Isa::Avx2 {
+                        assert!(
+                            takes_a_vector_path(isa, &kt, &v),
+                            "{isa} (t {t}, dh {dh}): not on the vector kernels"
+                        );
+                    }
+                }
             }
         }
+    }
+
+    /// Whether `isa` runs head (0, 0) of keys `kt` and values `v` on a vector kernel, not
+    /// the portable fallback.
+    pub(super) fn takes_a_vector_path(isa: Isa, kt: &Tensor, v: &Tensor) -> bool {
+        let (_, _, dh, t) = kt.dims4().expect("kt");
+        with_heads(kt, |k| with_heads(v, |v| vector_path(isa, &k, &v, t, dh)))
+            .flatten()
+            .unwrap_or(false)
+    }
+
+    /// Whether `isa` runs head (0, 0) of `keys` and `values` on a vector kernel.
+    pub(super) fn vector_path(isa: Isa, keys: &Heads, values: &Heads, t: usize, dh: usize) -> bool {
+        !matches!(Path::choose(isa, keys, values, 0, 0, t, dh), Path::Portable)
     }
 
     #[test]

@@ -11,53 +11,80 @@ use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
 pub use crate::ml::kernels::lanes::Elem;
 use crate::ml::kernels::lanes::{Avx2, Avx512, Lanes};
 
-/// Rows of keys (one per head dimension) folded into the scores per pass over them, so
-/// the scores are loaded and stored once per four rows instead of once per row.
-const KEY_ROWS: usize = 4;
+/// Vector accumulators of the key pass: eight chains of FMAs keep both FMA units busy
+/// through their latency, with registers left for the operands on AVX2.
+const KEY_ACCUMULATORS: usize = 8;
+
+/// How many blocks (a line of every key row) ahead the key pass prefetches.
+const PREFETCH_BLOCKS: usize = 2;
 
 /// Bytes of a cache line.
 const LINE: usize = 64;
 
-/// One head's cache, in place: `keys` holds the Dh rows of the transposed keys,
-/// `key_stride` apart, each `t` long; `values` holds `t` rows of `dh`, `value_stride`
+/// Where one head's keys or values lie in a cache buffer: from `data[offset]`, rows
+/// `stride` apart; keys maybe in tiles of (positions, stride) (`super::Tiles`).
+pub struct Place<'a, E> {
+    pub data: &'a [E],
+    pub offset: usize,
+    pub stride: usize,
+    pub tiles: Option<(usize, usize)>,
+}
+
+/// One head's cache, in place. The key pass reads it a block at a time: a cache line
+/// (`block::<E>()` positions) of each of the Dh key rows, rows `key_row_stride` apart,
+/// blocks `key_block_stride` apart (a tile of that many positions, or the next line of
+/// each row when the rows lie whole). `values` holds `t` rows of `dh`, `value_stride`
 /// apart.
 pub struct CacheHead<'a, E> {
     keys: &'a [E],
-    key_stride: usize,
+    key_row_stride: usize,
+    key_block_stride: usize,
     values: &'a [E],
     value_stride: usize,
     pub t: usize,
     pub dh: usize,
 }
 
+/// Positions of a cache line of `E`: the key pass's block.
+pub(super) const fn block<E>() -> usize {
+    LINE / std::mem::size_of::<E>()
+}
+
 impl<'a, E> CacheHead<'a, E> {
-    /// The head starting at `keys[ko]` and `values[vo]`, or None unless every row lies
-    /// inside its slice (what makes the kernels' reads safe).
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        keys: &'a [E],
-        ko: usize,
-        key_stride: usize,
-        values: &'a [E],
-        vo: usize,
-        value_stride: usize,
-        t: usize,
-        dh: usize,
-    ) -> Option<Self> {
+    /// The head at `keys` and `values` with `t` positions of `dh`, or None unless the key
+    /// rows are readable to the end of `t`'s last block and the value rows to `t` (what
+    /// makes the kernels' reads safe), or the keys are in tiles of other than a block.
+    pub fn new(keys: Place<'a, E>, values: Place<'a, E>, t: usize, dh: usize) -> Option<Self> {
+        let key_block_stride = match keys.tiles {
+            None => block::<E>(),
+            Some((positions, stride)) if positions == block::<E>() => stride,
+            Some(_) => return None,
+        };
         let head = Self {
-            keys: keys.get(ko..)?,
-            key_stride,
-            values: values.get(vo..)?,
-            value_stride,
+            keys: keys.data.get(keys.offset..)?,
+            key_row_stride: keys.stride,
+            key_block_stride,
+            values: values.data.get(values.offset..)?,
+            value_stride: values.stride,
             t,
             dh,
         };
-        let inside = t == 0
-            || dh == 0
-            || ((dh - 1) * key_stride + t <= head.keys.len()
-                && (t - 1) * value_stride + dh <= head.values.len()
-                && t <= key_stride
-                && dh <= value_stride);
+        if t == 0 || dh == 0 {
+            return Some(head);
+        }
+        // Rows do not overlap within what counts; past `t` a block's reads are dropped.
+        let apart = match keys.tiles {
+            None => t <= keys.stride,
+            Some(_) => keys.stride >= block::<E>() && (dh - 1) * keys.stride < key_block_stride,
+        };
+        let last = t.next_multiple_of(block::<E>()) - 1;
+        let last_key =
+            (last / block::<E>()) * key_block_stride + (dh - 1) * keys.stride + last % block::<E>();
+        let inside = apart
+            && values.tiles.is_none()
+            && last_key < head.keys.len()
+            && (t - 1) * values.stride + dh <= head.values.len()
+            && dh <= values.stride;
         inside.then_some(head)
     }
 }
@@ -98,49 +125,107 @@ pub unsafe fn weigh_avx512<E: Elem>(p: &[f32], head: &CacheHead<E>, out: &mut [f
     weigh_with::<Avx512, E, 4>(p, head, out)
 }
 
+/// The key pass goes a block at a time (`CacheHead`): `per_line` vectors of positions
+/// held in accumulators across all Dh rows, so each line is read (and prefetched) once
+/// and each score stored once. The positions after the last whole block take a block
+/// of fewer vectors, into a buffer of which only those positions are kept.
 #[inline(always)]
 unsafe fn scores_with<L: Lanes, E: Elem>(q: &[f32], head: &CacheHead<E>, scores: &mut [f32]) {
-    let (t, dh, ks) = (head.t, head.dh, head.key_stride);
-    debug_assert!(q.len() == dh && scores.len() == t);
-    scores.fill(0.0);
-    let whole = t - t % L::N;
-    let keys = head.keys.as_ptr();
-    let s = scores.as_mut_ptr();
-    let mut d = 0;
-    while d < dh {
-        let rows = (dh - d).min(KEY_ROWS);
-        let qv: [L::V; KEY_ROWS] = std::array::from_fn(|r| L::splat(q[(d + r).min(dh - 1)]));
-        let row: [*const E; KEY_ROWS] =
-            std::array::from_fn(|r| keys.add((d + r.min(rows - 1)) * ks));
-        // The rows of the next pass, a pass ahead: each row is short (a song's length
-        // in f16), too short for the hardware to see it as a stream in time.
-        let ahead = if d + 2 * KEY_ROWS <= dh {
-            KEY_ROWS * ks
-        } else {
-            0
-        };
-        let mut i = 0;
-        while i < whole {
-            let mut acc = L::load(s.add(i));
-            // One prefetch per cache line of each row, not per vector: with 8-bit keys a
-            // vector covers 8 of a line's 64 positions.
-            let fetch = ahead > 0 && (i * std::mem::size_of::<E>()).is_multiple_of(LINE);
-            for r in 0..rows {
-                if fetch {
-                    _mm_prefetch::<_MM_HINT_T0>(row[r].add(ahead + i) as *const i8);
-                }
-                acc = L::fma(qv[r], E::widen::<L>(row[r].add(i)), acc);
-            }
-            L::store(s.add(i), acc);
-            i += L::N;
+    let t = head.t;
+    debug_assert!(q.len() == head.dh && scores.len() == t);
+    let per_line = (block::<E>() / L::N).clamp(1, KEY_ACCUMULATORS);
+    let positions = per_line * L::N;
+    let (keys, s) = (head.keys.as_ptr(), scores.as_mut_ptr());
+    let ahead = PREFETCH_BLOCKS * head.key_block_stride;
+    let whole = t / positions;
+    for b in 0..whole {
+        let (at, out) = (keys.add(b * head.key_block_stride), s.add(b * positions));
+        match per_line {
+            8 => key_block::<L, E, 8>(q, head, at, Some(ahead), out),
+            4 => key_block::<L, E, 4>(q, head, at, Some(ahead), out),
+            2 => key_block::<L, E, 2>(q, head, at, Some(ahead), out),
+            _ => key_block::<L, E, 1>(q, head, at, Some(ahead), out),
         }
-        for i in whole..t {
-            for r in 0..rows {
-                *s.add(i) += q[d + r] * (*row[r].add(i)).to_f32();
-            }
-        }
-        d += rows;
     }
+    let done = whole * positions;
+    if done == t {
+        return;
+    }
+    // At most a block of the smallest element's positions.
+    let mut last = [0f32; block::<i8>()];
+    let (at, out) = (keys.add(whole * head.key_block_stride), last.as_mut_ptr());
+    match (t - done).div_ceil(L::N) {
+        1 => key_block::<L, E, 1>(q, head, at, None, out),
+        2 => key_block::<L, E, 2>(q, head, at, None, out),
+        3 => key_block::<L, E, 3>(q, head, at, None, out),
+        4 => key_block::<L, E, 4>(q, head, at, None, out),
+        5 => key_block::<L, E, 5>(q, head, at, None, out),
+        6 => key_block::<L, E, 6>(q, head, at, None, out),
+        7 => key_block::<L, E, 7>(q, head, at, None, out),
+        _ => key_block::<L, E, 8>(q, head, at, None, out),
+    }
+    scores[done..].copy_from_slice(&last[..t - done]);
+}
+
+/// out[u·N ..][..N] = Σ_d q[d] · keys[d][u·N ..] for `V` vectors of a block at `at`,
+/// each row `d` at `at + d · key_row_stride`. With fewer vectors than accumulators, rows
+/// go in `KEY_ACCUMULATORS / V` sets interleaved by d and summed at the end: FMA's
+/// latency wants eight chains. `ahead`: how far ahead to prefetch each row, once.
+#[inline(always)]
+unsafe fn key_block<L: Lanes, E: Elem, const V: usize>(
+    q: &[f32],
+    head: &CacheHead<E>,
+    at: *const E,
+    ahead: Option<usize>,
+    out: *mut f32,
+) {
+    let sets = (KEY_ACCUMULATORS / V).max(1);
+    let (rs, dh) = (head.key_row_stride, head.dh);
+    let mut acc = [L::zero(); KEY_ACCUMULATORS];
+    let mut d = 0;
+    while d + sets <= dh {
+        for set in 0..sets {
+            let (qd, row) = key_row::<L, E>(q, at, rs, d + set, ahead);
+            for u in 0..V {
+                let a = &mut acc[set * V + u];
+                *a = L::fma(qd, E::widen::<L>(row.add(u * L::N)), *a);
+            }
+        }
+        d += sets;
+    }
+    // The rows after the last whole set, into the first.
+    for d in d..dh {
+        let (qd, row) = key_row::<L, E>(q, at, rs, d, ahead);
+        for (u, a) in acc.iter_mut().take(V).enumerate() {
+            *a = L::fma(qd, E::widen::<L>(row.add(u * L::N)), *a);
+        }
+    }
+    for u in 0..V {
+        let mut sum = acc[u];
+        for set in 1..sets {
+            sum = L::add(sum, acc[set * V + u]);
+        }
+        L::store(out.add(u * L::N), sum);
+    }
+}
+
+/// Row `d` of a key block at `at` (rows `rs` apart) and q[d] in every lane; the row
+/// prefetched `ahead`. (A function, not a closure: a closure would not inherit the
+/// caller's target features unless inlined.)
+#[inline(always)]
+unsafe fn key_row<L: Lanes, E>(
+    q: &[f32],
+    at: *const E,
+    rs: usize,
+    d: usize,
+    ahead: Option<usize>,
+) -> (L::V, *const E) {
+    let row = at.add(d * rs);
+    if let Some(ahead) = ahead {
+        // Past the cache's end a prefetch is harmless.
+        _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(ahead) as *const i8);
+    }
+    (L::splat(q[d]), row)
 }
 
 /// Accumulators held across all rows of the values: `REGS` registers of columns at a

@@ -97,6 +97,11 @@ impl Attention {
         })
     }
 
+    /// What the scores are scaled by: 1/√Dh.
+    pub(super) fn scale(&self) -> f32 {
+        (self.head_dim as f32).powf(-0.5)
+    }
+
     /// (B, T, D) → (B, H, T, Dh)
     pub(super) fn split_heads(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (b, t, _) = x.dims3()?;
@@ -116,15 +121,15 @@ impl Attention {
         mask: Option<&Tensor>,
     ) -> candle_core::Result<Tensor> {
         let (b, t, d) = q.dims3()?;
-        let scale = (self.head_dim as f64).powf(-0.5);
+        let scale = self.scale();
         if t == 1 {
-            if let Some(y) = decode_attention::attend_one(q, kt, v, mask, scale as f32)? {
+            if let Some(y) = decode_attention::attend_one(q, kt, v, mask, scale)? {
                 return Ok(y);
             }
         }
         // candle's path needs keys and values in the queries' dtype (the cache may be f16).
         let (kt, v) = (&kt.to_dtype(q.dtype())?, &v.to_dtype(q.dtype())?);
-        let q = self.split_heads(&(q * scale)?)?;
+        let q = self.split_heads(&(q * scale as f64)?)?;
         let scores = q.matmul(kt)?;
         let scores = match mask {
             Some(m) => scores.broadcast_add(m)?,

@@ -4,11 +4,11 @@
 //! each song attends over its own cache and text (`per_song`). A song's numbers are the
 //! same whatever else is in the pass: every row is computed on its own.
 
-use candle_core::{DType, Module, Tensor};
-use candle_nn::kv_cache::Cache;
+use candle_core::{Module, Tensor};
 use candle_nn::{Activation, LayerNorm, VarBuilder};
 
 use super::attention::{CrossAttention, SelfAttention};
+use super::cache::LayerCache;
 use super::pool::{Pass, Store};
 use super::{layer_norm, Caches, DecoderConfig, DecoderState};
 use crate::ml::kernels::activations;
@@ -72,9 +72,8 @@ impl DecoderLayer {
         let y = per_song(songs, |song, at| {
             let rows = song.rows;
             let (cache, _) = own(song, index)?;
-            let (kt, v) = cache.append(&k.narrow(0, at, rows)?, &v.narrow(0, at, rows)?)?;
-            let attn = &self.self_attn.attn;
-            attn.attend(&q.narrow(0, at, rows)?, &kt, &v, self_mask)
+            let kv = (&k.narrow(0, at, rows)?, &v.narrow(0, at, rows)?);
+            cache.attend_self(&self.self_attn.attn, &q.narrow(0, at, rows)?, kv, self_mask)
         })?;
         let x = (x + self.self_attn.attn.out.forward(&y)?)?;
 
@@ -157,63 +156,5 @@ fn per_song(
     match ys.len() {
         1 => Ok(ys.remove(0)),
         _ => Tensor::cat(&ys, 0),
-    }
-}
-
-/// One layer's attention state for one song. Keys are handed out transposed, (B, H, Dh,
-/// T): on the CPU they are also kept that way, as the one-token attention kernel reads
-/// them; elsewhere they are kept (B, H, T, Dh) and handed out as a transposed view, the
-/// only strided form cuBLAS takes without a copy. Values are (B, H, T, Dh).
-pub(super) struct LayerCache {
-    /// Self-attention keys, appended along T.
-    keys: Cache,
-    /// Whether `keys` holds them transposed (along dim 3) or not (dim 2).
-    keys_transposed: bool,
-    /// Self-attention values, appended along T (dim 2).
-    values: Cache,
-    /// What the self-attention cache holds its keys and values in.
-    kv_dtype: DType,
-    cross_kt: Tensor,
-    cross_v: Tensor,
-}
-
-impl LayerCache {
-    /// An empty cache for `max_len` positions, with the text's keys and values.
-    pub(super) fn new(
-        max_len: usize,
-        kv_dtype: DType,
-        cross_k: &Tensor,
-        cross_v: Tensor,
-    ) -> candle_core::Result<Self> {
-        let keys_transposed = cross_k.device().is_cpu();
-        let cross_kt = match keys_transposed {
-            true => cross_k.transpose(2, 3)?.contiguous()?,
-            false => cross_k.contiguous()?.transpose(2, 3)?,
-        };
-        Ok(Self {
-            keys: Cache::new(if keys_transposed { 3 } else { 2 }, max_len),
-            keys_transposed,
-            values: Cache::new(2, max_len),
-            kv_dtype,
-            cross_kt,
-            cross_v,
-        })
-    }
-
-    /// Add this step's keys and values (B, H, S, Dh); return all of them so far, keys
-    /// transposed.
-    fn append(&mut self, k: &Tensor, v: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
-        let k = match self.keys_transposed {
-            true => k.transpose(2, 3)?,
-            false => k.clone(),
-        };
-        self.keys
-            .append(&k.contiguous()?.to_dtype(self.kv_dtype)?)?;
-        self.values.append(&v.to_dtype(self.kv_dtype)?)?;
-        match (self.keys.current_data()?, self.values.current_data()?) {
-            (Some(k), Some(v)) if self.keys_transposed => Ok((k, v)),
-            (Some(k), Some(v)) => Ok((k.transpose(2, 3)?, v)),
-            _ => candle_core::bail!("the attention cache is empty after an append"),
-        }
     }
 }

@@ -10,6 +10,7 @@
 //! costs on a CPU. On a GPU the songs' attention caches share one pool (`pool`), so the
 //! attention of a pass is a few kernels per layer whatever the number of songs.
 mod attention;
+mod cache;
 mod layer;
 mod pool;
 
@@ -19,9 +20,11 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Activation, Embedding, LayerNorm, VarBuilder};
 use serde::Deserialize;
 
+use crate::ml::kernels::decode_attention::KvElement;
 use crate::ml::nn::device::Precision;
 use crate::ml::nn::linear::Linear;
-use layer::{DecoderLayer, LayerCache};
+use cache::{CacheFormat, LayerCache};
+use layer::DecoderLayer;
 use pool::{KvPool, Lease, PoolShape};
 
 /// `MusicgenDecoderConfig`; defaults are transformers' (= musicgen-small).
@@ -103,10 +106,10 @@ pub struct MusicgenDecoder {
     lm_heads: Vec<Linear>,
     cfg: DecoderConfig,
     dtype: DType,
-    /// The self-attention cache's dtype: on the CPU, f16 unless the precision is f32 (late
-    /// in a 30 s song an f32 cache is 590 MB read per step, more than 8-bit weights; f32
-    /// keeps transformers' exact tokens). Elsewhere the activations' dtype.
-    kv_dtype: DType,
+    /// How each song's self-attention cache is kept: on the CPU, 8 bits at q8_0 and f16 at
+    /// f16/bf16 (late in a 30 s song an f32 cache is 590 MB read per step, more than 8-bit
+    /// weights), f32 at f32 (transformers' exact tokens). Elsewhere the activations' dtype.
+    cache_format: CacheFormat,
     /// The sinusoidal position of every position the decoder takes, made once.
     positions: Tensor,
     /// The shared attention caches (a GPU).
@@ -149,9 +152,10 @@ impl MusicgenDecoder {
             lm_heads,
             cfg: cfg.clone(),
             dtype: vb.dtype(),
-            kv_dtype: match vb.device().is_cpu() && precision != Precision::F32 {
-                true => DType::F16,
-                false => vb.dtype(),
+            cache_format: match (vb.device().is_cpu(), precision) {
+                (true, Precision::Q8_0) => CacheFormat::Cpu(KvElement::I8),
+                (true, Precision::F16 | Precision::BF16) => CacheFormat::Cpu(KvElement::F16),
+                _ => CacheFormat::Tensors(vb.dtype()),
             },
             positions: sinusoidal_positions(cfg.max_position_embeddings, d, vb.device())?
                 .to_dtype(vb.dtype())?,
@@ -173,7 +177,7 @@ impl MusicgenDecoder {
             layers: cfg.num_hidden_layers,
             heads: cfg.num_attention_heads,
             head_dim: cfg.hidden_size / cfg.num_attention_heads,
-            dtype: self.kv_dtype,
+            dtype: self.cache_format.pool_dtype(),
         };
         self.pool = Some(KvPool::new(shape, &self.device));
         Ok(())
@@ -237,7 +241,7 @@ impl MusicgenDecoder {
             None => Caches::Own {
                 layers: text
                     .into_iter()
-                    .map(|(k, v)| LayerCache::new(max_len, self.kv_dtype, &k, v))
+                    .map(|(k, v)| LayerCache::new(max_len, self.cache_format, &k, v))
                     .collect::<candle_core::Result<_>>()?,
                 cross_mask: match cross_mask {
                     Some(m) => Some(m.reshape((rows, 1, 1, text_len))?.to_dtype(self.dtype)?),
