@@ -24,25 +24,6 @@ const RUNS: usize = 3;
 /// ±15 % with the machine's neighbours).
 const DECODES: usize = 5;
 
-/// Read bandwidth of main memory with every thread (STREAM-style: a sum over a buffer far
-/// larger than the caches), in GB/s; the best of five passes.
-fn read_bandwidth() -> f64 {
-    use rayon::prelude::*;
-    let buf = vec![1u64; 1 << 27]; // 1 GiB
-    let mut best = 0f64;
-    for _ in 0..5 {
-        let t = Instant::now();
-        let sum: u64 = buf
-            .par_chunks(1 << 16)
-            .map(|c| c.iter().fold(0u64, |a, v| a.wrapping_add(*v)))
-            .sum();
-        let s = t.elapsed().as_secs_f64();
-        std::hint::black_box(sum);
-        best = best.max(buf.len() as f64 * 8.0 / s / 1e9);
-    }
-    best
-}
-
 fn main() -> Result<()> {
     // On a worker of the pool, as songs are made in the server (worker::threads): the
     // products' parallel loops then start on the calling thread instead of waking it.
@@ -68,7 +49,7 @@ fn run() -> Result<()> {
     };
     let never = AtomicBool::new(false);
     let mut out = serde_json::Map::new();
-    let bandwidth = read_bandwidth();
+    let bandwidth = common::read_bandwidth();
     out.insert(
         "machine".into(),
         serde_json::json!({

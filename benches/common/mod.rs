@@ -94,3 +94,22 @@ pub fn logits_agreement(got: &[Vec<f32>], reference: &[Vec<f32>]) -> serde_json:
         "teacher_forced_argmax_equal": format!("{agree}/{}", got.len()),
     })
 }
+
+/// Read bandwidth of main memory with every thread (STREAM-style: a sum over a buffer far
+/// larger than the caches), in GB/s; the best of five passes.
+pub fn read_bandwidth() -> f64 {
+    use rayon::prelude::*;
+    let buf = vec![1u64; 1 << 27]; // 1 GiB
+    let mut best = 0f64;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let sum: u64 = buf
+            .par_chunks(1 << 16)
+            .map(|c| c.iter().fold(0u64, |a, v| a.wrapping_add(*v)))
+            .sum();
+        let s = t.elapsed().as_secs_f64();
+        std::hint::black_box(sum);
+        best = best.max(buf.len() as f64 * 8.0 / s / 1e9);
+    }
+    best
+}

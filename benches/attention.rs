@@ -1,0 +1,109 @@
+//! A decoding step's self-attention alone, over musicgen-small's 24 layers of caches
+//! filled to POSITIONS (a song's step late in its 30 s reads them all): ms a step for the
+//! 8-bit cache (q8_0's) and the f16 one (f16/bf16's), the megabytes a step reads, and the
+//! time the measured memory bandwidth needs for them (the floor), and the fraction of it
+//! reached. Prints one JSON line.
+//!
+//!     cargo bench --features ssr --bench attention -- POSITIONS(,…) STEPS
+
+mod common;
+
+use anyhow::{Context, Result};
+use candle_core::{Device, Tensor};
+use snapsong::ml::kernels::decode_attention::{CpuKvCache, KvElement};
+
+/// musicgen-small's decoder: layers, heads, head size; rows of a song with guidance.
+const LAYERS: usize = 24;
+const HEADS: usize = 16;
+const HEAD_DIM: usize = 64;
+const ROWS: usize = 2;
+/// Positions a cache holds: a 30 s window and its start token.
+const CAPACITY: usize = 1503;
+
+/// Uniform in [-1, 1): a fixed sequence, so every run reads the same numbers.
+fn noise(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+fn main() -> Result<()> {
+    let args = common::positional_args();
+    let [positions, steps] = args.as_slice() else {
+        anyhow::bail!("usage: attention POSITIONS(,…) STEPS");
+    };
+    let steps: usize = steps.parse().context("STEPS")?;
+    let dev = Device::Cpu;
+    let scale = (HEAD_DIM as f32).powf(-0.5);
+    let bandwidth = common::read_bandwidth();
+    let mut out = serde_json::Map::new();
+    out.insert(
+        "machine".into(),
+        serde_json::json!({
+            "kernel": snapsong::ml::kernels::isa::describe(),
+            "threads": rayon::current_num_threads(),
+            "read_gb_per_s": bandwidth,
+        }),
+    );
+    let queries: Vec<Tensor> = (0..LAYERS)
+        .map(|l| {
+            Tensor::from_vec(
+                noise(ROWS * HEADS * HEAD_DIM, 1000 + l as u64),
+                (ROWS, 1, HEADS * HEAD_DIM),
+                &dev,
+            )
+        })
+        .collect::<candle_core::Result<_>>()?;
+    for positions in positions.split(',') {
+        let t: usize = positions.parse().context("POSITIONS")?;
+        anyhow::ensure!(
+            (1..=CAPACITY).contains(&t),
+            "POSITIONS {t} is not in 1..={CAPACITY}"
+        );
+        let mut figures = serde_json::Map::new();
+        for (name, element) in [("q8", KvElement::I8), ("f16", KvElement::F16)] {
+            let caches = (0..LAYERS)
+                .map(|l| {
+                    let shape = (ROWS, HEADS, t, HEAD_DIM);
+                    let n = ROWS * HEADS * t * HEAD_DIM;
+                    let k = Tensor::from_vec(noise(n, 2 * l as u64), shape, &dev)?;
+                    let v = Tensor::from_vec(noise(n, 2 * l as u64 + 1), shape, &dev)?;
+                    let mut cache = CpuKvCache::new(element, ROWS, HEADS, HEAD_DIM, CAPACITY);
+                    cache.append(&k, &v)?;
+                    Ok(cache)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let (ms, _) = common::median_ms(steps, || {
+                for (cache, q) in caches.iter().zip(&queries) {
+                    std::hint::black_box(cache.attend_one(q, scale)?);
+                }
+                Ok(())
+            })?;
+            // Keys and values; in 8 bits also a scale per position and head for each.
+            let values = (LAYERS * ROWS * HEADS * t * HEAD_DIM) as f64;
+            let bytes = match element {
+                KvElement::I8 => 2.0 * values + 2.0 * (LAYERS * ROWS * HEADS * t * 4) as f64,
+                KvElement::F16 => 2.0 * values * 2.0,
+            };
+            let floor_ms = bytes / (bandwidth * 1e9) * 1000.0;
+            figures.insert(
+                name.into(),
+                serde_json::json!({
+                    "ms_per_step": ms, "mb_per_step": bytes / 1e6,
+                    "bandwidth_floor_ms": floor_ms, "fraction_of_bandwidth": floor_ms / ms,
+                }),
+            );
+        }
+        out.insert(t.to_string(), serde_json::Value::Object(figures));
+    }
+    println!("{}", serde_json::Value::Object(out));
+    Ok(())
+}
