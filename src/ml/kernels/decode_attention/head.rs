@@ -1,5 +1,5 @@
 //! One head of a decoding step's attention, on the path chosen for it: the portable loops
-//! over f32 rows, or the vector kernels over an f16 or 8-bit cache (`x86.rs`); and the
+//! over f32 rows, or the vector kernels over an f32, f16 or 8-bit cache (`x86.rs`); and the
 //! softmax's exponentials, vectorised on AVX2 and AVX-512 whatever the cache's dtype.
 
 use super::isa::Isa;
@@ -15,11 +15,13 @@ use half::f16;
 #[cfg(target_arch = "x86_64")]
 const _: () = assert!(super::cpu_cache::KEY_TILE_BYTES == x86::block::<u8>());
 
-/// How one head is computed: over f32 rows gathered (and widened) into scratch, or, for
-/// an f16 or 8-bit cache on AVX2 or AVX-512, by the vector kernels that widen in
+/// How one head is computed: over f32 rows gathered (and widened) into scratch, or, on
+/// AVX2 or AVX-512, by the vector kernels, which widen an f16 or 8-bit cache in
 /// registers.
 pub(super) enum Path<'a> {
     Portable,
+    #[cfg(target_arch = "x86_64")]
+    F32(Isa, CacheHead<'a, f32>),
     #[cfg(target_arch = "x86_64")]
     F16(Isa, CacheHead<'a, f16>),
     #[cfg(target_arch = "x86_64")]
@@ -39,6 +41,12 @@ impl<'a> Path<'a> {
         #[cfg(target_arch = "x86_64")]
         if isa >= Isa::Avx2 {
             match (&keys.data, &values.data) {
+                (Values::F32(k), Values::F32(v)) => {
+                    let (k, v) = (place(keys, b, h, k), place(values, b, h, v));
+                    if let Some(head) = CacheHead::new(k, v, t, dh) {
+                        return Path::F32(isa, head);
+                    }
+                }
                 (Values::F16(k), Values::F16(v)) => {
                     let (k, v) = (place(keys, b, h, k), place(values, b, h, v));
                     if let Some(head) = CacheHead::new(k, v, t, dh) {
@@ -73,6 +81,9 @@ impl<'a> Path<'a> {
             // SAFETY: the CPU has the path (asserted against `detect` by the caller), the
             // head is in bounds (checked in `choose`) and the lengths are the head's.
             #[cfg(target_arch = "x86_64")]
+            Path::F32(isa, head) => unsafe { scores_on(*isa, q, head, scores) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
             Path::F16(isa, head) => unsafe { scores_on(*isa, q, head, scores) },
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
@@ -101,6 +112,9 @@ impl<'a> Path<'a> {
         let (t, dh) = (p.len(), out.len());
         match self {
             // SAFETY: as in `scores`.
+            #[cfg(target_arch = "x86_64")]
+            Path::F32(isa, head) => unsafe { weigh_on(*isa, p, head, out) },
+            // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
             Path::F16(isa, head) => unsafe { weigh_on(*isa, p, head, out) },
             // SAFETY: as above.

@@ -6,8 +6,9 @@
 //! transposed, (B, H, Dh, T): a block of positions' scores is then a sum over Dh of a·x,
 //! vectors along T held in registers, instead of T short dot products with a horizontal
 //! sum each (those made attention the largest cost late in a 30 s song). An f16 or 8-bit
-//! cache on AVX2 or AVX-512 is read by vector kernels that widen it in registers
-//! (`x86.rs`); the portable path widens each head into an f32 scratch block first.
+//! cache (and an f32 one) on AVX2 or AVX-512 is read by vector kernels that widen it in
+//! registers (`x86.rs`); the portable path widens each head into an f32 scratch block
+//! first.
 //!
 //! Why not candle's ops: for one query row its matmul costs more in set-up than in
 //! arithmetic — it packs both operands, and reads /proc/cpuinfo to count cores on every
@@ -162,6 +163,22 @@ fn with_heads<R>(x: &Tensor, f: impl FnOnce(Heads) -> R) -> Option<R> {
     }
 }
 
+/// Keys (B, H, Dh, T) again, in a buffer whose rows run on, zeros, to the end of a cache
+/// line of positions: the vector key pass reads each row to the end of its last line
+/// and takes a head only where that is inside the buffer (the last head of a tensor
+/// that ends at T would take the portable path). For keys made once and read often: a
+/// song's text.
+pub fn padded_keys(kt: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, heads, dh, t) = kt.dims4()?;
+    let line = cpu_cache::KEY_TILE_BYTES / kt.dtype().size_in_bytes();
+    let pad = t.next_multiple_of(line.max(1)) - t;
+    if pad == 0 || !kt.device().is_cpu() {
+        return Ok(kt.clone());
+    }
+    let zeros = Tensor::zeros((b, heads, dh, pad), kt.dtype(), kt.device())?;
+    Tensor::cat(&[kt, &zeros], 3)?.narrow(3, 0, t)
+}
+
 /// Context (B, 1, H·Dh) for queries `q` (B, 1, H·Dh) over keys `kt` (B, H, Dh, T) and
 /// values `v` (B, H, T, Dh), with an optional additive mask (B, 1, 1, T). None when the
 /// tensors are not f32 (q) and f32 or f16 (kt, v) CPU ones of those shapes (the caller
@@ -224,8 +241,12 @@ fn attend_heads(
 ) -> Vec<f32> {
     let mut ctx = vec![0f32; b * heads * dh];
     // Early in a song a head is a few hundred multiply-adds: give each task enough heads
-    // to be worth handing to another thread.
-    let per_task = (MIN_TASK_WORK / (t * dh).max(1)).max(1);
+    // to be worth handing to another thread. But every thread gets some: a step's cache
+    // and the text's keys and values come from memory, and one thread alone waits on
+    // every miss (the text's, 12 positions, cost a 30 s song's step ~1 ms that way).
+    let threads = rayon::current_num_threads().max(1);
+    let most = (b * heads).div_ceil(threads).max(1);
+    let per_task = (MIN_TASK_WORK / (t * dh).max(1)).clamp(1, most);
     ctx.par_chunks_mut(dh)
         .with_min_len(per_task)
         .enumerate()
@@ -332,12 +353,13 @@ mod tests {
     }
 
     #[test]
-    fn every_path_agrees_on_an_f16_cache_at_every_edge() {
+    fn every_path_agrees_on_f32_and_f16_caches_at_every_edge() {
+        use candle_core::DType;
         let dev = Device::Cpu;
-        // Lengths around the vector widths (8, 16) and the key pass's blocks (a line of
-        // f16: 32 positions), tails of several vectors and of part of one; head sizes
-        // with and without a partial register, past the registers held per chunk, and
-        // not a multiple of the key pass's interleaved row sets (2 or 4).
+        // Lengths around the vector widths (8, 16) and the key pass's blocks (a line: 16
+        // positions of f32, 32 of f16), tails of several vectors and of part of one;
+        // head sizes with and without a partial register, past the registers held per
+        // chunk, and not a multiple of the key pass's interleaved row sets (2 or 4).
         for (t, dh, heads) in [
             (1usize, 64, 2),
             (7, 8, 1),
@@ -348,17 +370,20 @@ mod tests {
             (96, 7, 2),
             (131, 80, 1),
         ] {
-            // A buffer the vector key pass reads to the end of each line (32 positions of
-            // f16), and one it may not (the last head's last row ends at `t`): that head
-            // falls back.
-            for (max, vector) in [(t.next_multiple_of(32) + 3, true), (t, false)] {
+            // A buffer the vector key pass reads to the end of each line, and one it may
+            // not (the last head's last row ends at `t`): that head falls back.
+            for (dtype, max, vector) in [
+                (DType::F32, t.next_multiple_of(16) + 3, true),
+                (DType::F16, t.next_multiple_of(32) + 3, true),
+                (DType::F16, t, false),
+            ] {
                 let b = 2;
-                let half = |x: Tensor| x.to_dtype(candle_core::DType::F16).expect("f16");
-                let kbuf = half(
+                let cast = |x: Tensor| x.to_dtype(dtype).expect("cast");
+                let kbuf = cast(
                     Tensor::from_vec(data(b * heads * dh * max, 8), (b, heads, dh, max), &dev)
                         .expect("kt"),
                 );
-                let vbuf = half(
+                let vbuf = cast(
                     Tensor::from_vec(data(b * heads * max * dh, 9), (b, heads, max, dh), &dev)
                         .expect("v"),
                 );
@@ -370,17 +395,20 @@ mod tests {
                     .expect("q");
                 let plain = attend_one_on(Isa::Portable, &q, &kt, &v, None, 0.3)
                     .expect("runs")
-                    .expect("takes f16");
+                    .expect("takes the cache");
                 for isa in Isa::available() {
                     let got = attend_one_on(isa, &q, &kt, &v, None, 0.3)
                         .expect("runs")
-                        .expect("takes f16");
+                        .expect("takes the cache");
                     let diff = max_abs_diff(&got, &plain);
-                    assert!(diff < 1e-5, "{isa} (t {t}, dh {dh}): max |Δ| {diff}");
+                    assert!(
+                        diff < 1e-5,
+                        "{isa} {dtype:?} (t {t}, dh {dh}): max |Δ| {diff}"
+                    );
                     if vector && isa >= Isa::Avx2 {
                         assert!(
                             takes_a_vector_path(isa, &kt, &v),
-                            "{isa} (t {t}, dh {dh}): not on the vector kernels"
+                            "{isa} {dtype:?} (t {t}, dh {dh}): not on the vector kernels"
                         );
                     }
                 }
@@ -388,18 +416,52 @@ mod tests {
         }
     }
 
-    /// Whether `isa` runs head (0, 0) of keys `kt` and values `v` on a vector kernel, not
-    /// the portable fallback.
+    #[test]
+    fn padded_keys_are_the_same_keys_and_every_head_takes_the_vector_path() {
+        let dev = Device::Cpu;
+        let (b, heads, dh, t) = (2, 3, 8, 12);
+        let k = Tensor::from_vec(data(b * heads * t * dh, 12), (b, heads, t, dh), &dev).expect("k");
+        let kt = k.transpose(2, 3).and_then(|x| x.contiguous()).expect("kt");
+        let padded = padded_keys(&kt).expect("pad");
+        assert_eq!(padded.dims(), kt.dims());
+        assert_eq!(max_abs_diff(&padded, &kt), 0.0);
+        for isa in Isa::available().into_iter().filter(|i| *i >= Isa::Avx2) {
+            assert!(
+                !takes_a_vector_path(isa, &kt, &k),
+                "{isa}: the last head of unpadded keys cannot be read to a line's end"
+            );
+            assert!(takes_a_vector_path(isa, &padded, &k), "{isa}: padded keys");
+        }
+    }
+
+    /// Whether `isa` runs every head of keys `kt` and values `v` on a vector kernel, none
+    /// on the portable fallback.
     pub(super) fn takes_a_vector_path(isa: Isa, kt: &Tensor, v: &Tensor) -> bool {
-        let (_, _, dh, t) = kt.dims4().expect("kt");
-        with_heads(kt, |k| with_heads(v, |v| vector_path(isa, &k, &v, t, dh)))
-            .flatten()
-            .unwrap_or(false)
+        let (b, heads, dh, t) = kt.dims4().expect("kt");
+        with_heads(kt, |k| {
+            with_heads(v, |v| {
+                (0..b).all(|bi| (0..heads).all(|h| vector_path_of(isa, &k, &v, (bi, h), t, dh)))
+            })
+        })
+        .flatten()
+        .unwrap_or(false)
     }
 
     /// Whether `isa` runs head (0, 0) of `keys` and `values` on a vector kernel.
     pub(super) fn vector_path(isa: Isa, keys: &Heads, values: &Heads, t: usize, dh: usize) -> bool {
-        !matches!(Path::choose(isa, keys, values, 0, 0, t, dh), Path::Portable)
+        vector_path_of(isa, keys, values, (0, 0), t, dh)
+    }
+
+    /// Whether `isa` runs head (b, h) of `keys` and `values` on a vector kernel.
+    fn vector_path_of(
+        isa: Isa,
+        keys: &Heads,
+        values: &Heads,
+        (b, h): (usize, usize),
+        t: usize,
+        dh: usize,
+    ) -> bool {
+        !matches!(Path::choose(isa, keys, values, b, h, t, dh), Path::Portable)
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! One head of a decoding step's attention over an f16 or 8-bit cache, with AVX2 (+F16C)
-//! or AVX-512: keys and values are widened to f32 in registers as they are read, so the
-//! cache is read once and nothing is written but the head's scores. (The portable path
+//! One head of a decoding step's attention over an f32, f16 or 8-bit cache, with AVX2
+//! (+F16C) or AVX-512: keys and values are widened to f32 in registers as they are read,
+//! so the cache is read once and nothing is written but the head's scores. (The portable path
 //! first widens each head into an f32 scratch block and then reads that: three times the
 //! memory traffic, and late in a song that traffic is most of a step.) Also the softmax's
 //! exponentials, a vector at a time: with f32's scalar `exp` they cost about as much as

@@ -12,7 +12,7 @@ use candle_core::{DType, Tensor};
 use candle_nn::kv_cache::Cache;
 
 use super::attention::Attention;
-use crate::ml::kernels::decode_attention::{CpuKvCache, KvElement};
+use crate::ml::kernels::decode_attention::{self, CpuKvCache, KvElement};
 
 /// How a song's self-attention keys and values are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +67,7 @@ impl LayerCache {
     ) -> candle_core::Result<Self> {
         let on_cpu = cross_k.device().is_cpu();
         let cross_kt = match on_cpu {
-            true => cross_k.transpose(2, 3)?.contiguous()?,
+            true => decode_attention::padded_keys(&cross_k.transpose(2, 3)?.contiguous()?)?,
             false => cross_k.contiguous()?.transpose(2, 3)?,
         };
         let own = match format {
