@@ -11,6 +11,7 @@ mod common;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use snapsong::ml::kernels::decode_attention::{CpuKvCache, KvElement};
+use snapsong::ml::weights::tiny::seeded_noise;
 
 /// musicgen-small's decoder: layers, heads, head size; rows of a song with guidance.
 const LAYERS: usize = 24;
@@ -19,21 +20,6 @@ const HEAD_DIM: usize = 64;
 const ROWS: usize = 2;
 /// Positions a cache holds: a 30 s window and its start token.
 const CAPACITY: usize = 1503;
-
-/// Uniform in [-1, 1): a fixed sequence, so every run reads the same numbers.
-fn noise(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
 
 fn main() -> Result<()> {
     let args = common::positional_args();
@@ -45,18 +31,11 @@ fn main() -> Result<()> {
     let scale = (HEAD_DIM as f32).powf(-0.5);
     let bandwidth = common::read_bandwidth();
     let mut out = serde_json::Map::new();
-    out.insert(
-        "machine".into(),
-        serde_json::json!({
-            "kernel": snapsong::ml::kernels::isa::describe(),
-            "threads": rayon::current_num_threads(),
-            "read_gb_per_s": bandwidth,
-        }),
-    );
+    out.insert("machine".into(), common::machine(bandwidth));
     let queries: Vec<Tensor> = (0..LAYERS)
         .map(|l| {
             Tensor::from_vec(
-                noise(ROWS * HEADS * HEAD_DIM, 1000 + l as u64),
+                seeded_noise(ROWS * HEADS * HEAD_DIM, 1000 + l as u64),
                 (ROWS, 1, HEADS * HEAD_DIM),
                 &dev,
             )
@@ -74,8 +53,8 @@ fn main() -> Result<()> {
                 .map(|l| {
                     let shape = (ROWS, HEADS, t, HEAD_DIM);
                     let n = ROWS * HEADS * t * HEAD_DIM;
-                    let k = Tensor::from_vec(noise(n, 2 * l as u64), shape, &dev)?;
-                    let v = Tensor::from_vec(noise(n, 2 * l as u64 + 1), shape, &dev)?;
+                    let k = Tensor::from_vec(seeded_noise(n, 2 * l as u64), shape, &dev)?;
+                    let v = Tensor::from_vec(seeded_noise(n, 2 * l as u64 + 1), shape, &dev)?;
                     let mut cache = CpuKvCache::new(element, ROWS, HEADS, HEAD_DIM, CAPACITY);
                     cache.append(&k, &v)?;
                     Ok(cache)

@@ -50,14 +50,7 @@ fn run() -> Result<()> {
     let never = AtomicBool::new(false);
     let mut out = serde_json::Map::new();
     let bandwidth = common::read_bandwidth();
-    out.insert(
-        "machine".into(),
-        serde_json::json!({
-            "kernel": snapsong::ml::kernels::isa::describe(),
-            "threads": rayon::current_num_threads(),
-            "read_gb_per_s": bandwidth,
-        }),
-    );
+    out.insert("machine".into(), common::machine(bandwidth));
     let mut f32_codes = None;
     let mut f32_logits = None;
     let mut f32_audio: Option<Vec<f32>> = None;

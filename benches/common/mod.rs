@@ -113,3 +113,12 @@ pub fn read_bandwidth() -> f64 {
     }
     best
 }
+
+/// What a bench ran on: the kernel path, the threads and the read `bandwidth` (GB/s).
+pub fn machine(bandwidth: f64) -> serde_json::Value {
+    serde_json::json!({
+        "kernel": snapsong::ml::kernels::isa::describe(),
+        "threads": rayon::current_num_threads(),
+        "read_gb_per_s": bandwidth,
+    })
+}

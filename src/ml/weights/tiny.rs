@@ -187,8 +187,9 @@ pub fn ensure_tiny_set(root: &Path) -> Result<TinySet> {
     Ok(set)
 }
 
-/// Deterministic noise in [-0.5, 0.5) × 0.4 (xorshift), independent of any global RNG.
-fn seeded_noise(n: usize, seed: u64) -> Vec<f32> {
+/// Deterministic noise in [-0.5, 0.5) × 0.4 (xorshift), independent of any global RNG:
+/// the tiny models' weights, and benches' inputs.
+pub fn seeded_noise(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..n)
         .map(|_| {
