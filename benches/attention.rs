@@ -22,6 +22,12 @@ const ROWS: usize = 2;
 const CAPACITY: usize = 1503;
 
 fn main() -> Result<()> {
+    // On a worker of the pool, as songs are made in the server: attention's parallel loop
+    // then starts on the calling thread instead of waiting on a latch for the pool.
+    rayon::scope(|_| run())
+}
+
+fn run() -> Result<()> {
     let args = common::positional_args();
     let [positions, steps] = args.as_slice() else {
         anyhow::bail!("usage: attention POSITIONS(,…) STEPS");
