@@ -66,6 +66,11 @@ impl LayerCache {
         cross_v: Tensor,
     ) -> candle_core::Result<Self> {
         let on_cpu = cross_k.device().is_cpu();
+        // A CPU cache keeps the text in f16 too: every step reads it all, cold.
+        let (cross_k, cross_v) = match format {
+            CacheFormat::Cpu(_) => (cross_k.to_dtype(DType::F16)?, cross_v.to_dtype(DType::F16)?),
+            CacheFormat::Tensors(_) => (cross_k.clone(), cross_v),
+        };
         let cross_kt = match on_cpu {
             true => decode_attention::padded_keys(&cross_k.transpose(2, 3)?.contiguous()?)?,
             false => cross_k.contiguous()?.transpose(2, 3)?,
