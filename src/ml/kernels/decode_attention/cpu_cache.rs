@@ -12,7 +12,7 @@
 use candle_core::{Device, Tensor};
 use half::f16;
 
-use super::{attend_heads, Heads, Scales, Tiles, Values};
+use super::{attend_heads, scaled_queries, Heads, Scales, Tiles, Values};
 use crate::ml::kernels::isa::{self, Isa};
 use crate::ml::kernels::q8::{quantize_blocks, to_i8, I8_MAX};
 
@@ -258,11 +258,7 @@ impl CpuKvCache {
                 q.dims()
             );
         }
-        let mut q: Vec<f32> = q
-            .to_dtype(candle_core::DType::F32)?
-            .flatten_all()?
-            .to_vec1()?;
-        q.iter_mut().for_each(|x| *x *= scale);
+        let q = scaled_queries(q, scale)?;
         let (keys, values) = self.heads();
         let ctx = attend_heads(isa, &q, None, (b, l.heads, l.dh, self.len), &keys, &values);
         Tensor::from_vec(ctx, (b, 1, d), &Device::Cpu)

@@ -139,7 +139,7 @@ fn place<'a, E>(heads: &Heads, b: usize, h: usize, data: &'a [E]) -> Place<'a, E
         data,
         offset: heads.start(b, h),
         stride: heads.st,
-        tiles: heads.tiles.map(|t| (t.positions, t.stride)),
+        tiles: heads.tiles,
     }
 }
 

@@ -214,9 +214,7 @@ pub fn attend_one_on(
         Some(_) => return Ok(None),
         None => None,
     };
-    // Scaled once here, not per head inside the parallel loop.
-    let mut q: Vec<f32> = q.flatten_all()?.to_vec1()?;
-    q.iter_mut().for_each(|x| *x *= scale);
+    let q = scaled_queries(q, scale)?;
     let ctx = with_heads(kt, |keys| {
         with_heads(v, |values| {
             attend_heads(isa, &q, mask.as_deref(), (b, heads, dh, t), &keys, &values)
@@ -226,6 +224,17 @@ pub fn attend_one_on(
         Some(ctx) => Ok(Some(Tensor::from_vec(ctx, (b, 1, d), &Device::Cpu)?)),
         None => Ok(None),
     }
+}
+
+/// The queries' values in f32, times `scale`: once per call, not per head inside the
+/// parallel loop.
+fn scaled_queries(q: &Tensor, scale: f32) -> candle_core::Result<Vec<f32>> {
+    let mut q: Vec<f32> = q
+        .to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1()?;
+    q.iter_mut().for_each(|x| *x *= scale);
+    Ok(q)
 }
 
 /// Context (B · H · Dh) for scaled queries `q` (B · H · Dh) over `t` positions of

@@ -8,6 +8,7 @@
 
 use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
 
+use super::Tiles;
 pub use crate::ml::kernels::lanes::Elem;
 use crate::ml::kernels::lanes::{Avx2, Avx512, Lanes};
 
@@ -22,12 +23,12 @@ const PREFETCH_BLOCKS: usize = 2;
 const LINE: usize = 64;
 
 /// Where one head's keys or values lie in a cache buffer: from `data[offset]`, rows
-/// `stride` apart; keys maybe in tiles of (positions, stride) (`super::Tiles`).
+/// `stride` apart; keys maybe in `tiles`.
 pub struct Place<'a, E> {
     pub data: &'a [E],
     pub offset: usize,
     pub stride: usize,
-    pub tiles: Option<(usize, usize)>,
+    pub tiles: Option<Tiles>,
 }
 
 /// One head's cache, in place. The key pass reads it a block at a time: a cache line
@@ -57,7 +58,7 @@ impl<'a, E> CacheHead<'a, E> {
     pub fn new(keys: Place<'a, E>, values: Place<'a, E>, t: usize, dh: usize) -> Option<Self> {
         let key_block_stride = match keys.tiles {
             None => block::<E>(),
-            Some((positions, stride)) if positions == block::<E>() => stride,
+            Some(Tiles { positions, stride }) if positions == block::<E>() => stride,
             Some(_) => return None,
         };
         let head = Self {
