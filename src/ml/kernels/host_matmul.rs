@@ -239,6 +239,7 @@ pub fn matmul_t(
     let mut yt = vec![0f32; out_dim * rows];
     let per_task = outputs_per_task(out_dim);
     yt.par_chunks_mut(per_task * rows)
+        .with_max_len(1) // see `outputs_per_task`
         .enumerate()
         .for_each(|(task, chunk)| {
             let n0 = task * per_task;
@@ -253,7 +254,10 @@ pub fn matmul_t(
 }
 
 /// How many outputs (weight rows) one task of a row-streaming product takes: four tasks
-/// per thread, so a slow thread does not hold the others up, and never a sliver.
+/// per thread, so a slow thread does not hold the others up, and never a sliver. Callers
+/// make every task its own job (`with_max_len(1)`): rayon's adaptive split had handed out
+/// pairs of tasks, and at the end of a product one thread still had a quarter of it while
+/// the other waited (a whole song's step 20.2 → 19.2 ms on two cores).
 pub(crate) fn outputs_per_task(outputs: usize) -> usize {
     (outputs / (4 * rayon::current_num_threads().max(1))).max(16)
 }

@@ -10,6 +10,7 @@ pub mod cpu_attention;
 pub mod decode_attention;
 pub mod host_matmul;
 pub mod isa;
+pub mod keep_awake;
 #[cfg(target_arch = "x86_64")]
 mod lanes;
 pub mod lstm_cell;

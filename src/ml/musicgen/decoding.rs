@@ -15,6 +15,7 @@ use super::decoder::DecoderState;
 use super::sampling::{guide, Sampler};
 use super::windows::Window;
 use super::MusicGen;
+use crate::ml::kernels::keep_awake::keep_awake;
 
 /// Reported after every decoder step, with the codes of the frames made so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,6 +275,10 @@ impl MusicGen {
     /// alone. After an error the songs of the failed pass may be part-way through it: they
     /// cannot go on.
     pub fn step(&self, songs: &mut [&mut Decoding]) -> Result<()> {
+        // On the CPU a pass is ~200 parallel loops with serial work between them.
+        if self.device.is_cpu() {
+            keep_awake();
+        }
         let (first, rest): (Vec<_>, Vec<_>) =
             songs.iter_mut().partition(|d| d.next_is_first_pass());
         for d in first {

@@ -211,6 +211,7 @@ impl Q8Matrix {
         let mut yt = vec![0f32; groups * rows * GROUP];
         let per_task = outputs_per_task(n).div_ceil(GROUP);
         yt.par_chunks_mut(per_task * rows * GROUP)
+            .with_max_len(1) // see `outputs_per_task`
             .enumerate()
             .for_each(|(task, chunk)| {
                 for (i, out) in chunk.chunks_exact_mut(rows * GROUP).enumerate() {
