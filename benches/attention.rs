@@ -1,6 +1,7 @@
 //! A decoding step's self-attention alone, over musicgen-small's 24 layers of caches
 //! filled to POSITIONS (a song's step late in its 30 s reads them all): ms a step for the
-//! 8-bit cache (q8_0's) and the f16 one (f16/bf16's), the megabytes a step reads, and the
+//! 8-bit cache (q8_0's) and the f16 one (f16/bf16's); with the step's new position
+//! appended in the same loop, as the decoder runs it, and appended apart first; the megabytes a step reads, and the
 //! time the measured memory bandwidth needs for them (the floor), and the fraction of it
 //! reached. Prints one JSON line.
 //!
@@ -47,6 +48,12 @@ fn run() -> Result<()> {
             )
         })
         .collect::<candle_core::Result<_>>()?;
+    // A step's new keys and values (the same for every layer).
+    let new = Tensor::from_vec(
+        seeded_noise(ROWS * HEADS * HEAD_DIM, 999),
+        (ROWS, HEADS, 1, HEAD_DIM),
+        &dev,
+    )?;
     for positions in positions.split(',') {
         let t: usize = positions.parse().context("POSITIONS")?;
         anyhow::ensure!(
@@ -55,19 +62,35 @@ fn run() -> Result<()> {
         );
         let mut figures = serde_json::Map::new();
         for (name, element) in [("q8", KvElement::I8), ("f16", KvElement::F16)] {
-            let caches = (0..LAYERS)
-                .map(|l| {
-                    let shape = (ROWS, HEADS, t, HEAD_DIM);
-                    let n = ROWS * HEADS * t * HEAD_DIM;
-                    let k = Tensor::from_vec(seeded_noise(n, 2 * l as u64), shape, &dev)?;
-                    let v = Tensor::from_vec(seeded_noise(n, 2 * l as u64 + 1), shape, &dev)?;
-                    let mut cache = CpuKvCache::new(element, ROWS, HEADS, HEAD_DIM, CAPACITY);
-                    cache.append(&k, &v)?;
-                    Ok(cache)
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let fill = |l: usize| -> Result<CpuKvCache> {
+                let shape = (ROWS, HEADS, t, HEAD_DIM);
+                let n = ROWS * HEADS * t * HEAD_DIM;
+                let k = Tensor::from_vec(seeded_noise(n, 2 * l as u64), shape, &dev)?;
+                let v = Tensor::from_vec(seeded_noise(n, 2 * l as u64 + 1), shape, &dev)?;
+                let mut cache = CpuKvCache::new(element, ROWS, HEADS, HEAD_DIM, t + steps + 1);
+                cache.append(&k, &v)?;
+                Ok(cache)
+            };
+            let caches = (0..LAYERS).map(fill).collect::<Result<Vec<_>>>()?;
             let (ms, _) = common::median_ms(steps, || {
                 for (cache, q) in caches.iter().zip(&queries) {
+                    std::hint::black_box(cache.attend_one(q, scale)?);
+                }
+                Ok(())
+            })?;
+            // As the decoder runs it: each step's new position written, then attended
+            // over; and the same as two passes (a step grows the caches by one).
+            let mut caches = (0..LAYERS).map(fill).collect::<Result<Vec<_>>>()?;
+            let (with_append_ms, _) = common::median_ms(steps, || {
+                for (cache, q) in caches.iter_mut().zip(&queries) {
+                    std::hint::black_box(cache.append_and_attend(q, (&new, &new), scale)?);
+                }
+                Ok(())
+            })?;
+            let mut caches = (0..LAYERS).map(fill).collect::<Result<Vec<_>>>()?;
+            let (append_apart_ms, _) = common::median_ms(steps, || {
+                for (cache, q) in caches.iter_mut().zip(&queries) {
+                    cache.append(&new, &new)?;
                     std::hint::black_box(cache.attend_one(q, scale)?);
                 }
                 Ok(())
@@ -82,7 +105,8 @@ fn run() -> Result<()> {
             figures.insert(
                 name.into(),
                 serde_json::json!({
-                    "ms_per_step": ms, "mb_per_step": bytes / 1e6,
+                    "ms_per_step": ms, "with_append_ms": with_append_ms,
+                    "append_apart_ms": append_apart_ms, "mb_per_step": bytes / 1e6,
                     "bandwidth_floor_ms": floor_ms, "fraction_of_bandwidth": floor_ms / ms,
                 }),
             );

@@ -249,42 +249,59 @@ fn attend_heads(
     values: &Heads,
 ) -> Vec<f32> {
     let mut ctx = vec![0f32; b * heads * dh];
+    ctx.par_chunks_mut(dh)
+        .with_min_len(heads_per_task(b * heads, t, dh))
+        .enumerate()
+        .for_each(|(i, out)| {
+            let (bi, h) = (i / heads, i % heads);
+            let qh = &q[i * dh..(i + 1) * dh];
+            let mask = mask.map(|m| &m[bi * t..(bi + 1) * t]);
+            attend_head(isa, qh, mask, (keys, values), (bi, h, t), out);
+        });
+    ctx
+}
+
+/// Heads a task of the parallel loop over `count` heads of `t` positions takes.
+fn heads_per_task(count: usize, t: usize, dh: usize) -> usize {
     // Early in a song a head is a few hundred multiply-adds: give each task enough heads
     // to be worth handing to another thread. But every thread gets some: a step's cache
     // and the text's keys and values come from memory, and one thread alone waits on
     // every miss (the text's, 12 positions, cost a 30 s song's step ~1 ms that way).
     let threads = rayon::current_num_threads().max(1);
-    let most = (b * heads).div_ceil(threads).max(1);
-    let per_task = (MIN_TASK_WORK / (t * dh).max(1)).clamp(1, most);
-    ctx.par_chunks_mut(dh)
-        .with_min_len(per_task)
-        .enumerate()
-        .for_each(|(i, out)| {
-            let (bi, h) = (i / heads, i % heads);
-            let qh = &q[i * dh..(i + 1) * dh];
-            let path = Path::choose(isa, keys, values, bi, h, t, dh);
-            let mut scratch = Vec::new();
-            let mut scores = vec![0f32; t];
-            path.scores(keys, bi, h, qh, &mut scores, &mut scratch);
-            if let Some(ks) = keys.head_scales(bi, h) {
-                scores.iter_mut().zip(ks).for_each(|(s, k)| *s *= k);
-            }
-            if let Some(m) = mask {
-                for (s, m) in scores.iter_mut().zip(&m[bi * t..(bi + 1) * t]) {
-                    *s += m;
-                }
-            }
-            let total = exp_weights(isa, &mut scores);
-            // An 8-bit value row is its integers times its scale: the scale joins the
-            // weight, after the sum that normalises the weights.
-            if let Some(vs) = values.head_scales(bi, h) {
-                scores.iter_mut().zip(vs).for_each(|(p, v)| *p *= v);
-            }
-            path.weigh(values, bi, h, &scores, out, &mut scratch);
-            let inv = 1.0 / total;
-            out.iter_mut().for_each(|o| *o *= inv);
-        });
-    ctx
+    let most = count.div_ceil(threads).max(1);
+    (MIN_TASK_WORK / (t * dh).max(1)).clamp(1, most)
+}
+
+/// Head (b, h)'s context `out` (Dh) over its first `t` positions, for its scaled query
+/// `qh` and its row of the additive mask.
+fn attend_head(
+    isa: Isa,
+    qh: &[f32],
+    mask: Option<&[f32]>,
+    (keys, values): (&Heads, &Heads),
+    (b, h, t): (usize, usize, usize),
+    out: &mut [f32],
+) {
+    let dh = out.len();
+    let path = Path::choose(isa, keys, values, b, h, t, dh);
+    let mut scratch = Vec::new();
+    let mut scores = vec![0f32; t];
+    path.scores(keys, b, h, qh, &mut scores, &mut scratch);
+    if let Some(ks) = keys.head_scales(b, h) {
+        scores.iter_mut().zip(ks).for_each(|(s, k)| *s *= k);
+    }
+    if let Some(m) = mask {
+        scores.iter_mut().zip(m).for_each(|(s, m)| *s += m);
+    }
+    let total = exp_weights(isa, &mut scores);
+    // An 8-bit value row is its integers times its scale: the scale joins the weight,
+    // after the sum that normalises the weights.
+    if let Some(vs) = values.head_scales(b, h) {
+        scores.iter_mut().zip(vs).for_each(|(p, v)| *p *= v);
+    }
+    path.weigh(values, b, h, &scores, out, &mut scratch);
+    let inv = 1.0 / total;
+    out.iter_mut().for_each(|o| *o *= inv);
 }
 
 #[cfg(test)]

@@ -106,17 +106,15 @@ impl LayerCache {
         mask: Option<&Tensor>,
     ) -> candle_core::Result<Tensor> {
         match &mut self.own {
-            SelfCache::Cpu(cache) => {
-                cache.append(k, v)?;
-                match (q.dim(1)?, mask) {
-                    (1, None) => cache.attend_one(q, attn.scale()),
-                    // A window's first pass: the whole cache widened, through candle.
-                    _ => {
-                        let (kt, v) = cache.widened()?;
-                        attn.attend(q, &kt, &v, mask)
-                    }
+            SelfCache::Cpu(cache) => match (q.dim(1)?, mask) {
+                (1, None) => cache.append_and_attend(q, (k, v), attn.scale()),
+                // A window's first pass: the whole cache widened, through candle.
+                _ => {
+                    cache.append(k, v)?;
+                    let (kt, v) = cache.widened()?;
+                    attn.attend(q, &kt, &v, mask)
                 }
-            }
+            },
             SelfCache::Tensors {
                 keys,
                 keys_transposed,
