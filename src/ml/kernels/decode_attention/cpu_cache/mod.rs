@@ -9,16 +9,16 @@
 //! as they read them; 8-bit scales are applied per position: to the scores after the
 //! keys' pass, to the softmax weights before the values' pass.
 
+mod append;
 mod layout;
 
 use candle_core::{Device, Tensor};
 use half::f16;
-use rayon::prelude::*;
 
-use super::{attend_head, attend_heads, heads_per_task, scaled_queries, Heads, Values};
+use super::{attend_heads, scaled_queries, Heads, Values};
 use crate::ml::kernels::isa::{self, Isa};
-use crate::ml::kernels::q8::{quantize_blocks, to_i8, I8_MAX};
-use layout::{put, widen, Layout};
+use append::{as_f32, write, write_and_attend, Buffers, Encoded, Target};
+use layout::{widen, Layout};
 
 /// Bytes of a tile's part of a key row: a cache line, the vector key pass's block
 /// (checked against it where that pass is chosen).
@@ -112,24 +112,9 @@ impl CpuKvCache {
         let (l, at) = (self.layout, self.len);
         let s = self.check_new(k, v)?;
         let (k, v) = (as_f32(k)?, as_f32(v)?);
-        match &mut self.store {
-            Store::F16 { keys, values } => write(
-                &l,
-                (at, s),
-                Buffers::f16(keys, values),
-                &Encoded::f16(&k, &v),
-            ),
-            Store::I8 {
-                keys,
-                values,
-                key_scales,
-                value_scales,
-            } => write(
-                &l,
-                (at, s),
-                Buffers::i8(keys, values, key_scales, value_scales),
-                &Encoded::i8(&k, &v, l.dh),
-            ),
+        match self.encoded(&k, &v) {
+            Target::F16(to, new) => write(&l, (at, s), to, &new),
+            Target::I8(to, new) => write(&l, (at, s), to, &new),
         }
         self.len += s;
         Ok(())
@@ -167,31 +152,32 @@ impl CpuKvCache {
         let (l, at) = (self.layout, self.len);
         let q = scaled_queries(q, scale)?;
         let (k, v) = (as_f32(k)?, as_f32(v)?);
-        let ctx = match &mut self.store {
-            Store::F16 { keys, values } => write_and_attend(
-                isa,
-                &l,
-                at,
-                &q,
-                Buffers::f16(keys, values),
-                &Encoded::f16(&k, &v),
-            ),
+        let ctx = match self.encoded(&k, &v) {
+            Target::F16(to, new) => write_and_attend(isa, &l, at, &q, to, &new),
+            Target::I8(to, new) => write_and_attend(isa, &l, at, &q, to, &new),
+        };
+        self.len += 1;
+        Tensor::from_vec(ctx, (l.rows, 1, l.heads * l.dh), &Device::Cpu)
+    }
+
+    /// New positions' keys `k` and values `v` (rows, heads, S, Dh, as f32) in the store's
+    /// element, with the buffers they go to.
+    fn encoded(&mut self, k: &[f32], v: &[f32]) -> Target<'_> {
+        let dh = self.layout.dh;
+        match &mut self.store {
+            Store::F16 { keys, values } => {
+                Target::F16(Buffers::f16(keys, values), Encoded::f16(k, v))
+            }
             Store::I8 {
                 keys,
                 values,
                 key_scales,
                 value_scales,
-            } => write_and_attend(
-                isa,
-                &l,
-                at,
-                &q,
+            } => Target::I8(
                 Buffers::i8(keys, values, key_scales, value_scales),
-                &Encoded::i8(&k, &v, l.dh),
+                Encoded::i8(k, v, dh),
             ),
-        };
-        self.len += 1;
-        Tensor::from_vec(ctx, (l.rows, 1, l.heads * l.dh), &Device::Cpu)
+        }
     }
 
     /// New keys `k` and values `v` (rows, heads, S, Dh) fit this cache: S, or why not.
@@ -291,160 +277,6 @@ impl CpuKvCache {
             ),
         }
     }
-}
-
-/// A cache element the attention kernels read.
-trait Element: Copy + Send + Sync {
-    fn values(x: &[Self]) -> Values<'_>;
-}
-
-impl Element for f16 {
-    fn values(x: &[f16]) -> Values<'_> {
-        Values::F16(x)
-    }
-}
-
-impl Element for i8 {
-    fn values(x: &[i8]) -> Values<'_> {
-        Values::I8(x)
-    }
-}
-
-/// A store's buffers, to be written: keys, values and, in 8 bits, their scales.
-struct Buffers<'a, E> {
-    keys: &'a mut [E],
-    values: &'a mut [E],
-    scales: Option<(&'a mut [f32], &'a mut [f32])>,
-}
-
-impl<'a> Buffers<'a, f16> {
-    fn f16(keys: &'a mut [f16], values: &'a mut [f16]) -> Self {
-        Self {
-            keys,
-            values,
-            scales: None,
-        }
-    }
-}
-
-impl<'a> Buffers<'a, i8> {
-    fn i8(
-        keys: &'a mut [i8],
-        values: &'a mut [i8],
-        key_scales: &'a mut [f32],
-        value_scales: &'a mut [f32],
-    ) -> Self {
-        Self {
-            keys,
-            values,
-            scales: Some((key_scales, value_scales)),
-        }
-    }
-}
-
-/// New positions (rows, heads, S, Dh) in a store's element, with one scale per (row,
-/// head, position) in 8 bits.
-struct Encoded<E> {
-    k: Vec<E>,
-    v: Vec<E>,
-    scales: Option<(Vec<f32>, Vec<f32>)>,
-}
-
-impl Encoded<f16> {
-    fn f16(k: &[f32], v: &[f32]) -> Self {
-        let half = |x: &[f32]| x.iter().map(|x| f16::from_f32(*x)).collect();
-        Self {
-            k: half(k),
-            v: half(v),
-            scales: None,
-        }
-    }
-}
-
-impl Encoded<i8> {
-    /// One scale per position of a head: blocks of Dh.
-    fn i8(k: &[f32], v: &[f32], dh: usize) -> Self {
-        let (k, v) = (
-            quantize_blocks(k, dh, I8_MAX, to_i8),
-            quantize_blocks(v, dh, I8_MAX, to_i8),
-        );
-        Self {
-            k: k.q,
-            v: v.q,
-            scales: Some((k.scales, v.scales)),
-        }
-    }
-}
-
-/// A tensor's values as f32.
-fn as_f32(x: &Tensor) -> candle_core::Result<Vec<f32>> {
-    x.to_dtype(candle_core::DType::F32)?
-        .flatten_all()?
-        .to_vec1()
-}
-
-/// Write S `new` positions from position `len` (`at` is (len, S)).
-fn write<E: Copy>(l: &Layout, (len, s): (usize, usize), to: Buffers<E>, new: &Encoded<E>) {
-    put(l, (len, s), (to.keys, to.values), (&new.k, &new.v));
-    if let (Some((ks, vs)), Some((nk, nv))) = (to.scales, &new.scales) {
-        for rh in 0..l.rows * l.heads {
-            for p in 0..s {
-                let at = l.scale_at(rh, len + p);
-                (ks[at], vs[at]) = (nk[rh * s + p], nv[rh * s + p]);
-            }
-        }
-    }
-}
-
-/// Write one `new` position at `len` and attend with the scaled queries `q` over the
-/// `len + 1` positions, a head per task: each task owns its head's stretch of every
-/// buffer (a head's keys, values and scales are each one run of `held` positions).
-fn write_and_attend<E: Element>(
-    isa: Isa,
-    l: &Layout,
-    len: usize,
-    q: &[f32],
-    to: Buffers<E>,
-    new: &Encoded<E>,
-) -> Vec<f32> {
-    let (count, dh) = (l.rows * l.heads, l.dh);
-    let one = Layout {
-        rows: 1,
-        heads: 1,
-        ..*l
-    };
-    let scales: Vec<Option<(&mut [f32], &mut [f32])>> = match to.scales {
-        Some((ks, vs)) => (ks.chunks_mut(l.held).zip(vs.chunks_mut(l.held)))
-            .map(Some)
-            .collect(),
-        None => (0..count).map(|_| None).collect(),
-    };
-    let head = l.held * dh;
-    let heads: Vec<_> = (to.keys.chunks_mut(head).zip(to.values.chunks_mut(head)))
-        .zip(scales)
-        .collect();
-    let mut ctx = vec![0f32; count * dh];
-    ctx.par_chunks_mut(dh)
-        .zip(heads)
-        .with_min_len(heads_per_task(count, len + 1, dh))
-        .enumerate()
-        .for_each(|(rh, (out, ((keys, values), scales)))| {
-            let src = rh * dh..(rh + 1) * dh;
-            let (k, v) = (&new.k[src.clone()], &new.v[src]);
-            put(&one, (len, 1), (&mut *keys, &mut *values), (k, v));
-            let scales = match (scales, &new.scales) {
-                (Some((ks, vs)), Some((nk, nv))) => {
-                    (ks[len], vs[len]) = (nk[rh], nv[rh]);
-                    Some((&*ks, &*vs))
-                }
-                _ => None,
-            };
-            let kh = one.heads(E::values(keys), true, scales.map(|s| s.0));
-            let vh = one.heads(E::values(values), false, scales.map(|s| s.1));
-            let qh = &q[rh * dh..(rh + 1) * dh];
-            attend_head(isa, qh, None, (&kh, &vh), (0, 0, len + 1), out);
-        });
-    ctx
 }
 
 #[cfg(test)]
