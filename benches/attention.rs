@@ -1,9 +1,9 @@
 //! A decoding step's self-attention alone, over musicgen-small's 24 layers of caches
 //! filled to POSITIONS (a song's step late in its 30 s reads them all): ms a step for the
-//! 8-bit cache (q8_0's) and the f16 one (f16/bf16's); with the step's new position
-//! appended in the same loop, as the decoder runs it, and appended apart first; the megabytes a step reads, and the
-//! time the measured memory bandwidth needs for them (the floor), and the fraction of it
-//! reached. Prints one JSON line.
+//! 8-bit cache (q8_0's) and the f16 one (f16/bf16's); the same with the step's new
+//! position appended in the same loop, as the decoder runs it, and appended apart first;
+//! the megabytes a step reads, the time the measured memory bandwidth needs for them (the
+//! floor), and the fraction of it reached. Prints one JSON line.
 //!
 //!     cargo bench --features ssr --bench attention -- POSITIONS(,…) STEPS
 
@@ -19,8 +19,8 @@ const LAYERS: usize = 24;
 const HEADS: usize = 16;
 const HEAD_DIM: usize = 64;
 const ROWS: usize = 2;
-/// Positions a cache holds: a 30 s window and its start token.
-const CAPACITY: usize = 1503;
+/// The most positions a cache is filled to: a 30 s window and its start token.
+const MAX_POSITIONS: usize = 1503;
 
 fn main() -> Result<()> {
     // On a worker of the pool, as songs are made in the server: attention's parallel loop
@@ -57,8 +57,8 @@ fn run() -> Result<()> {
     for positions in positions.split(',') {
         let t: usize = positions.parse().context("POSITIONS")?;
         anyhow::ensure!(
-            (1..=CAPACITY).contains(&t),
-            "POSITIONS {t} is not in 1..={CAPACITY}"
+            (1..=MAX_POSITIONS).contains(&t),
+            "POSITIONS {t} is not in 1..={MAX_POSITIONS}"
         );
         let mut figures = serde_json::Map::new();
         for (name, element) in [("q8", KvElement::I8), ("f16", KvElement::F16)] {

@@ -229,12 +229,16 @@ pub fn attend_one_on(
 /// The queries' values in f32, times `scale`: once per call, not per head inside the
 /// parallel loop.
 fn scaled_queries(q: &Tensor, scale: f32) -> candle_core::Result<Vec<f32>> {
-    let mut q: Vec<f32> = q
-        .to_dtype(candle_core::DType::F32)?
-        .flatten_all()?
-        .to_vec1()?;
+    let mut q = as_f32(q)?;
     q.iter_mut().for_each(|x| *x *= scale);
     Ok(q)
+}
+
+/// A tensor's values as f32, in order.
+fn as_f32(x: &Tensor) -> candle_core::Result<Vec<f32>> {
+    x.to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1()
 }
 
 /// Context (B · H · Dh) for scaled queries `q` (B · H · Dh) over `t` positions of

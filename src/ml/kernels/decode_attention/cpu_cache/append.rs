@@ -2,7 +2,6 @@
 //! alone (`write`) or each head's inside the attention's parallel loop
 //! (`write_and_attend`).
 
-use candle_core::Tensor;
 use half::f16;
 use rayon::prelude::*;
 
@@ -98,13 +97,6 @@ impl Encoded<i8> {
             scales: Some((k.scales, v.scales)),
         }
     }
-}
-
-/// A tensor's values as f32.
-pub(super) fn as_f32(x: &Tensor) -> candle_core::Result<Vec<f32>> {
-    x.to_dtype(candle_core::DType::F32)?
-        .flatten_all()?
-        .to_vec1()
 }
 
 /// Write S `new` positions from position `len` (`at` is (len, S)).

@@ -15,9 +15,9 @@ mod layout;
 use candle_core::{Device, Tensor};
 use half::f16;
 
-use super::{attend_heads, scaled_queries, Heads, Values};
+use super::{as_f32, attend_heads, scaled_queries, Heads, Values};
 use crate::ml::kernels::isa::{self, Isa};
-use append::{as_f32, write, write_and_attend, Buffers, Encoded, Target};
+use append::{write, write_and_attend, Buffers, Encoded, Target};
 use layout::{widen, Layout};
 
 /// Bytes of a tile's part of a key row: a cache line, the vector key pass's block
