@@ -3,7 +3,8 @@
 //! are decoded REPS times after a warm-up, and every run's time is printed with the
 //! median, plus the multiply-adds the decoder does and the rate that makes. DTYPE is the
 //! LM's precision the decoder is loaded for (default auto: q8_0 on a CPU with AVX2, where
-//! the LSTM keeps its recurrent weights in f16). Prints one JSON line.
+//! the LSTM keeps its recurrent weights in f16 and the large products multiply in 16-bit
+//! integers). Prints one JSON line.
 //!
 //!     cargo bench --features ssr --bench encodec -- MODEL_DIR SECONDS REPS [DTYPE]
 

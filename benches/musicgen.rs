@@ -88,8 +88,8 @@ fn run() -> Result<()> {
             "fraction_of_bandwidth": floor_ms / ms_per_step,
         });
         // EnCodec on random codes (FRAMES 0: not timed), the median of DECODES: f32 but for
-        // the LSTM's recurrent weights, which are f16 at the reduced precisions; how far
-        // that moves the waveform from f32's.
+        // the LSTM's recurrent weights (f16) and the large products (16-bit integers) at
+        // the reduced precisions; how far that moves the waveform from f32's.
         let mut audio = None;
         if frames > 0 {
             let k = model.num_codebooks();

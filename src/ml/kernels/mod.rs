@@ -1,10 +1,11 @@
 //! CPU kernels the layers run on: matrix products over weights kept in their storage
-//! precision (`host_matmul`), a packed-weight f32 GEMM (`packed_gemm`), fused attention
-//! over a projection's output (`cpu_attention`), one decoding step's attention over a KV
-//! cache (`decode_attention`), 8-bit products (`q8`), activations over all cores, an LSTM
-//! step (`lstm_cell`) and rows summed with fixed coefficients (`row_combinations`:
-//! Winograd's transforms). The vector instructions are chosen at run time (`isa`).
-//! CPU only: on a GPU the layers use candle's own ops.
+//! precision (`host_matmul`), a packed-weight f32 GEMM (`packed_gemm`) and its 16-bit
+//! integer twin (`packed_i16`), fused attention over a projection's output
+//! (`cpu_attention`), one decoding step's attention over a KV cache (`decode_attention`),
+//! 8-bit products (`q8`), activations over all cores, an LSTM step (`lstm_cell`) and rows
+//! summed with fixed coefficients (`row_combinations`: Winograd's transforms). The vector
+//! instructions are chosen at run time (`isa`). CPU only: on a GPU the layers use
+//! candle's own ops.
 pub mod activations;
 pub mod cpu_attention;
 pub mod decode_attention;
@@ -15,5 +16,6 @@ pub mod keep_awake;
 mod lanes;
 pub mod lstm_cell;
 pub mod packed_gemm;
+pub mod packed_i16;
 pub mod q8;
 pub mod row_combinations;

@@ -12,7 +12,8 @@ use rayon::prelude::*;
 use super::buffers::{sized, WinogradScratch};
 use super::conv_winograd::{outputs_per_group, Start, Winograd};
 use super::signal::{
-    chunk_bounds, chunk_frames, fill_rows, split_rows, PadMode, Padding, Signal, Weight,
+    chunk_bounds, chunk_frames, fill_rows, split_rows, PadMode, Padding, ProductPrecision, Signal,
+    Weight,
 };
 use super::EncodecConfig;
 use crate::ml::kernels::host_matmul::dot;
@@ -156,7 +157,12 @@ pub struct Conv {
 }
 
 impl Conv {
-    pub fn load(vb: VarBuilder, shape: ConvShape) -> candle_core::Result<Self> {
+    /// `products`: how its products multiply (a single output channel's stays f32).
+    pub fn load(
+        vb: VarBuilder,
+        shape: ConvShape,
+        products: ProductPrecision,
+    ) -> candle_core::Result<Self> {
         let ConvShape {
             cin,
             cout,
@@ -185,6 +191,7 @@ impl Conv {
                 cin,
                 cout,
                 outputs_per_group(cin, cout),
+                products,
             ))
         } else if dilation == 1 {
             let frames = if stride == 1 {
@@ -200,11 +207,15 @@ impl Conv {
                     wide[at..at + cout].copy_from_slice(row);
                 }
             }
-            let weight = Weight::new(&wide, rows, frames * cout);
+            let weight = Weight::with(&wide, rows, frames * cout, products);
             ConvWeight::Windows { weight, frames }
         } else {
             let per_tap = weight.chunks_exact(cin * cout);
-            ConvWeight::Taps(per_tap.map(|w| Weight::new(w, cin, cout)).collect())
+            ConvWeight::Taps(
+                per_tap
+                    .map(|w| Weight::with(w, cin, cout, products))
+                    .collect(),
+            )
         };
         let bias = host(&vb.get(cout, "bias")?)?;
         Ok(Self {
@@ -379,7 +390,7 @@ mod tests {
             let taps = 3;
             let (vb, w, b) = weights((cout, cin, taps), cout, 7);
             let shape = ConvShape::new(&config(causal), (cin, cout), taps, stride, dilation);
-            let conv = Conv::load(vb, shape).expect("load");
+            let conv = Conv::load(vb, shape, ProductPrecision::F32).expect("load");
             let x = Signal::new(frames, cin, noise(frames * cin, 3));
             let p = shape.padding(frames);
             let p = pad(&x, p.left, p.right, shape.mode, true);
@@ -414,7 +425,7 @@ mod tests {
             let (cin, taps) = (5, 3);
             let (vb, _, _) = weights((cout, cin, taps), cout, 7);
             let shape = ConvShape::new(&config(false), (cin, cout), taps, 1, 1);
-            let conv = Conv::load(vb, shape).expect("load");
+            let conv = Conv::load(vb, shape, ProductPrecision::F32).expect("load");
             let staged = noise((rows + taps - 1) * cin, 8);
             let mut scratch = WinogradScratch::default();
             let mut written = vec![f32::NAN; rows * cout];
@@ -431,7 +442,7 @@ mod tests {
         let (cin, taps, frames) = (5, 7, 23);
         let (vb, w, b) = weights((1, cin, taps), 1, 9);
         let shape = ConvShape::new(&config(false), (cin, 1), taps, 1, 1);
-        let conv = Conv::load(vb, shape).expect("load");
+        let conv = Conv::load(vb, shape, ProductPrecision::F32).expect("load");
         let x = Signal::new(frames, cin, noise(frames * cin, 4));
         let p = shape.padding(frames);
         let p = pad(&x, p.left, p.right, PadMode::Reflect, true);

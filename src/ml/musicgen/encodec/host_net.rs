@@ -8,7 +8,7 @@ use super::conv::Conv;
 use super::lstm::Lstm;
 use super::plan::Plan;
 use super::resblock::ResBlock;
-use super::signal::Signal;
+use super::signal::{ProductPrecision, Signal};
 use super::transposed::ConvTranspose;
 use super::EncodecConfig;
 use crate::ml::kernels::lstm_cell::RecurrentPrecision;
@@ -25,21 +25,29 @@ pub struct HostNet {
 }
 
 impl HostNet {
-    /// `layers` points at `decoder.layers`; `recurrent` is how the LSTM keeps W_hh.
+    /// `layers` points at `decoder.layers`; `recurrent` is how the LSTM keeps W_hh,
+    /// `products` how the convolutions' and the LSTM's input products multiply.
     pub fn load(
         layers: VarBuilder,
         cfg: &EncodecConfig,
         plan: &Plan,
         recurrent: RecurrentPrecision,
+        products: ProductPrecision,
     ) -> candle_core::Result<Self> {
-        let first = Conv::load(layers.pp(0), plan.first)?;
-        let lstm = Lstm::load(layers.pp(1), plan.top, plan.lstm_layers, recurrent)?;
+        let first = Conv::load(layers.pp(0), plan.first, products)?;
+        let lstm = Lstm::load(
+            layers.pp(1),
+            plan.top,
+            plan.lstm_layers,
+            recurrent,
+            products,
+        )?;
         let stages = plan.load_stages(
             &layers,
-            |vb, s| ConvTranspose::load(vb, cfg, s.cin, s.cout, s.taps, s.stride),
-            |vb, dim, dilation| ResBlock::load(vb, cfg, dim, dilation),
+            |vb, s| ConvTranspose::load(vb, cfg, s.cin, s.cout, s.taps, s.stride, products),
+            |vb, dim, dilation| ResBlock::load(vb, cfg, dim, dilation, products),
         )?;
-        let last = Conv::load(layers.pp(plan.last_index), plan.last)?;
+        let last = Conv::load(layers.pp(plan.last_index), plan.last, products)?;
         Ok(Self {
             first,
             lstm,

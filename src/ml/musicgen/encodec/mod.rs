@@ -30,6 +30,7 @@ use conv::host;
 use host_net::HostNet;
 use plan::Plan;
 pub use signal::PadMode;
+pub use signal::ProductPrecision;
 use signal::Signal;
 use tensor_net::TensorNet;
 
@@ -128,6 +129,17 @@ pub fn recurrent_precision(precision: Precision) -> RecurrentPrecision {
     }
 }
 
+/// How the CPU decoder's products multiply at the LM's `precision`: in f32 at f32 (the
+/// waveform to f32 rounding of transformers'), else in 16-bit integers
+/// (`kernels::packed_i16`), which do ~1.5× the multiply-adds a cycle on AVX2 and keep the
+/// waveform far above their error (`scripts/bench/musicgen` prints its SNR).
+pub fn product_precision(precision: Precision) -> ProductPrecision {
+    match precision {
+        Precision::F32 => ProductPrecision::F32,
+        Precision::F16 | Precision::BF16 | Precision::Q8_0 => ProductPrecision::Int16,
+    }
+}
+
 /// How the decoder's layers run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -167,8 +179,9 @@ impl EncodecDecoder {
     ///
     /// Decoding runs in f32 whatever dtype the LM uses (half precision activations audibly
     /// degrade the waveform): on the CPU with our kernels, on a GPU with candle's ops
-    /// there. One exception on the CPU: at any precision but f32, the LSTM's recurrent
-    /// weights are kept in f16 (see `recurrent_precision`).
+    /// there. Two exceptions on the CPU at any precision but f32: the LSTM's recurrent
+    /// weights are kept in f16 (`recurrent_precision`), and the large products multiply
+    /// in 16-bit integers (`product_precision`).
     pub fn load(
         vb: VarBuilder,
         cfg: &EncodecConfig,
@@ -200,8 +213,10 @@ impl EncodecDecoder {
         let layers = vb.pp("decoder").pp("layers");
         let net = match engine {
             Engine::HostKernels => {
-                let recurrent = recurrent_precision(precision);
-                Net::Host(Box::new(HostNet::load(layers, cfg, &plan, recurrent)?))
+                let (recurrent, products) =
+                    (recurrent_precision(precision), product_precision(precision));
+                let net = HostNet::load(layers, cfg, &plan, recurrent, products)?;
+                Net::Host(Box::new(net))
             }
             Engine::TensorOps => Net::Tensors(Box::new(TensorNet::load(layers, cfg, &plan)?)),
         };

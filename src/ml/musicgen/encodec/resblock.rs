@@ -7,6 +7,7 @@ use rayon::prelude::*;
 
 use super::buffers::{reused, sized, WinogradScratch};
 use super::conv::{Conv, ConvShape};
+use super::signal::ProductPrecision;
 use super::signal::{chunk_bounds, chunk_frames, elu_in_place, fill_rows, split_rows, Signal};
 use super::EncodecConfig;
 
@@ -35,13 +36,14 @@ impl ResBlock {
         cfg: &EncodecConfig,
         dim: usize,
         dilation: usize,
+        products: ProductPrecision,
     ) -> candle_core::Result<Self> {
         let block = vb.pp("block");
         let [one, two, short] = shapes(cfg, dim, dilation);
-        let conv1 = Conv::load(block.pp(1), one)?;
-        let conv2 = Conv::load(block.pp(3), two)?;
+        let conv1 = Conv::load(block.pp(1), one, products)?;
+        let conv2 = Conv::load(block.pp(3), two, products)?;
         let shortcut = if cfg.use_conv_shortcut {
-            Some(Conv::load(vb.pp("shortcut"), short)?)
+            Some(Conv::load(vb.pp("shortcut"), short, products)?)
         } else {
             None
         };
@@ -127,7 +129,7 @@ struct Scratch {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{close, config, noise, tensors};
+    use super::super::testing::{close, config, near, noise, tensors};
     use super::*;
     use std::collections::HashMap;
 
@@ -161,19 +163,23 @@ mod tests {
     fn residual_block_matches_the_definition() {
         let (frames, k) = (13, 3);
         // 128 channels: a hidden signal as wide as the GEMM's pass, so conv1 is Winograd.
-        for (dim, shortcut, dilation) in [
-            (4, false, 1),
-            (4, true, 1),
-            (4, false, 2),
-            (4, true, 2),
-            (128, false, 1),
-            (128, true, 1),
+        // 256 in 16 bits: both convs (and the shortcut) wide enough for them.
+        let (f32, int16) = (ProductPrecision::F32, ProductPrecision::Int16);
+        for (dim, shortcut, dilation, products) in [
+            (4, false, 1, f32),
+            (4, true, 1, f32),
+            (4, false, 2, f32),
+            (4, true, 2, f32),
+            (128, false, 1, f32),
+            (128, true, 1, f32),
+            (256, false, 1, int16),
+            (256, true, 1, int16),
         ] {
             let mut cfg = config(false);
             cfg.use_conv_shortcut = shortcut;
             let hidden = dim / cfg.compress;
             let (vb, [(w1, b1), (w2, b2), (ws, bs)]) = block_weights(dim, hidden, k);
-            let block = ResBlock::load(vb, &cfg, dim, dilation).expect("load");
+            let block = ResBlock::load(vb, &cfg, dim, dilation, products).expect("load");
             let x = Signal::new(frames, dim, noise(frames * dim, 6));
             let elu = |v: f32| if v > 0.0 { v } else { v.exp() - 1.0 };
             // Reflect padding of the dilated "same" conv: (k−1)·d frames split evenly.
@@ -214,7 +220,11 @@ mod tests {
                 }
             }
             for chunk in [1000, 1, 2, 5, 6] {
-                close(&block.forward_in_chunks(&x, chunk, Vec::new()).data, &want);
+                let got = block.forward_in_chunks(&x, chunk, Vec::new()).data;
+                match products {
+                    ProductPrecision::F32 => close(&got, &want),
+                    ProductPrecision::Int16 => near(&got, &want, 57.0),
+                }
             }
         }
     }

@@ -70,6 +70,13 @@ pub fn weights(
     )
 }
 
+/// `got` within `min_db` of `want` (signal to noise): what 16-bit products must meet.
+pub fn near(got: &[f32], want: &[f32], min_db: f64) {
+    assert_eq!(got.len(), want.len());
+    let snr = super::chunked::snr_db(want, got);
+    assert!(snr >= min_db, "SNR {snr:.1} dB, want ≥ {min_db}");
+}
+
 pub fn close(a: &[f32], b: &[f32]) {
     assert_eq!(a.len(), b.len());
     let worst = a

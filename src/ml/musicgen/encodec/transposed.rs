@@ -20,8 +20,8 @@ use super::buffers::{reused, sized, WinogradScratch};
 use super::conv::{host, weight_norm};
 use super::conv_winograd::{outputs_per_group, Start, Winograd};
 use super::signal::{
-    chunk_bounds, chunk_frames, fill_rows, split_rows, PadMode, Padding, Signal, Weight,
-    STREAMED_SIGNAL_FLOATS,
+    chunk_bounds, chunk_frames, fill_rows, split_rows, PadMode, Padding, ProductPrecision, Signal,
+    Weight, STREAMED_SIGNAL_FLOATS,
 };
 use super::EncodecConfig;
 
@@ -58,6 +58,7 @@ impl ConvTranspose {
         cout: usize,
         taps: usize,
         stride: usize,
+        products: ProductPrecision,
     ) -> candle_core::Result<Self> {
         let vb = vb.pp("conv");
         let w = weight_norm(&vb, (cin, cout, taps))?;
@@ -83,9 +84,20 @@ impl ConvTranspose {
             .collect();
         let product = if window >= 2 {
             let taps: Vec<&[f32]> = matrices.iter().map(Vec::as_slice).collect();
-            Product::Winograd(Winograd::new(&taps, cin, n, outputs_per_group(cin, n)))
+            Product::Winograd(Winograd::new(
+                &taps,
+                cin,
+                n,
+                outputs_per_group(cin, n),
+                products,
+            ))
         } else {
-            Product::Direct(matrices.iter().map(|m| Weight::new(m, cin, n)).collect())
+            Product::Direct(
+                matrices
+                    .iter()
+                    .map(|m| Weight::with(m, cin, n, products))
+                    .collect(),
+            )
         };
         let (trim_left, trim_right) = trims(cfg, taps, stride);
         Ok(Self {
@@ -224,17 +236,25 @@ struct Scratch {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{close, config, noise, weights};
+    use super::super::testing::{close, config, near, noise, weights};
     use super::*;
 
     #[test]
     fn transposed_conv_matches_the_definition() {
-        // 16 columns (s·cout), so that the output rows are whole vectors and can stream.
-        let (cin, cout) = (3, 4);
-        for (taps, stride, causal) in [(8, 4, false), (5, 2, true), (5, 2, false), (4, 4, true)] {
+        // 16 columns (s·cout), so that the output rows are whole vectors and can stream;
+        // and 128 · 64, wide enough for 16-bit products, which must stay close.
+        for (cin, cout, taps, stride, causal, products) in [
+            (3, 4, 8, 4, false, ProductPrecision::F32),
+            (3, 4, 5, 2, true, ProductPrecision::F32),
+            (3, 4, 5, 2, false, ProductPrecision::F32),
+            (3, 4, 4, 4, true, ProductPrecision::F32),
+            (128, 16, 8, 4, false, ProductPrecision::Int16),
+            (128, 32, 4, 2, true, ProductPrecision::Int16),
+        ] {
             let (vb, w, b) = weights((cin, cout, taps), cout, 11);
+            let cfg = config(causal);
             let up =
-                ConvTranspose::load(vb, &config(causal), cin, cout, taps, stride).expect("load");
+                ConvTranspose::load(vb, &cfg, cin, cout, taps, stride, products).expect("load");
             let frames = 10;
             let x = Signal::new(frames, cin, noise(frames * cin, 5));
             let full = (frames - 1) * stride + taps;
@@ -258,7 +278,10 @@ mod tests {
             for chunk in [1000, 1, 2, 3, 5] {
                 for stream in [false, true] {
                     let y = up.forward_in_chunks(&x, false, chunk, stream, Vec::new());
-                    close(&y.data, keep);
+                    match products {
+                        ProductPrecision::F32 => close(&y.data, keep),
+                        ProductPrecision::Int16 => near(&y.data, keep, 57.0),
+                    }
                 }
             }
         }

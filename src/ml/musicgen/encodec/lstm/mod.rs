@@ -25,7 +25,7 @@ use rayon::prelude::*;
 
 use super::buffers::{sized, Buffers};
 use super::conv::host;
-use super::signal::{fill_rows, Signal, Weight};
+use super::signal::{fill_rows, ProductPrecision, Signal, Weight};
 use crate::ml::kernels::lstm_cell::{RecurrentPrecision, RecurrentWeight, UNITS};
 use segments::{segments, Segment, MIN_SEGMENT_FRAMES, WARMUP_FRAMES};
 
@@ -63,6 +63,7 @@ impl Lstm {
         dim: usize,
         num_layers: usize,
         recurrent: RecurrentPrecision,
+        products: ProductPrecision,
     ) -> candle_core::Result<Self> {
         let vb = vb.pp("lstm");
         let layers = (0..num_layers)
@@ -72,7 +73,7 @@ impl Lstm {
                 let bias = (vb.get(4 * dim, &format!("bias_ih_l{l}"))?
                     + vb.get(4 * dim, &format!("bias_hh_l{l}"))?)?;
                 Ok(LstmLayer {
-                    w_ih_t: Weight::new(&host(&w_ih.t()?.contiguous()?)?, dim, 4 * dim),
+                    w_ih_t: Weight::with(&host(&w_ih.t()?.contiguous()?)?, dim, 4 * dim, products),
                     w_hh: RecurrentWeight::new(&host(&w_hh)?, dim, recurrent),
                     bias: host(&bias)?,
                 })
@@ -259,7 +260,7 @@ mod tests {
         recurrent: RecurrentPrecision,
     ) -> Lstm {
         let vb = VarBuilder::from_tensors(map.clone(), DType::F32, &Device::Cpu);
-        Lstm::load(vb, h, layers, recurrent).expect("load")
+        Lstm::load(vb, h, layers, recurrent, ProductPrecision::F32).expect("load")
     }
 
     #[test]
