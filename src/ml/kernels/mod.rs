@@ -19,3 +19,4 @@ pub mod packed_gemm;
 pub mod packed_i16;
 pub mod q8;
 pub mod row_combinations;
+mod tiled;

@@ -12,6 +12,7 @@
 use rayon::prelude::*;
 
 use super::isa::{self, Isa};
+use super::tiled::{in_bounds, RowTile, Shared};
 
 mod tile;
 
@@ -136,11 +137,11 @@ impl PackedF32 {
         ldy: usize,
         accumulate: bool,
     ) {
-        if !self.in_bounds(x, ldx, rows, y, ldy) {
+        if !in_bounds((self.k, self.n), x, ldx, rows, y, ldy) {
             return;
         }
         let n = self.n;
-        let out = Shared(y.as_mut_ptr());
+        let out = Shared::new(y);
         let row_tasks = rows.div_ceil(ROWS_PER_TASK);
         (0..n.div_ceil(NR) * row_tasks)
             .into_par_iter()
@@ -174,7 +175,7 @@ impl PackedF32 {
         ldy: usize,
         accumulate: bool,
     ) {
-        if !self.in_bounds(x, ldx, rows, y, ldy) {
+        if !in_bounds((self.k, self.n), x, ldx, rows, y, ldy) {
             return;
         }
         let isa = isa::active();
@@ -182,21 +183,6 @@ impl PackedF32 {
             // SAFETY: bounds asserted above; `y` is borrowed mutably for the call.
             unsafe { self.block(isa, x, ldx, 0..rows, p, y.as_mut_ptr(), ldy, accumulate) };
         }
-    }
-
-    /// Whether there is anything to compute; panics if rows of x (`ldx` apart, k long)
-    /// or of y (`ldy` apart, n long) would run past their slices: the checks every
-    /// unsafe tile below relies on.
-    fn in_bounds(&self, x: &[f32], ldx: usize, rows: usize, y: &[f32], ldy: usize) -> bool {
-        if rows == 0 || self.n == 0 {
-            return false;
-        }
-        assert!(x.len() >= (rows - 1) * ldx + self.k, "input out of bounds");
-        assert!(
-            y.len() >= (rows - 1) * ldy + self.n && ldy >= self.n,
-            "output out of bounds"
-        );
-        true
     }
 
     /// Rows `rows` of x times panel `p`, into y (stride `ldy`), k-block by k-block;
@@ -236,14 +222,7 @@ impl PackedF32 {
                     cols,
                     accumulate: accumulate || k0 > 0,
                 };
-                match m {
-                    6 => tile.run::<6>(isa),
-                    5 => tile.run::<5>(isa),
-                    4 => tile.run::<4>(isa),
-                    3 => tile.run::<3>(isa),
-                    2 => tile.run::<2>(isa),
-                    _ => tile.run::<1>(isa),
-                }
+                tile.run_rows(m, isa);
                 r += m;
             }
         }
@@ -256,18 +235,6 @@ fn offset(k: usize, kk: usize, c: usize) -> usize {
     let k0 = kk - kk % KC;
     let kc = KC.min(k - k0);
     k0 * NR + (c / SLICE) * kc * SLICE + (kk - k0) * SLICE + c % SLICE
-}
-
-/// The output pointer, shared by tasks that write disjoint parts of it.
-#[derive(Clone, Copy)]
-struct Shared(*mut f32);
-// SAFETY: only used for disjoint writes inside one `matmul_t` call.
-unsafe impl Send for Shared {}
-unsafe impl Sync for Shared {}
-impl Shared {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use super::{NR, SLICE};
 use crate::ml::kernels::isa::Isa;
+use crate::ml::kernels::tiled::RowTile;
 
 /// One micro-kernel call: M rows of x (from `x`, stride `ldx`) times a k-block of one
 /// panel (`kc` rows of each `SLICE` of columns, slice after slice), written to `cols`
@@ -18,8 +19,8 @@ pub(super) struct Tile<'a> {
     pub(super) accumulate: bool,
 }
 
-impl Tile<'_> {
-    pub(super) fn run<const M: usize>(&self, isa: Isa) {
+impl RowTile for Tile<'_> {
+    fn run<const M: usize>(&self, isa: Isa) {
         assert!(self.x.len() >= (M - 1) * self.ldx + self.kc && self.w.len() >= self.kc * NR);
         match isa {
             // SAFETY: the reads stay inside `x` and `w` (asserted above); the writes stay
@@ -32,7 +33,9 @@ impl Tile<'_> {
             _ => self.run_portable::<M>(),
         }
     }
+}
 
+impl Tile<'_> {
     /// M rows × the panel's first V vectors of 16 columns (those holding real columns:
     /// a narrow product multiplies no zero vectors), in V·M accumulators.
     #[cfg(target_arch = "x86_64")]

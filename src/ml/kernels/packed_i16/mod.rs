@@ -23,6 +23,7 @@
 use rayon::prelude::*;
 
 use super::isa::{self, Isa};
+use super::tiled::{in_bounds, RowTile, Shared};
 
 mod quantize;
 mod tile;
@@ -110,7 +111,7 @@ impl PackedI16 {
         ldy: usize,
         accumulate: bool,
     ) {
-        if !self.in_bounds(x, ldx, rows, y, ldy) {
+        if !in_bounds((self.k, self.n), x, ldx, rows, y, ldy) {
             return;
         }
         let isa = isa::active();
@@ -148,11 +149,11 @@ impl PackedI16 {
         accumulate: bool,
     ) {
         assert!(isa <= isa::detect(), "{isa} asked for on a CPU without it");
-        if !self.in_bounds(x, ldx, rows, y, ldy) {
+        if !in_bounds((self.k, self.n), x, ldx, rows, y, ldy) {
             return;
         }
         quantize::with_rows(isa, x, ldx, rows, self.k, |q| {
-            let out = Shared(y.as_mut_ptr());
+            let out = Shared::new(y);
             let row_tasks = rows.div_ceil(ROWS_PER_TASK);
             (0..self.n.div_ceil(NR) * row_tasks)
                 .into_par_iter()
@@ -165,21 +166,6 @@ impl PackedI16 {
                     unsafe { self.block(isa, q, rows, p, out.get(), ldy, accumulate) };
                 });
         });
-    }
-
-    /// Whether there is anything to compute; panics if rows of x (`ldx` apart, k long)
-    /// or of y (`ldy` apart, n long) would run past their slices: the checks every
-    /// unsafe tile below relies on.
-    fn in_bounds(&self, x: &[f32], ldx: usize, rows: usize, y: &[f32], ldy: usize) -> bool {
-        if rows == 0 || self.n == 0 {
-            return false;
-        }
-        assert!(x.len() >= (rows - 1) * ldx + self.k, "input out of bounds");
-        assert!(
-            y.len() >= (rows - 1) * ldy + self.n && ldy >= self.n,
-            "output out of bounds"
-        );
-        true
     }
 
     /// Quantized rows `rows` times panel `p`, into y (stride `ldy`), MR rows at a time.
@@ -216,28 +202,9 @@ impl PackedI16 {
                 cols: NR.min(self.n - p * NR),
                 accumulate,
             };
-            match m {
-                6 => tile.run::<6>(isa),
-                5 => tile.run::<5>(isa),
-                4 => tile.run::<4>(isa),
-                3 => tile.run::<3>(isa),
-                2 => tile.run::<2>(isa),
-                _ => tile.run::<1>(isa),
-            }
+            tile.run_rows(m, isa);
             r += m;
         }
-    }
-}
-
-/// The output pointer, shared by tasks that write disjoint parts of it.
-#[derive(Clone, Copy)]
-struct Shared(*mut f32);
-// SAFETY: only used for disjoint writes inside one product call.
-unsafe impl Send for Shared {}
-unsafe impl Sync for Shared {}
-impl Shared {
-    fn get(self) -> *mut f32 {
-        self.0
     }
 }
 

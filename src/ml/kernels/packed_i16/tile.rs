@@ -8,6 +8,7 @@
 
 use super::{KC, NR};
 use crate::ml::kernels::isa::{self, Isa};
+use crate::ml::kernels::tiled::RowTile;
 
 pub(super) struct Tile<'a> {
     /// M rows of quantized x, `ldx` values apart.
@@ -30,8 +31,8 @@ pub(super) struct Tile<'a> {
 /// The tile's f32 sums so far.
 type Out<const M: usize> = [[f32; NR]; M];
 
-impl Tile<'_> {
-    pub(super) fn run<const M: usize>(&self, isa: Isa) {
+impl RowTile for Tile<'_> {
+    fn run<const M: usize>(&self, isa: Isa) {
         assert!(
             self.x.len() >= (M - 1) * self.ldx + 2 * self.pairs
                 && self.w.len() >= self.pairs * NR * 2
@@ -55,7 +56,9 @@ impl Tile<'_> {
         }
         self.write(&out);
     }
+}
 
+impl Tile<'_> {
     /// The tile added to (or written over) y's M × cols tile, which the caller owns.
     fn write<const M: usize>(&self, out: &Out<M>) {
         for (r, row) in out.iter().enumerate() {
@@ -115,20 +118,9 @@ impl Tile<'_> {
         out: &mut Out<M>,
     ) {
         use std::arch::x86_64::*;
-        let mut acc = [[_mm256_setzero_si256(); 2]; M];
-        let w = self.w.as_ptr() as *const __m256i;
-        for i in pairs {
-            let (w0, w1) = (
-                _mm256_loadu_si256(w.add(2 * i)),
-                _mm256_loadu_si256(w.add(2 * i + 1)),
-            );
-            for (r, a) in acc.iter_mut().enumerate() {
-                let x = _mm256_set1_epi32(self.pair(r, i));
-                a[0] = _mm256_add_epi32(a[0], _mm256_madd_epi16(x, w0));
-                a[1] = _mm256_add_epi32(a[1], _mm256_madd_epi16(x, w1));
-            }
-        }
-        self.scale_avx2(&acc, b, out);
+        self.block_x86(pairs, b, out, |acc, x, w| {
+            _mm256_add_epi32(acc, _mm256_madd_epi16(x, w))
+        });
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -140,6 +132,29 @@ impl Tile<'_> {
         out: &mut Out<M>,
     ) {
         use std::arch::x86_64::*;
+        self.block_x86(pairs, b, out, |acc, x, w| _mm256_dpwssd_epi32(acc, x, w));
+    }
+
+    /// Block b's sums with `dot` (acc + the pair products of x and w, per 32-bit lane),
+    /// then scaled into the tile. Inlined into `block_avx2` and `block_vnni`, whose
+    /// features it (and `dot`, a closure of theirs) is compiled with.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and whatever `dot` uses; `pairs` lie inside the tile's.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn block_x86<const M: usize>(
+        &self,
+        pairs: std::ops::Range<usize>,
+        b: usize,
+        out: &mut Out<M>,
+        dot: impl Fn(
+            std::arch::x86_64::__m256i,
+            std::arch::x86_64::__m256i,
+            std::arch::x86_64::__m256i,
+        ) -> std::arch::x86_64::__m256i,
+    ) {
+        use std::arch::x86_64::*;
         let mut acc = [[_mm256_setzero_si256(); 2]; M];
         let w = self.w.as_ptr() as *const __m256i;
         for i in pairs {
@@ -149,8 +164,8 @@ impl Tile<'_> {
             );
             for (r, a) in acc.iter_mut().enumerate() {
                 let x = _mm256_set1_epi32(self.pair(r, i));
-                a[0] = _mm256_dpwssd_epi32(a[0], x, w0);
-                a[1] = _mm256_dpwssd_epi32(a[1], x, w1);
+                a[0] = dot(a[0], x, w0);
+                a[1] = dot(a[1], x, w1);
             }
         }
         self.scale_avx2(&acc, b, out);
