@@ -31,12 +31,12 @@ mod tile;
 use tile::Tile;
 
 /// Columns per panel: two vectors of eight i32 sums, the AVX2 tile's width.
-pub const NR: usize = 16;
+const NR: usize = 16;
 /// Rows per micro-kernel call (6 × 2 accumulators + 2 weight vectors + 1 broadcast fit
 /// AVX2's 16 registers); callers that pick the row count pick multiples of it.
-pub const MR: usize = 6;
+const MR: usize = 6;
 /// Largest quantized magnitude: 13-bit values.
-pub const LEVELS: i32 = 4095;
+const LEVELS: i32 = 4095;
 /// Depth of one k-block, which has scales of its own and is summed in i32 before it is
 /// scaled into y: a block's sum is at most KC · LEVELS² = 2 146 435 200 < 2³¹. Scaling
 /// a 6 × 16 tile into y every 64 pairs costs ~4 % of its multiply-adds.
@@ -54,7 +54,9 @@ pub struct PackedI16 {
 }
 
 impl PackedI16 {
-    /// Quantize Wᵀ given as k rows of length n, `ld` apart (W itself as (k, n)).
+    /// Quantize Wᵀ given as k rows of length n, `ld` apart (W itself as (k, n)). A panel
+    /// per task, read a row of its 16 columns at a time (64 contiguous bytes): EnCodec's
+    /// weights are ~100 M values, quantized at every load.
     pub fn pack_cols(wt: &[f32], ld: usize, k: usize, n: usize) -> Self {
         assert!(
             k == 0 || wt.len() >= (k - 1) * ld + n,
@@ -63,40 +65,38 @@ impl PackedI16 {
         let (panels_n, blocks, pairs) = (n.div_ceil(NR), k.div_ceil(KC), k.div_ceil(2));
         let mut scales = vec![0f32; panels_n * blocks * NR];
         let mut panels = vec![0i16; panels_n * pairs * NR * 2];
-        for c in 0..n {
-            let (p, cc) = (c / NR, c % NR);
-            for b in 0..blocks {
-                let depths = b * KC..k.min((b + 1) * KC);
-                let max = depths
-                    .clone()
-                    .fold(0f32, |m, i| m.max(wt[i * ld + c].abs()));
-                let (scale, inv) = quantize::scales(max);
-                scales[(p * blocks + b) * NR + cc] = scale;
-                for i in depths {
-                    let at = (p * pairs + i / 2) * NR * 2 + cc * 2 + i % 2;
-                    panels[at] = quantize::level(wt[i * ld + c], inv);
+        panels
+            .par_chunks_mut(pairs * NR * 2)
+            .zip(scales.par_chunks_mut(blocks * NR))
+            .enumerate()
+            .for_each(|(p, (panel, scales))| {
+                let cols = p * NR..n.min((p + 1) * NR);
+                for (b, scales) in scales.chunks_exact_mut(NR).enumerate() {
+                    let depths = b * KC..k.min((b + 1) * KC);
+                    let mut inv = [0f32; NR];
+                    for i in depths.clone() {
+                        let row = &wt[i * ld + cols.start..i * ld + cols.end];
+                        for (s, v) in scales.iter_mut().zip(row) {
+                            *s = s.max(v.abs());
+                        }
+                    }
+                    for (s, inv) in scales.iter_mut().zip(&mut inv) {
+                        (*s, *inv) = quantize::scales(*s);
+                    }
+                    for i in depths {
+                        let row = &wt[i * ld + cols.start..i * ld + cols.end];
+                        for (c, (v, inv)) in row.iter().zip(&inv).enumerate() {
+                            panel[(i / 2) * NR * 2 + c * 2 + i % 2] = quantize::level(*v, *inv);
+                        }
+                    }
                 }
-            }
-        }
+            });
         Self {
             panels,
             scales,
             k,
             n,
         }
-    }
-
-    pub fn k(&self) -> usize {
-        self.k
-    }
-
-    pub fn n(&self) -> usize {
-        self.n
-    }
-
-    /// Bytes of weights read per product.
-    pub fn bytes(&self) -> usize {
-        2 * self.panels.len() + 4 * self.scales.len()
     }
 
     /// y[r·ldy + c] (+)= Σ x[r·ldx + i] · W[c][i] for r < rows, c < n, on this thread:

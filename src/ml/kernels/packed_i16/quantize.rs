@@ -1,6 +1,6 @@
 //! x's rows in 13-bit integers for one product: a scale per k-block of a row (its largest
-//! magnitude over `LEVELS`), values rounded to nearest (ties to even, as `vcvtps2dq` does, so every
-//! path gives the same integers).
+//! magnitude over `LEVELS`), values rounded to nearest, ties to even (as `vcvtps2dq`
+//! does, so every path gives the same integers).
 
 use std::cell::RefCell;
 

@@ -197,7 +197,7 @@ pub fn split_rows<'a>(
 }
 
 /// How the decoder's products multiply: in f32 as trained, or in 16-bit integers
-/// (`kernels::packed_i16`: 12 bits a value, ~1.5× the multiply-adds a cycle on AVX2).
+/// (`kernels::packed_i16`: 13 bits a value, ~1.5× the multiply-adds a cycle on AVX2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProductPrecision {
     F32,
